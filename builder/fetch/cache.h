@@ -1,0 +1,52 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "builder/util/files.h"
+
+namespace kiln {
+
+/// The default cache: $KILN_CACHE, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.
+std::filesystem::path default_cache_dir();
+
+/// Content-addressed store of downloads (blobs/sha256/<hex>) plus the stage outputs of
+/// builds (stages/<name>-<key>). Entries appear only complete and verified (rename into
+/// place); partial downloads live under partial/ and are resumed. Safe for concurrent builds.
+class Cache {
+ public:
+  Cache(std::filesystem::path root, bool offline);
+
+  const std::filesystem::path& root() const { return root_; }
+  bool offline() const { return offline_; }
+
+  /// The verified blob for `url`, downloading (or copying from a local mirror path) when
+  /// missing. A digest mismatch is an Error naming the URL and both digests.
+  std::filesystem::path fetch(const std::string& url, const std::string& sha256,
+                              const std::string& label);
+
+  /// Fetches a published checksum file (`<url>.sha256`) and returns its digest; remembered
+  /// so that --offline builds can use it later.
+  std::string fetch_published_digest(const std::string& sha256_url);
+
+  /// The blob path for a digest whether or not it exists.
+  std::filesystem::path blob_path(const std::string& sha256) const;
+
+  /// Directory for a cached stage output; complete when it exists.
+  std::filesystem::path stage_path(const std::string& stage, const std::string& key) const;
+  /// A lock file serialising producers of one stage output.
+  std::filesystem::path lock_path(const std::string& name) const;
+  /// Moves a finished scratch directory into place as a stage output (replacing any older
+  /// one); the scratch path is released from its cleanup guard.
+  void publish_stage(TempPath& scratch, const std::filesystem::path& stage);
+
+  /// A scratch directory inside the cache's file system, so renames into place are atomic.
+  std::filesystem::path scratch_path(const std::string& name) const;
+
+ private:
+  std::filesystem::path root_;
+  bool offline_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,124 @@
+#include "builder/fetch/http.h"
+
+#include <curl/curl.h>
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+namespace kiln::http {
+namespace {
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+using Easy = std::unique_ptr<CURL, void (*)(CURL*)>;
+
+Easy make_easy(const std::string& url) {
+  global_init();
+  Easy easy(curl_easy_init(), curl_easy_cleanup);
+  curl_easy_setopt(easy.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(easy.get(), CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(easy.get(), CURLOPT_CONNECTTIMEOUT, 20L);
+  curl_easy_setopt(easy.get(), CURLOPT_NOSIGNAL, 1L);
+  // A stalled transfer (under 1 KiB/s for 60 s) counts as failed and is retried with resume.
+  curl_easy_setopt(easy.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(easy.get(), CURLOPT_LOW_SPEED_TIME, 60L);
+  curl_easy_setopt(easy.get(), CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
+  return easy;
+}
+
+struct FileSink {
+  FILE* file;
+  long status = 0;
+  CURL* easy;
+};
+
+size_t write_to_file(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<FileSink*>(user);
+  // Only a successful body is kept; an error page must not be appended to a partial file.
+  if (sink->status == 0) curl_easy_getinfo(sink->easy, CURLINFO_RESPONSE_CODE, &sink->status);
+  if (sink->status != 200 && sink->status != 206) return size * count;
+  return std::fwrite(data, size, count, sink->file) * size;
+}
+
+size_t write_to_string(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+struct ProgressState {
+  const std::function<void(const Progress&)>* callback;
+  std::uint64_t offset;
+};
+
+int on_transfer(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
+  auto* state = static_cast<ProgressState*>(user);
+  if (*state->callback) {
+    (*state->callback)({state->offset + std::uint64_t(now), total > 0 ? state->offset + std::uint64_t(total) : 0});
+  }
+  return 0;
+}
+
+}  // namespace
+
+GetResult download(const std::string& url, const std::filesystem::path& file,
+                   const std::function<void(const Progress&)>& on_progress) {
+  std::error_code ec;
+  std::uint64_t offset = std::filesystem::exists(file, ec) ? std::filesystem::file_size(file, ec) : 0;
+  FILE* out = std::fopen(file.c_str(), "ab");
+  if (!out) return {0, "cannot open " + file.string()};
+  Easy easy = make_easy(url);
+  FileSink sink{out, 0, easy.get()};
+  ProgressState state{&on_progress, offset};
+  curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, write_to_file);
+  curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(easy.get(), CURLOPT_XFERINFOFUNCTION, on_transfer);
+  curl_easy_setopt(easy.get(), CURLOPT_XFERINFODATA, &state);
+  curl_easy_setopt(easy.get(), CURLOPT_NOPROGRESS, 0L);
+  if (offset > 0) curl_easy_setopt(easy.get(), CURLOPT_RESUME_FROM_LARGE, curl_off_t(offset));
+  CURLcode code = curl_easy_perform(easy.get());
+  std::fflush(out);
+  std::fclose(out);
+  long status = 0;
+  curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  GetResult result{status, {}};
+  if (code == CURLE_RANGE_ERROR || status == 416 || (offset > 0 && status == 200)) {
+    // The server ignored or refused the range: start again from zero next time.
+    std::filesystem::remove(file, ec);
+    result.error = "server does not support resuming; restarting";
+  } else if (code != CURLE_OK) {
+    result.error = curl_easy_strerror(code);
+  } else if (status != 200 && status != 206) {
+    result.error = "HTTP status " + std::to_string(status);
+  }
+  return result;
+}
+
+GetResult get_text(const std::string& url, std::string& body, long timeout_seconds) {
+  Easy easy = make_easy(url);
+  curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, write_to_string);
+  curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT, timeout_seconds);
+  CURLcode code = curl_easy_perform(easy.get());
+  long status = 0;
+  curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (code != CURLE_OK) return {status, curl_easy_strerror(code)};
+  if (status != 200) return {status, "HTTP status " + std::to_string(status)};
+  return {status, {}};
+}
+
+bool reachable(const std::string& url, long timeout_seconds, std::string* why) {
+  Easy easy = make_easy(url);
+  curl_easy_setopt(easy.get(), CURLOPT_NOBODY, 1L);
+  curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT, timeout_seconds);
+  curl_easy_setopt(easy.get(), CURLOPT_CONNECTTIMEOUT, timeout_seconds);
+  CURLcode code = curl_easy_perform(easy.get());
+  if (code != CURLE_OK && why) *why = curl_easy_strerror(code);
+  return code == CURLE_OK;
+}
+
+}  // namespace kiln::http

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace kiln::http {
+
+struct Progress {
+  std::uint64_t received = 0;  ///< bytes in the file so far, resumed part included
+  std::uint64_t total = 0;     ///< 0 when the server did not say
+};
+
+struct GetResult {
+  long status = 0;
+  std::string error;  ///< empty on success; curl's or the server's words otherwise
+  bool ok() const { return error.empty(); }
+};
+
+/// GETs `url`, appending to `file` and resuming from its current size with a Range request.
+GetResult download(const std::string& url, const std::filesystem::path& file,
+                   const std::function<void(const Progress&)>& on_progress = {});
+
+/// GETs a small body into memory.
+GetResult get_text(const std::string& url, std::string& body, long timeout_seconds = 60);
+
+/// True when a HEAD/GET of `url` gets any HTTP answer within the timeout.
+bool reachable(const std::string& url, long timeout_seconds, std::string* why = nullptr);
+
+}  // namespace kiln::http

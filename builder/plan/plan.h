@@ -1,0 +1,66 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "builder/recipe/recipe.h"
+
+namespace kiln {
+
+/// A file fetched by URL and verified against a SHA-256 (known now or published beside it).
+struct RemoteArtifact {
+  std::string name;        ///< kubelet, kubeadm, crictl, containerd
+  std::string url;
+  std::string sha256;      ///< empty until the published checksum is read
+  std::string sha256_url;  ///< "<url>.sha256" for upstream releases
+};
+
+/// A binary built from a Go module.
+struct GoBinary {
+  std::string name;     ///< installed as /usr/bin/<name>
+  std::string package;  ///< e.g. k8s.io/kubernetes/cmd/kubelet
+};
+
+/// Everything a build will do, resolved from a recipe before any work starts.
+struct BuildPlan {
+  Recipe recipe;
+  std::string recipe_hash;
+  long long source_date_epoch = 0;
+  std::string epoch_origin;  ///< where the epoch came from, for the log
+
+  /// Debian packages passed to mmdebstrap, sorted.
+  std::vector<std::string> packages;
+
+  KubernetesSource kubernetes_source = KubernetesSource::source;  ///< never `automatic`
+  std::string kubernetes_source_reason;
+  std::vector<RemoteArtifact> downloads;
+  std::vector<GoBinary> go_binaries;
+  std::string kubernetes_module_version;  ///< v1.34.4
+  std::string cri_tools_module_version;   ///< v1.34.0
+  std::string staging_module_version;     ///< v0.34.4
+
+  /// Stage cache keys: each covers its inputs and the keys before it.
+  std::string base_key;
+  std::string kubernetes_key;
+  std::string rootfs_key;
+};
+
+struct PlanOptions {
+  bool offline = false;
+  /// Replaces base.mirror (a URL or a local directory holding a Debian archive).
+  std::string debian_mirror;
+  /// Probe dl.k8s.io to resolve `from: auto`; tests and --offline skip it.
+  bool probe_network = true;
+};
+
+/// Resolves versions, sources, URLs and cache keys. Network use is limited to one quick
+/// reachability probe when the Kubernetes source is `auto`.
+BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options);
+
+/// The packages every kiln worker image carries, before the recipe's own.
+const std::vector<std::string>& base_packages();
+
+/// A human-readable listing of the plan for `kiln plan`.
+std::string describe_plan(const BuildPlan& plan);
+
+}  // namespace kiln

@@ -1,0 +1,117 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "builder/util/error.h"
+
+namespace kiln {
+
+enum class Arch { amd64, arm64 };
+
+/// Where the Kubernetes binaries come from.
+enum class KubernetesSource {
+  automatic,  ///< upstream release when dl.k8s.io answers, else built from Go modules
+  release,    ///< dl.k8s.io layout, published .sha256 checked
+  mirror,     ///< the same layout at a URL or local directory (air-gapped builders)
+  source,     ///< built reproducibly from the k8s.io/kubernetes and cri-tools Go modules
+};
+
+enum class ContainerdSource { debian, release };
+
+struct Version {
+  int major = 0, minor = 0, patch = 0;
+  std::string text() const;  ///< "1.34.4", no leading v
+  auto operator<=>(const Version&) const = default;
+};
+
+struct BaseSpec {
+  std::string distribution = "debian";
+  std::string suite = "trixie";
+  Arch arch = Arch::amd64;
+  std::string mirror = "http://deb.debian.org/debian";
+};
+
+struct KubernetesSpec {
+  Version version{1, 34, 12};
+  KubernetesSource from = KubernetesSource::automatic;
+  /// Base of the dl.k8s.io-style layout: https URL or local directory.
+  std::string mirror;
+  Version crictl_version{1, 34, 0};
+};
+
+struct ContainerdSpec {
+  ContainerdSource from = ContainerdSource::debian;
+  std::optional<Version> version;  ///< required for release tarballs
+  std::string url;                 ///< release tarball URL (from: release)
+  std::string sha256;              ///< its digest (from: release)
+};
+
+struct FileSpec {
+  std::string path;
+  std::string content;
+  unsigned mode = 0644;
+  std::string owner = "root";
+  std::string group = "root";
+  SourceMark mark;
+};
+
+struct UserSpec {
+  std::string name;
+  std::vector<std::string> ssh_authorized_keys;
+  std::vector<std::string> groups;
+  std::string shell = "/bin/bash";
+  SourceMark mark;
+};
+
+struct KernelSpec {
+  std::string package = "linux-image-amd64";
+  std::vector<std::string> cmdline;
+};
+
+enum class NodeNamePolicy { hostname, mac, dmi, cloud };
+
+struct OverlaySpec {
+  std::filesystem::path directory;  ///< absolute
+  SourceMark mark;
+};
+
+struct DiskSpec {
+  std::uint64_t size_bytes = 0;  ///< 0 = fitted to content
+  std::uint64_t root_b_bytes = 0;
+};
+
+/// A recipe after parsing, include resolution and validation. Plain data.
+struct Recipe {
+  std::string name;
+  std::optional<long long> source_date_epoch;
+  BaseSpec base;
+  std::vector<std::string> packages;
+  KubernetesSpec kubernetes;
+  ContainerdSpec containerd;
+  std::vector<OverlaySpec> overlays;
+  std::vector<FileSpec> files;
+  std::vector<UserSpec> users;
+  KernelSpec kernel;
+  std::map<std::string, std::string> sysctl;
+  std::vector<std::string> modules;
+  std::string hostname;
+  NodeNamePolicy node_name = NodeNamePolicy::hostname;
+  std::vector<std::string> outputs;
+  DiskSpec disk;
+  /// Every recipe file read (the top one first, then includes), for hashing and epochs.
+  std::vector<std::filesystem::path> sources;
+};
+
+const char* to_string(Arch arch);
+const char* to_string(KubernetesSource source);
+const char* to_string(ContainerdSource source);
+const char* to_string(NodeNamePolicy policy);
+
+/// Parses "v1.34.4" or "1.34.4"; nullopt when malformed.
+std::optional<Version> parse_version(const std::string& text);
+
+}  // namespace kiln

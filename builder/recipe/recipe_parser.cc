@@ -1,0 +1,623 @@
+#include "builder/recipe/recipe_parser.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "builder/recipe/suggest.h"
+#include "builder/util/files.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+RecipeErrors::RecipeErrors(std::vector<Error> errors)
+    : Error(errors.empty() ? std::string("invalid recipe") : errors.front().what()),
+      errors_(std::move(errors)) {}
+
+namespace {
+
+/// State for one recipe file: where we are, and where problems go.
+struct ParseContext {
+  fs::path file;
+  std::vector<std::string> lines;
+  std::vector<Error>* errors;
+  std::vector<fs::path>* include_stack;
+
+  SourceMark mark(const YAML::Mark& m) const { return {file.string(), m.line + 1, m.column + 1}; }
+  SourceMark mark(const YAML::Node& node) const { return mark(node.Mark()); }
+
+  void error(const YAML::Mark& at, std::string message) const {
+    std::string line = at.line >= 0 && size_t(at.line) < lines.size() ? lines[at.line] : "";
+    errors->emplace_back(mark(at), std::move(message), line);
+  }
+  void error(const YAML::Node& at, std::string message) const { error(at.Mark(), std::move(message)); }
+};
+
+const char* kind_name(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return "a string";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "an undefined value";
+  }
+}
+
+bool expect(const YAML::Node& node, YAML::NodeType::value type, const char* what,
+            const ParseContext& ctx) {
+  if (node.Type() == type) return true;
+  ctx.error(node, fmt::format("expected {}, got {}", what, kind_name(node)));
+  return false;
+}
+
+std::optional<std::string> get_string(const YAML::Node& node, const ParseContext& ctx) {
+  if (!expect(node, YAML::NodeType::Scalar, "a string", ctx)) return std::nullopt;
+  return node.Scalar();
+}
+
+std::optional<std::vector<std::string>> get_string_list(const YAML::Node& node,
+                                                        const ParseContext& ctx) {
+  if (!expect(node, YAML::NodeType::Sequence, "a list of strings", ctx)) return std::nullopt;
+  std::vector<std::string> out;
+  for (const auto& item : node) {
+    auto text = get_string(item, ctx);
+    if (!text) return std::nullopt;
+    out.push_back(*text);
+  }
+  return out;
+}
+
+std::optional<long long> get_integer(const YAML::Node& node, const ParseContext& ctx, int base = 10) {
+  auto text = get_string(node, ctx);
+  if (!text) return std::nullopt;
+  try {
+    size_t used = 0;
+    long long value = std::stoll(*text, &used, base);
+    if (used == text->size()) return value;
+  } catch (const std::exception&) {
+  }
+  ctx.error(node, fmt::format("expected a whole number, got '{}'", *text));
+  return std::nullopt;
+}
+
+/// Picks one of a fixed set of words, suggesting the nearest on a typo.
+template <typename T>
+std::optional<T> get_choice(const YAML::Node& node, const ParseContext& ctx, const char* what,
+                            const std::vector<std::pair<std::string, T>>& choices) {
+  auto text = get_string(node, ctx);
+  if (!text) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto& [name, value] : choices) {
+    if (name == *text) return value;
+    names.push_back(name);
+  }
+  std::string hint = closest_match(*text, names);
+  std::string all;
+  for (const auto& name : names) all += (all.empty() ? "" : ", ") + name;
+  ctx.error(node, fmt::format("unknown {} '{}'{} (expected one of: {})", what, *text,
+                              hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), all));
+  return std::nullopt;
+}
+
+std::optional<Version> get_version(const YAML::Node& node, const ParseContext& ctx,
+                                   const char* example) {
+  auto text = get_string(node, ctx);
+  if (!text) return std::nullopt;
+  auto version = parse_version(*text);
+  if (!version) {
+    ctx.error(node, fmt::format("bad version '{}': expected MAJOR.MINOR.PATCH like {}", *text, example));
+  }
+  return version;
+}
+
+std::optional<std::uint64_t> get_size(const YAML::Node& node, const ParseContext& ctx) {
+  auto text = get_string(node, ctx);
+  if (!text) return std::nullopt;
+  static const std::regex pattern(R"(^([0-9]+)([KMGT]i?B?|B)?$)");
+  std::smatch match;
+  if (std::regex_match(*text, match, pattern)) {
+    std::uint64_t value = std::stoull(match[1]);
+    std::string unit = match[2];
+    int shift = unit.empty() || unit == "B" ? 0 : std::string("KMGT").find(unit[0]) * 10 + 10;
+    return value << shift;
+  }
+  ctx.error(node, fmt::format("bad size '{}': expected a number with an optional unit, like 4G or 512M", *text));
+  return std::nullopt;
+}
+
+using Apply = std::function<void(Recipe&, const YAML::Node&, ParseContext&)>;
+
+/// One recipe key: its name, what it means, how it is read.
+struct Field {
+  std::string name;
+  std::string help;
+  Apply apply;
+};
+
+void apply_fields(Recipe& recipe, const YAML::Node& node, ParseContext& ctx,
+                  const std::vector<Field>& fields, const std::string& section) {
+  if (!expect(node, YAML::NodeType::Map, "a map", ctx)) return;
+  std::vector<std::string> names;
+  for (const auto& field : fields) names.push_back(field.name);
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node& key = it->first;
+    if (!expect(key, YAML::NodeType::Scalar, "a key", ctx)) continue;
+    auto field = std::find_if(fields.begin(), fields.end(),
+                              [&](const Field& f) { return f.name == key.Scalar(); });
+    if (field == fields.end()) {
+      std::string hint = closest_match(key.Scalar(), names);
+      std::string where = section.empty() ? "" : " in '" + section + "'";
+      ctx.error(key, fmt::format("unknown key '{}'{}{}", key.Scalar(), where,
+                                 hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+      continue;
+    }
+    if (field->name == "include") continue;  // handled before the other keys
+    field->apply(recipe, it->second, ctx);
+  }
+}
+
+const std::regex& name_pattern() {
+  static const std::regex pattern("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+  return pattern;
+}
+
+std::vector<Field> base_fields() {
+  return {
+      {"distribution", "Only 'debian' today.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<std::string>(n, c, "distribution", {{"debian", "debian"}})) r.base.distribution = *v;
+       }},
+      {"suite", "Debian suite: trixie (default) or bookworm.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<std::string>(n, c, "suite", {{"trixie", "trixie"}, {"bookworm", "bookworm"}})) r.base.suite = *v;
+       }},
+      {"arch", "Target architecture: amd64 (default) or arm64.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<Arch>(n, c, "architecture", {{"amd64", Arch::amd64}, {"arm64", Arch::arm64}})) r.base.arch = *v;
+       }},
+      {"mirror", "Debian mirror URL (default http://deb.debian.org/debian).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string(n, c)) r.base.mirror = *v;
+       }},
+  };
+}
+
+std::vector<Field> kubernetes_fields() {
+  return {
+      {"version", "Kubernetes version of kubelet and kubeadm, e.g. v1.34.4.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_version(n, c, "v1.34.4");
+         if (!v) return;
+         if (v->major != 1 || v->minor < 30) {
+           c.error(n, fmt::format("unsupported Kubernetes version v{}: kiln supports v1.30 and newer", v->text()));
+           return;
+         }
+         r.kubernetes.version = *v;
+       }},
+      {"from", "Where binaries come from: auto (default), release, mirror or source.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<KubernetesSource>(n, c, "Kubernetes source",
+                                                   {{"auto", KubernetesSource::automatic},
+                                                    {"release", KubernetesSource::release},
+                                                    {"mirror", KubernetesSource::mirror},
+                                                    {"source", KubernetesSource::source}}))
+           r.kubernetes.from = *v;
+       }},
+      {"mirror", "For from: mirror, a URL or directory laid out like https://dl.k8s.io/release.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (!v) return;
+         if (v->find("://") == std::string::npos) {
+           fs::path dir = fs::path(*v).is_absolute() ? fs::path(*v) : c.file.parent_path() / *v;
+           if (!fs::is_directory(dir)) {
+             c.error(n, fmt::format("mirror directory '{}' does not exist", dir.string()));
+             return;
+           }
+           r.kubernetes.mirror = fs::weakly_canonical(dir).string();
+         } else {
+           r.kubernetes.mirror = *v;
+         }
+       }},
+      {"crictl_version", "cri-tools version for crictl (default v1.34.0).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_version(n, c, "v1.34.0")) r.kubernetes.crictl_version = *v;
+       }},
+  };
+}
+
+std::vector<Field> containerd_fields() {
+  return {
+      {"from", "debian (the suite's package, default) or release (upstream tarball).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<ContainerdSource>(n, c, "containerd source",
+                                                   {{"debian", ContainerdSource::debian},
+                                                    {"release", ContainerdSource::release}}))
+           r.containerd.from = *v;
+       }},
+      {"version", "containerd version of the release tarball, e.g. 2.1.4.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_version(n, c, "2.1.4")) r.containerd.version = *v;
+       }},
+      {"url", "Release tarball URL (containerd-VERSION-linux-ARCH.tar.gz layout).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string(n, c)) r.containerd.url = *v;
+       }},
+      {"sha256", "SHA-256 of the release tarball.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (!v) return;
+         if (v->size() != 64 || v->find_first_not_of("0123456789abcdef") != std::string::npos) {
+           c.error(n, "bad sha256: expected 64 lowercase hex digits");
+           return;
+         }
+         r.containerd.sha256 = *v;
+       }},
+  };
+}
+
+std::vector<Field> kernel_fields() {
+  return {
+      {"package", "Kernel package (default linux-image-amd64 / linux-image-arm64).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string(n, c)) r.kernel.package = *v;
+       }},
+      {"cmdline", "Extra kernel command-line arguments.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string_list(n, c)) r.kernel.cmdline.insert(r.kernel.cmdline.end(), v->begin(), v->end());
+       }},
+  };
+}
+
+std::vector<Field> disk_fields() {
+  return {
+      {"size", "Disk size, e.g. 4G (default: fitted to content).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_size(n, c)) r.disk.size_bytes = *v;
+       }},
+      {"root_b", "Size reserved for the A/B update root, e.g. 1G.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_size(n, c)) r.disk.root_b_bytes = *v;
+       }},
+  };
+}
+
+void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
+  if (!expect(node, YAML::NodeType::Map, "a map with path and content", ctx)) return;
+  FileSpec file;
+  file.mark = ctx.mark(node);
+  bool has_path = false, has_content = false;
+  std::vector<Field> fields = {
+      {"path", "Absolute path in the image.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (!v) return;
+         if (v->empty() || (*v)[0] != '/' || v->find("/../") != std::string::npos) {
+           c.error(n, fmt::format("file path '{}' must be absolute and must not contain '..'", *v));
+           return;
+         }
+         file.path = *v;
+         has_path = true;
+       }},
+      {"content", "File content.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string(n, c)) {
+           file.content = *v;
+           has_content = true;
+         }
+       }},
+      {"mode", "Octal mode, default 0644.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         auto v = get_integer(n, c, 8);
+         if (!v) return;
+         if (*v < 0 || *v > 07777) {
+           c.error(n, fmt::format("mode {} is out of range (0000-7777 octal)", n.Scalar()));
+           return;
+         }
+         file.mode = unsigned(*v);
+       }},
+      {"owner", "owner or owner:group, default root:root.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (!v) return;
+         auto colon = v->find(':');
+         file.owner = v->substr(0, colon);
+         file.group = colon == std::string::npos ? file.owner : v->substr(colon + 1);
+       }},
+  };
+  apply_fields(recipe, node, ctx, fields, "files");
+  if (!has_path) ctx.error(node, "file entry needs a 'path'");
+  if (!has_content) ctx.error(node, "file entry needs 'content'");
+  if (has_path && has_content) recipe.files.push_back(std::move(file));
+}
+
+void parse_user_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
+  if (!expect(node, YAML::NodeType::Map, "a map with a user's name", ctx)) return;
+  UserSpec user;
+  user.mark = ctx.mark(node);
+  std::vector<Field> fields = {
+      {"name", "Login name.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         static const std::regex pattern("^[a-z_][a-z0-9_-]{0,31}$");
+         auto v = get_string(n, c);
+         if (v && !std::regex_match(*v, pattern)) {
+           c.error(n, fmt::format("bad user name '{}': use lowercase letters, digits, '-' and '_'", *v));
+         } else if (v) {
+           user.name = *v;
+         }
+       }},
+      {"ssh_authorized_keys", "Public keys for ~/.ssh/authorized_keys.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string_list(n, c)) user.ssh_authorized_keys = *v;
+       }},
+      {"groups", "Supplementary groups (must exist in the image).",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string_list(n, c)) user.groups = *v;
+       }},
+      {"shell", "Login shell, default /bin/bash.",
+       [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string(n, c)) user.shell = *v;
+       }},
+  };
+  apply_fields(recipe, node, ctx, fields, "users");
+  if (user.name.empty()) {
+    ctx.error(node, "user entry needs a 'name'");
+    return;
+  }
+  for (const auto& existing : recipe.users) {
+    if (existing.name == user.name) {
+      ctx.error(node, fmt::format("user '{}' is defined twice", user.name));
+      return;
+    }
+  }
+  recipe.users.push_back(std::move(user));
+}
+
+const std::vector<std::string>& known_outputs() {
+  static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
+                                                   "vmdk",   "ova", "gce",     "ami",   "pxe"};
+  return outputs;
+}
+
+std::vector<Field> top_fields() {
+  return {
+      {"include", "Another recipe (or list) read first; this file's keys override or extend it.", nullptr},
+      {"name", "Image name: lowercase letters, digits and '-' (required).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (v && !std::regex_match(*v, name_pattern())) {
+           c.error(n, fmt::format("bad name '{}': use lowercase letters, digits and '-'", *v));
+         } else if (v) {
+           r.name = *v;
+         }
+       }},
+      {"source_date_epoch", "Timestamp for every file in the image (default: newest input).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_integer(n, c)) r.source_date_epoch = *v;
+       }},
+      {"base", "Distribution: distribution, suite, arch, mirror.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, base_fields(), "base"); }},
+      {"packages", "Extra Debian packages.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         static const std::regex pattern("^[a-z0-9][a-z0-9+.-]+$");
+         if (!expect(n, YAML::NodeType::Sequence, "a list of package names", c)) return;
+         for (const auto& item : n) {
+           auto v = get_string(item, c);
+           if (v && !std::regex_match(*v, pattern)) {
+             c.error(item, fmt::format("bad Debian package name '{}'", *v));
+           } else if (v) {
+             r.packages.push_back(*v);
+           }
+         }
+       }},
+      {"kubernetes", "Kubernetes binaries: version, from, mirror, crictl_version.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, kubernetes_fields(), "kubernetes"); }},
+      {"containerd", "Container runtime: from, version, url, sha256.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, containerd_fields(), "containerd"); }},
+      {"overlays", "Directories copied onto the root filesystem, in order.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (!expect(n, YAML::NodeType::Sequence, "a list of directories", c)) return;
+         for (const auto& item : n) {
+           auto v = get_string(item, c);
+           if (!v) continue;
+           fs::path dir = fs::path(*v).is_absolute() ? fs::path(*v) : c.file.parent_path() / *v;
+           if (!fs::is_directory(dir)) {
+             c.error(item, fmt::format("overlay directory '{}' does not exist", dir.lexically_normal().string()));
+             continue;
+           }
+           r.overlays.push_back({fs::canonical(dir), c.mark(item)});
+         }
+       }},
+      {"files", "Inline files: path, content, mode, owner.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (!expect(n, YAML::NodeType::Sequence, "a list of files", c)) return;
+         for (const auto& item : n) parse_file_entry(r, item, c);
+       }},
+      {"users", "Login users: name, ssh_authorized_keys, groups, shell.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (!expect(n, YAML::NodeType::Sequence, "a list of users", c)) return;
+         for (const auto& item : n) parse_user_entry(r, item, c);
+       }},
+      {"kernel", "Kernel: package, cmdline.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, kernel_fields(), "kernel"); }},
+      {"sysctl", "Extra sysctl settings (key: value).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         static const std::regex pattern("^[a-z0-9_]+([./][a-z0-9_-]+)+$");
+         if (!expect(n, YAML::NodeType::Map, "a map of sysctl keys to values", c)) return;
+         for (auto it = n.begin(); it != n.end(); ++it) {
+           auto key = get_string(it->first, c);
+           auto value = get_string(it->second, c);
+           if (key && !std::regex_match(*key, pattern)) {
+             c.error(it->first, fmt::format("bad sysctl key '{}': expected dotted form like net.ipv4.ip_forward", *key));
+           } else if (key && value) {
+             r.sysctl[*key] = *value;
+           }
+         }
+       }},
+      {"modules", "Extra kernel modules loaded at boot.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string_list(n, c)) r.modules.insert(r.modules.end(), v->begin(), v->end());
+       }},
+      {"hostname", "Static hostname (default: none; the node-name policy decides).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (v && !std::regex_match(*v, name_pattern())) {
+           c.error(n, fmt::format("bad hostname '{}'", *v));
+         } else if (v) {
+           r.hostname = *v;
+         }
+       }},
+      {"node_name", "How the node names itself at join: hostname, mac, dmi or cloud.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<NodeNamePolicy>(n, c, "node-name policy",
+                                                 {{"hostname", NodeNamePolicy::hostname},
+                                                  {"mac", NodeNamePolicy::mac},
+                                                  {"dmi", NodeNamePolicy::dmi},
+                                                  {"cloud", NodeNamePolicy::cloud}}))
+           r.node_name = *v;
+       }},
+      {"outputs", "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (!expect(n, YAML::NodeType::Sequence, "a list of output formats", c)) return;
+         r.outputs.clear();
+         for (const auto& item : n) {
+           std::vector<std::pair<std::string, std::string>> choices;
+           for (const auto& name : known_outputs()) choices.emplace_back(name, name);
+           auto v = get_choice<std::string>(item, c, "output format", choices);
+           if (v && std::find(r.outputs.begin(), r.outputs.end(), *v) == r.outputs.end()) r.outputs.push_back(*v);
+         }
+       }},
+      {"disk", "Disk image sizes: size, root_b.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, disk_fields(), "disk"); }},
+  };
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors,
+                std::vector<fs::path>& include_stack, const ParseContext* parent,
+                const YAML::Node* include_node);
+
+void apply_includes(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
+  YAML::Node include = root["include"];
+  if (!include) return;
+  std::vector<YAML::Node> items;
+  if (include.IsSequence()) {
+    for (const auto& item : include) items.push_back(item);
+  } else {
+    items.push_back(include);
+  }
+  for (const auto& item : items) {
+    auto name = get_string(item, ctx);
+    if (!name) continue;
+    fs::path path = fs::path(*name).is_absolute() ? fs::path(*name) : ctx.file.parent_path() / *name;
+    parse_into(recipe, path, *ctx.errors, *ctx.include_stack, &ctx, &item);
+  }
+}
+
+void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors,
+                std::vector<fs::path>& include_stack, const ParseContext* parent,
+                const YAML::Node* include_node) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    std::string message = fmt::format("recipe '{}' does not exist", file.lexically_normal().string());
+    if (parent) {
+      parent->error(*include_node, "included " + message);
+    } else {
+      errors.emplace_back(message);
+    }
+    return;
+  }
+  fs::path canonical = fs::canonical(file);
+  if (auto it = std::find(include_stack.begin(), include_stack.end(), canonical); it != include_stack.end()) {
+    std::string chain;
+    for (; it != include_stack.end(); ++it) chain += it->filename().string() + " -> ";
+    parent->error(*include_node, "include cycle: " + chain + canonical.filename().string());
+    return;
+  }
+  std::string text = read_file(file);
+  ParseContext ctx{file, split_lines(text), &errors, &include_stack};
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    ctx.error(e.mark, "invalid YAML: " + e.msg);
+    return;
+  }
+  if (root.IsNull()) {
+    errors.emplace_back(SourceMark{file.string(), 1, 1}, "recipe is empty");
+    return;
+  }
+  include_stack.push_back(canonical);
+  recipe.sources.push_back(canonical);
+  if (root.IsMap()) apply_includes(recipe, root, ctx);
+  apply_fields(recipe, root, ctx, top_fields(), "");
+  include_stack.pop_back();
+}
+
+/// Checks that need the whole recipe, after includes are merged.
+void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& errors) {
+  SourceMark top{file.string(), 1, 1};
+  if (recipe.name.empty()) errors.emplace_back(top, "recipe needs a 'name'");
+  if (recipe.base.arch == Arch::arm64 && recipe.kernel.package == "linux-image-amd64") {
+    recipe.kernel.package = "linux-image-arm64";
+  }
+  const auto& k8s = recipe.kubernetes;
+  if (k8s.from == KubernetesSource::mirror && k8s.mirror.empty()) {
+    errors.emplace_back(top, "kubernetes.from is 'mirror' but kubernetes.mirror is not set");
+  }
+  const auto& ctr = recipe.containerd;
+  if (ctr.from == ContainerdSource::release && (ctr.url.empty() || ctr.sha256.empty() || !ctr.version)) {
+    errors.emplace_back(top, "containerd.from is 'release': set containerd.version, containerd.url and containerd.sha256");
+  }
+  // Kubernetes v1.36 dropped containerd 1.x; older kubelets still need at least 1.7.
+  Version needed = k8s.version.minor >= 36 ? Version{2, 0, 0} : Version{1, 7, 0};
+  Version have = ctr.from == ContainerdSource::release && ctr.version ? *ctr.version
+                 : recipe.base.suite == "bookworm"                    ? Version{1, 6, 20}
+                                                                      : Version{1, 7, 24};
+  if (have < needed) {
+    errors.emplace_back(top, fmt::format("containerd {} ({}) is too old for kubelet v{}, which needs containerd {} or newer; "
+                                         "use containerd.from: release with a newer version{}",
+                                         have.text(), ctr.from == ContainerdSource::release ? "release" : "Debian " + recipe.base.suite,
+                                         k8s.version.text(), needed.text(),
+                                         recipe.base.suite == "bookworm" && needed.major < 2 ? ", or base.suite: trixie" : ""));
+  }
+  if (recipe.outputs.empty()) recipe.outputs = {"rootfs"};
+}
+
+}  // namespace
+
+Recipe load_recipe(const fs::path& file) {
+  Recipe recipe;
+  std::vector<Error> errors;
+  std::vector<fs::path> include_stack;
+  parse_into(recipe, file, errors, include_stack, nullptr, nullptr);
+  if (errors.empty()) validate_merged(recipe, file, errors);
+  if (!errors.empty()) throw RecipeErrors(std::move(errors));
+  return recipe;
+}
+
+std::string describe_recipe_keys() {
+  std::string out;
+  auto add = [&](const std::string& prefix, const std::vector<Field>& fields) {
+    for (const auto& field : fields) out += fmt::format("  {:<28} {}\n", prefix + field.name, field.help);
+  };
+  add("", top_fields());
+  add("base.", base_fields());
+  add("kubernetes.", kubernetes_fields());
+  add("containerd.", containerd_fields());
+  add("kernel.", kernel_fields());
+  add("disk.", disk_fields());
+  return out;
+}
+
+}  // namespace kiln

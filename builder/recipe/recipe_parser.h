@@ -1,0 +1,28 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "builder/recipe/recipe.h"
+#include "builder/util/error.h"
+
+namespace kiln {
+
+/// Every problem found in a recipe, reported together; what() is the first.
+class RecipeErrors : public Error {
+ public:
+  explicit RecipeErrors(std::vector<Error> errors);
+  const std::vector<Error>& errors() const { return errors_; }
+
+ private:
+  std::vector<Error> errors_;
+};
+
+/// Reads a recipe and its includes into a validated Recipe. Throws RecipeErrors.
+Recipe load_recipe(const std::filesystem::path& file);
+
+/// One line per recipe key with its help text, from the same table the parser uses.
+std::string describe_recipe_keys();
+
+}  // namespace kiln

@@ -1,0 +1,91 @@
+#include "builder/rootfs/bootstrap.h"
+
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+#include "builder/util/log.h"
+#include "builder/util/process.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::pair<std::string, std::string>> read_package_list(const fs::path& path) {
+  std::vector<std::pair<std::string, std::string>> packages;
+  std::istringstream in(read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    auto tab = line.find('\t');
+    if (tab != std::string::npos) packages.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+  }
+  return packages;
+}
+
+std::string mirror_uri(const std::string& mirror) {
+  if (mirror.find("://") != std::string::npos) return mirror;
+  return "file://" + fs::absolute(mirror).string();
+}
+
+}  // namespace
+
+BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
+  fs::path stage = cache.stage_path("base", plan.base_key);
+  FileLock lock(cache.lock_path("base-" + plan.base_key.substr(0, 32)));
+  if (fs::exists(stage) && !rebuild) {
+    log::info("    base: cached ({})", stage.filename().string());
+    return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
+  }
+  if (cache.offline()) {
+    throw OfflineMiss("--offline: the base stage (" + plan.recipe.base.suite +
+                      " with the recipe's packages) is not in the cache; run the build once online");
+  }
+  if (find_program("mmdebstrap").empty()) {
+    throw Error("mmdebstrap is not installed; install it with: apt-get install mmdebstrap");
+  }
+  fs::path work = cache.scratch_path("base");
+  TempPath cleanup(work);
+  fs::remove_all(work);
+  fs::create_directories(work);
+  fs::path debs = cache.root() / "apt-archives";
+  fs::create_directories(debs);
+
+  std::string include;
+  for (const auto& package : plan.packages) include += (include.empty() ? "" : ",") + package;
+  const Recipe& r = plan.recipe;
+  std::vector<std::string> argv = {
+      "mmdebstrap",
+      "--variant=minbase",
+      "--mode=root",
+      "--format=tar",
+      std::string("--arch=") + to_string(r.base.arch),
+      "--include=" + include,
+      "--aptopt=Acquire::Retries \"3\"",
+      // Documentation and translations are dead weight on a node; licences stay.
+      "--dpkgopt=path-exclude=/usr/share/man/*",
+      "--dpkgopt=path-exclude=/usr/share/doc/*",
+      "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+      "--dpkgopt=path-exclude=/usr/share/locale/*",
+      "--dpkgopt=path-exclude=/usr/share/info/*",
+      // Reuse downloaded .debs across builds (mmdebstrap's documented cache idiom).
+      "--skip=essential/unlink",
+      "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
+      "--setup-hook=sync-in " + debs.string() + " /var/cache/apt/archives/",
+      "--customize-hook=sync-out /var/cache/apt/archives " + debs.string(),
+      "--customize-hook=chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > " +
+          (work / "packages.tsv").string(),
+      r.base.suite,
+      (work / "base.tar").string(),
+      mirror_uri(r.base.mirror),
+  };
+  log::info("    mmdebstrap {} ({} packages requested, {})", r.base.suite, plan.packages.size(), r.base.mirror);
+  run(argv, {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}}});
+
+  fsync_path(work / "base.tar");
+  cache.publish_stage(cleanup, stage);
+  return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
+}
+
+}  // namespace kiln

@@ -1,0 +1,70 @@
+#include "builder/rootfs/compose.h"
+
+#include "builder/rootfs/manifest.h"
+#include "builder/rootfs/node_config.h"
+#include "builder/rootfs/root_tree.h"
+#include "builder/rootfs/tar_io.h"
+#include "builder/util/files.h"
+#include "builder/util/log.h"
+#include "builder/util/sha256.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+namespace {
+
+void install_kubernetes(RootTree& tree, const KubernetesArtifact& kubernetes) {
+  for (const auto& [name, path] : kubernetes.binaries) tree.write_file("/usr/bin/" + name, read_file(path), 0755);
+  if (!kubernetes.containerd_tarball.empty()) {
+    // Upstream release layout: bin/containerd, bin/containerd-shim-runc-v2, bin/ctr ...
+    for (const char* name : {"containerd", "containerd-shim-runc-v2", "ctr"}) {
+      tree.write_file(std::string("/usr/local/bin/") + name,
+                      read_tar_member(kubernetes.containerd_tarball, std::string("bin/") + name), 0755);
+    }
+  }
+}
+
+RootfsArtifact load_artifact(const fs::path& stage) {
+  return {stage / "rootfs.tar", stage / "manifest.json", read_file(stage / "rootfs.tar.sha256")};
+}
+
+}  // namespace
+
+RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base, const KubernetesArtifact& kubernetes,
+                              Cache& cache, bool rebuild) {
+  fs::path stage = cache.stage_path("rootfs", plan.rootfs_key);
+  FileLock lock(cache.lock_path("rootfs-" + plan.rootfs_key.substr(0, 32)));
+  if (fs::exists(stage) && !rebuild) {
+    log::info("    rootfs: cached ({})", stage.filename().string());
+    return load_artifact(stage);
+  }
+  RootTree tree;
+  read_tar(base.tarball, tree);
+  install_kubernetes(tree, kubernetes);
+  NodeConfigInputs inputs;
+  inputs.pause_image = kubernetes.pause_image;
+  inputs.containerd_from_release = !kubernetes.containerd_tarball.empty();
+  inputs.containerd_v2 = inputs.containerd_from_release && plan.recipe.containerd.version &&
+                         plan.recipe.containerd.version->major >= 2;
+  write_node_config(tree, plan, inputs);
+  add_users(tree, plan);
+  // Overlays, then inline files: the recipe has the last word over kiln's defaults.
+  for (const auto& overlay : plan.recipe.overlays) add_host_tree(tree, overlay.directory, "/");
+  add_recipe_files(tree, plan);
+  std::string manifest = render_manifest(plan, base, kubernetes);
+  tree.write_file("/usr/lib/kiln/manifest.json", manifest);
+
+  fs::path work = cache.scratch_path("rootfs");
+  TempPath cleanup(work);
+  fs::remove_all(work);
+  fs::create_directories(work);
+  write_tar(tree, work / "rootfs.tar", plan.source_date_epoch);
+  std::string digest = sha256_file(work / "rootfs.tar");
+  write_file_atomic(work / "rootfs.tar.sha256", digest);
+  write_file_atomic(work / "manifest.json", manifest);
+  log::info("    rootfs: {} entries, {}", tree.nodes().size(), log::human_bytes(fs::file_size(work / "rootfs.tar")));
+  cache.publish_stage(cleanup, stage);
+  return load_artifact(stage);
+}
+
+}  // namespace kiln

@@ -1,0 +1,133 @@
+#include "builder/util/process.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "builder/util/error.h"
+#include "builder/util/log.h"
+
+extern char** environ;
+
+namespace kiln {
+namespace {
+
+std::string quote_arg(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789-_./=:,+@%") == std::string::npos) {
+    return arg;
+  }
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::vector<std::string> merged_environment(const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> env;
+  for (char** entry = environ; *entry; ++entry) {
+    std::string item(*entry);
+    auto eq = item.find('=');
+    if (eq != std::string::npos) env[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  for (const auto& [key, value] : extra) env[key] = value;
+  std::vector<std::string> out;
+  for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+  return out;
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buffer[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, n);
+  }
+  return out;
+}
+
+std::string tail_lines(const std::string& text, int count) {
+  size_t pos = text.size();
+  while (count-- > 0 && pos > 0) {
+    pos = text.rfind('\n', pos - 2 < text.size() ? pos - 2 : 0);
+    if (pos == std::string::npos) return text;
+    ++pos;
+  }
+  return text.substr(pos);
+}
+
+}  // namespace
+
+std::string quote_command(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& arg : argv) out += (out.empty() ? "" : " ") + quote_arg(arg);
+  return out;
+}
+
+std::filesystem::path find_program(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, end - start)) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
+  std::string shown = quote_command(argv);
+  log::debug("$ {}", shown);
+  bool capture_any = options.capture_stdout || options.quiet;
+  int out_pipe[2] = {-1, -1};
+  if (capture_any && ::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error("pipe: " + std::string(strerror(errno)));
+
+  std::vector<std::string> env = merged_environment(options.env);
+  std::vector<char*> env_ptrs, arg_ptrs;
+  for (auto& item : env) env_ptrs.push_back(item.data());
+  env_ptrs.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  for (auto& arg : args) arg_ptrs.push_back(arg.data());
+  arg_ptrs.push_back(nullptr);
+
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error("fork: " + std::string(strerror(errno)));
+  if (pid == 0) {
+    if (capture_any) {
+      ::dup2(out_pipe[1], STDOUT_FILENO);
+      if (options.quiet) ::dup2(out_pipe[1], STDERR_FILENO);
+    } else {
+      ::dup2(STDERR_FILENO, STDOUT_FILENO);
+    }
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) _exit(126);
+    ::execvpe(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
+    _exit(127);
+  }
+  std::string captured;
+  if (capture_any) {
+    ::close(out_pipe[1]);
+    captured = read_all(out_pipe[0]);
+    ::close(out_pipe[0]);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string detail = options.quiet && !captured.empty() ? "\n" + tail_lines(captured, 20) : "";
+  if (WIFSIGNALED(status)) {
+    throw Error("command was killed by signal " + std::string(strsignal(WTERMSIG(status))) + ": " +
+                shown + detail);
+  }
+  int code = WEXITSTATUS(status);
+  if (code == 127) throw Error("command not found (exit 127): " + shown + detail);
+  if (code != 0) throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
+  return {options.capture_stdout ? captured : std::string()};
+}
+
+}  // namespace kiln

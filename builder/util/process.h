@@ -1,0 +1,34 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct RunOptions {
+  /// Added to (or replacing entries of) the inherited environment.
+  std::map<std::string, std::string> env;
+  std::filesystem::path cwd;
+  /// Capture stdout and return it; otherwise it goes to our stderr (progress stays visible).
+  bool capture_stdout = false;
+  /// Silence the child's output unless it fails (then its tail is included in the error).
+  bool quiet = false;
+};
+
+struct RunResult {
+  std::string stdout_text;
+};
+
+/// Runs a command and waits. Throws kiln::Error naming the quoted command and its exit
+/// status (127 = not found) or the signal that killed it.
+RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+/// The command as a shell would need it typed, for logs and errors.
+std::string quote_command(const std::vector<std::string>& argv);
+
+/// Looks a program up in PATH; empty when absent.
+std::filesystem::path find_program(const std::string& name);
+
+}  // namespace kiln

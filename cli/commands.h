@@ -1,0 +1,29 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln::cli {
+
+/// Process exit codes, documented in the README.
+enum class ExitCode {
+  ok = 0,
+  failed = 1,          ///< the build or a command failed (download, checksum, tool error)
+  usage = 2,           ///< bad command line
+  invalid_recipe = 3,  ///< the recipe has errors; each is printed as file:line:column
+  offline_miss = 4,    ///< --offline and something is not in the cache
+  interrupted = 130,   ///< SIGINT/SIGTERM; caches stay consistent
+};
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+ExitCode run_build(const std::vector<std::string>& args);
+ExitCode run_validate(const std::vector<std::string>& args);
+ExitCode run_plan(const std::vector<std::string>& args);
+ExitCode run_version(const std::vector<std::string>& args);
+
+}  // namespace kiln::cli

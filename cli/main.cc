@@ -1,0 +1,69 @@
+// kiln: reproducible, immutable Kubernetes worker images from a short YAML recipe.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "builder/recipe/recipe_parser.h"
+#include "builder/util/error.h"
+#include "builder/util/log.h"
+#include "cli/commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: kiln COMMAND [ARGS]
+
+Commands:
+  build RECIPE      build the image a recipe describes
+  validate RECIPE   check a recipe and report every problem with its line and column
+  plan RECIPE       print the resolved plan (packages, artifacts, checksums, stages)
+  version           print kiln's version
+  help [COMMAND]    show help for a command
+
+Run 'kiln COMMAND --help' for a command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using kiln::cli::ExitCode;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return int(args.empty() ? ExitCode::usage : ExitCode::ok);
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "help") {
+    if (args.empty()) {
+      std::fputs(kUsage, stdout);
+      return int(ExitCode::ok);
+    }
+    command = args[0];
+    args = {"--help"};
+  }
+  try {
+    if (command == "build") return int(kiln::cli::run_build(args));
+    if (command == "validate") return int(kiln::cli::run_validate(args));
+    if (command == "plan") return int(kiln::cli::run_plan(args));
+    if (command == "version" || command == "--version") return int(kiln::cli::run_version(args));
+    std::fprintf(stderr, "kiln: error: unknown command '%s'\n%s", command.c_str(), kUsage);
+    return int(ExitCode::usage);
+  } catch (const kiln::cli::UsageError& e) {
+    std::fprintf(stderr, "kiln %s: error: %s\nRun 'kiln %s --help' for usage.\n", command.c_str(), e.what(),
+                 command.c_str());
+    return int(ExitCode::usage);
+  } catch (const kiln::RecipeErrors& e) {
+    for (const auto& error : e.errors()) std::fprintf(stderr, "%s\n", error.render().c_str());
+    return int(ExitCode::invalid_recipe);
+  } catch (const kiln::OfflineMiss& e) {
+    std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return int(ExitCode::offline_miss);
+  } catch (const kiln::Error& e) {
+    std::fprintf(stderr, "kiln: %s\n", e.render().c_str());
+    return int(ExitCode::failed);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return int(ExitCode::failed);
+  }
+}
