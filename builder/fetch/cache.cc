@@ -139,7 +139,7 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
     auto have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
     log::info("    {}: attempt {}/{} failed after {} ({}); retrying with resume", label, attempt, attempts,
               log::human_bytes(have), result.error);
-    std::this_thread::sleep_for(std::chrono::milliseconds(250 << std::min(attempt, 4)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 << std::min(attempt, 3)));
   }
   std::error_code ec;
   auto have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;

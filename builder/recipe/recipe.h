@@ -102,6 +102,8 @@ struct Recipe {
   NodeNamePolicy node_name = NodeNamePolicy::hostname;
   std::vector<std::string> outputs;
   DiskSpec disk;
+  /// Where each key was set ("base.suite" -> file:line:col), for checks made after merging.
+  std::map<std::string, SourceMark> marks;
   /// Every recipe file read (the top one first, then includes), for hashing and epochs.
   std::vector<std::filesystem::path> sources;
 };

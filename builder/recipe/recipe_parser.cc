@@ -81,7 +81,8 @@ std::optional<long long> get_integer(const YAML::Node& node, const ParseContext&
     if (used == text->size()) return value;
   } catch (const std::exception&) {
   }
-  ctx.error(node, fmt::format("expected a whole number, got '{}'", *text));
+  ctx.error(node, base == 8 ? fmt::format("expected an octal mode like 0644, got '{}'", *text)
+                            : fmt::format("expected a whole number, got '{}'", *text));
   return std::nullopt;
 }
 
@@ -99,7 +100,7 @@ std::optional<T> get_choice(const YAML::Node& node, const ParseContext& ctx, con
   std::string hint = closest_match(*text, names);
   std::string all;
   for (const auto& name : names) all += (all.empty() ? "" : ", ") + name;
-  ctx.error(node, fmt::format("unknown {} '{}'{} (expected one of: {})", what, *text,
+  ctx.error(node, fmt::format("unknown {} '{}'{}; expected one of: {}", what, *text,
                               hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), all));
   return std::nullopt;
 }
@@ -158,6 +159,7 @@ void apply_fields(Recipe& recipe, const YAML::Node& node, ParseContext& ctx,
     }
     if (field->name == "include") continue;  // handled before the other keys
     field->apply(recipe, it->second, ctx);
+    recipe.marks[(section.empty() ? "" : section + ".") + field->name] = ctx.mark(it->second);
   }
 }
 
@@ -294,6 +296,7 @@ void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx)
   std::vector<Field> fields = {
       {"path", "Absolute path in the image.",
        [&](Recipe&, const YAML::Node& n, ParseContext& c) {
+         has_path = true;  // present; a bad value is reported on its own
          auto v = get_string(n, c);
          if (!v) return;
          if (v->empty() || (*v)[0] != '/' || v->find("/../") != std::string::npos) {
@@ -301,7 +304,6 @@ void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx)
            return;
          }
          file.path = *v;
-         has_path = true;
        }},
       {"content", "File content.",
        [&](Recipe&, const YAML::Node& n, ParseContext& c) {
@@ -332,7 +334,7 @@ void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx)
   apply_fields(recipe, node, ctx, fields, "files");
   if (!has_path) ctx.error(node, "file entry needs a 'path'");
   if (!has_content) ctx.error(node, "file entry needs 'content'");
-  if (has_path && has_content) recipe.files.push_back(std::move(file));
+  if (!file.path.empty() && has_content) recipe.files.push_back(std::move(file));
 }
 
 void parse_user_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
@@ -581,15 +583,23 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
   }
   // Kubernetes v1.36 dropped containerd 1.x; older kubelets still need at least 1.7.
   Version needed = k8s.version.minor >= 36 ? Version{2, 0, 0} : Version{1, 7, 0};
-  Version have = ctr.from == ContainerdSource::release && ctr.version ? *ctr.version
-                 : recipe.base.suite == "bookworm"                    ? Version{1, 6, 20}
-                                                                      : Version{1, 7, 24};
+  bool from_release = ctr.from == ContainerdSource::release && ctr.version;
+  Version have = from_release ? *ctr.version : recipe.base.suite == "bookworm" ? Version{1, 6, 20} : Version{1, 7, 24};
   if (have < needed) {
-    errors.emplace_back(top, fmt::format("containerd {} ({}) is too old for kubelet v{}, which needs containerd {} or newer; "
-                                         "use containerd.from: release with a newer version{}",
-                                         have.text(), ctr.from == ContainerdSource::release ? "release" : "Debian " + recipe.base.suite,
-                                         k8s.version.text(), needed.text(),
-                                         recipe.base.suite == "bookworm" && needed.major < 2 ? ", or base.suite: trixie" : ""));
+    auto mark_of = [&](const char* key) {
+      auto it = recipe.marks.find(key);
+      return it == recipe.marks.end() ? top : it->second;
+    };
+    SourceMark where = from_release                        ? mark_of("containerd.version")
+                       : recipe.marks.count("base.suite")  ? mark_of("base.suite")
+                                                           : mark_of("kubernetes.version");
+    std::string origin = from_release ? "release" : "Debian " + recipe.base.suite;
+    std::string advice = from_release || recipe.base.suite != "bookworm" || needed.major >= 2
+                             ? "use containerd.from: release with a newer version"
+                             : "use base.suite: trixie, or containerd.from: release with a newer version";
+    errors.emplace_back(where, fmt::format("containerd {} ({}) is too old for kubelet v{}, which needs containerd {} "
+                                           "or newer; {}",
+                                           have.text(), origin, k8s.version.text(), needed.text(), advice));
   }
   if (recipe.outputs.empty()) recipe.outputs = {"rootfs"};
 }

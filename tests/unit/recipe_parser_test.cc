@@ -1,1 +1,125 @@
 #include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "builder/recipe/recipe_parser.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kRecipes = fs::path(KILN_TEST_DATA) / "recipes";
+
+struct CommandOutput {
+  int exit_code;
+  std::string output;
+};
+
+CommandOutput run_kiln(const std::string& args) {
+  std::string command = std::string(KILN_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+TEST_CASE("kiln validate reports each broken recipe at its exact line and column") {
+  struct Case {
+    const char* file;
+    const char* expected;  // the first line kiln prints, after "<dir>/bad/"
+  };
+  const std::string dir = (kRecipes / "bad").string() + "/";
+  auto [file, expected] = GENERATE(values<Case>({
+      {"typo_key.yaml", "typo_key.yaml:2:1: error: unknown key 'pakages' (did you mean 'packages'?)"},
+      {"wrong_type.yaml", "wrong_type.yaml:2:11: error: expected a list of package names, got a string"},
+      {"bad_version.yaml", "bad_version.yaml:3:12: error: bad version '1.34': expected MAJOR.MINOR.PATCH like v1.34.4"},
+      {"unsupported_version.yaml",
+       "unsupported_version.yaml:3:12: error: unsupported Kubernetes version v1.20.0: kiln supports v1.30 and newer"},
+      {"missing_overlay.yaml", "missing_overlay.yaml:3:5: error: overlay directory '{data}/does-not-exist' does not exist"},
+      {"cycle_a.yaml", "cycle_b.yaml:2:10: error: include cycle: cycle_a.yaml -> cycle_b.yaml -> cycle_a.yaml"},
+      {"unknown_arch.yaml",
+       "unknown_arch.yaml:3:9: error: unknown architecture 'amd46' (did you mean 'amd64'?); expected one of: amd64, arm64"},
+      {"unknown_suite.yaml",
+       "unknown_suite.yaml:3:10: error: unknown suite 'trixy' (did you mean 'trixie'?); expected one of: trixie, bookworm"},
+      {"nested_typo.yaml", "nested_typo.yaml:3:3: error: unknown key 'verison' in 'kubernetes' (did you mean 'version'?)"},
+      {"bad_mode.yaml", "bad_mode.yaml:5:11: error: expected an octal mode like 0644, got '0999'"},
+      {"relative_file.yaml",
+       "relative_file.yaml:3:11: error: file path 'etc/motd' must be absolute and must not contain '..'"},
+      {"unknown_output.yaml",
+       "unknown_output.yaml:2:16: error: unknown output format 'qcow3' (did you mean 'qcow2'?); expected one of: "
+       "rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe"},
+      {"bad_yaml.yaml", "bad_yaml.yaml:3:1: error: invalid YAML: end of sequence flow not found"},
+      {"missing_include.yaml", "missing_include.yaml:2:10: error: included recipe '{dir}nowhere.yaml' does not exist"},
+      {"old_containerd.yaml",
+       "old_containerd.yaml:3:10: error: containerd 1.6.20 (Debian bookworm) is too old for kubelet v1.34.12, which "
+       "needs containerd 1.7.0 or newer; use base.suite: trixie, or containerd.from: release with a newer version"},
+      {"bad_sysctl.yaml",
+       "bad_sysctl.yaml:3:3: error: bad sysctl key 'not a key': expected dotted form like net.ipv4.ip_forward"},
+      {"duplicate_user.yaml", "duplicate_user.yaml:4:5: error: user 'ops' is defined twice"},
+      {"base_not_map.yaml", "base_not_map.yaml:2:7: error: expected a map, got a string"},
+      {"bad_name.yaml", "bad_name.yaml:1:7: error: bad name 'Bad_Name': use lowercase letters, digits and '-'"},
+      {"missing_name.yaml", "missing_name.yaml:1:1: error: recipe needs a 'name'"},
+  }));
+  std::string want = dir + expected;
+  for (auto [token, value] : {std::pair{"{data}", kRecipes.string()}, std::pair{"{dir}", dir}}) {
+    if (auto at = want.find(token); at != std::string::npos) want.replace(at, std::string(token).size(), value);
+  }
+  CommandOutput result = run_kiln("validate " + dir + file);
+  INFO(result.output);
+  CHECK(result.exit_code == 3);
+  CHECK(first_line(result.output) == want);
+}
+
+TEST_CASE("errors show the recipe line with a caret under the column") {
+  CommandOutput result = run_kiln("validate " + (kRecipes / "bad/typo_key.yaml").string());
+  CHECK(result.output == (kRecipes / "bad/typo_key.yaml").string() +
+                             ":2:1: error: unknown key 'pakages' (did you mean 'packages'?)\n"
+                             "  pakages: [htop]\n"
+                             "  ^\n");
+}
+
+TEST_CASE("a valid recipe with an include merges both files") {
+  kiln::Recipe recipe = kiln::load_recipe(kRecipes / "good.yaml");
+  CHECK(recipe.name == "good-worker");  // the including file wins
+  CHECK(recipe.packages == std::vector<std::string>{"curl", "htop"});  // lists extend
+  CHECK(recipe.kubernetes.from == kiln::KubernetesSource::source);     // from the include
+  CHECK(recipe.kernel.cmdline == std::vector<std::string>{"console=ttyS0"});
+  REQUIRE(recipe.files.size() == 1);
+  CHECK(recipe.files[0].mode == 0600);
+  CHECK(recipe.files[0].mark.line == 8);
+  REQUIRE(recipe.users.size() == 1);
+  CHECK(recipe.users[0].groups == std::vector<std::string>{"sudo"});
+  CHECK(recipe.sysctl.at("vm.max_map_count") == "262144");
+  CHECK(recipe.outputs == std::vector<std::string>{"raw", "qcow2"});
+  CHECK(recipe.disk.size_bytes == 4ull << 30);
+  CHECK(recipe.overlays.at(0).directory == fs::canonical(kRecipes / "overlay"));
+  CHECK(recipe.sources.size() == 2);
+  CHECK(run_kiln("validate " + (kRecipes / "good.yaml").string()).exit_code == 0);
+}
+
+TEST_CASE("every problem in a recipe is reported, not just the first") {
+  try {
+    kiln::load_recipe(kRecipes / "bad/relative_file.yaml");
+    FAIL("expected errors");
+  } catch (const kiln::RecipeErrors& e) {
+    CHECK(e.errors().size() == 1);  // a bad path is one problem, not also a missing one
+  }
+  CommandOutput result = run_kiln("validate " + (kRecipes / "bad/unknown_output.yaml").string() + " extra");
+  CHECK(result.exit_code == 2);
+  CHECK_THAT(result.output, Catch::Contains("expected exactly one RECIPE argument"));
+}
+
+TEST_CASE("the default recipe is valid") {
+  CommandOutput result = run_kiln("validate " + (fs::path(KILN_TEST_DATA) / "../../recipes/worker.yaml").string());
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+}
