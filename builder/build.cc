@@ -50,6 +50,11 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   Cache cache(options.cache_dir, options.offline);
   log::info("    epoch {} ({}), cache {}", plan.source_date_epoch, plan.epoch_origin, cache.root().string());
 
+  if (options.offline && !options.rebuild && !fs::exists(cache.stage_path("base", plan.base_key))) {
+    throw OfflineMiss("the base stage (Debian " + plan.recipe.base.suite +
+                      " with the recipe's packages) is not in the cache " + cache.root().string() +
+                      "; run the build once without --offline");
+  }
   // The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the Kubernetes
   // binaries meanwhile takes them off the critical path.
   auto kubernetes_future = std::async(std::launch::async, [&] {

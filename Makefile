@@ -1,0 +1,30 @@
+# The two set-up commands from the README:
+#   make image   builds the default image from recipes/worker.yaml into images/worker/
+#   make test    runs the whole test suite (unit tests, then an image build and its checks)
+# Both install their dependencies first and can be run again at any time.
+
+BUILD_DIR ?= build
+RECIPE ?= recipes/worker.yaml
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all deps kiln image test format clean
+all: kiln
+
+deps:
+	@./scripts/install-deps
+
+kiln: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DKILN_WERROR=ON >/dev/null
+	@cmake --build $(BUILD_DIR)
+
+image: kiln
+	$(BUILD_DIR)/kiln build $(RECIPE)
+
+test: kiln
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 3600
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR)
