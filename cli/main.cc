@@ -1,4 +1,5 @@
 // kiln: reproducible, immutable Kubernetes worker images from a short YAML recipe.
+#include <clocale>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -26,6 +27,8 @@ Run 'kiln COMMAND --help' for a command's options.
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Image paths are UTF-8 whatever the build host's locale; libarchive converts through it.
+  std::setlocale(LC_ALL, "C.UTF-8");
   using kiln::cli::ExitCode;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {

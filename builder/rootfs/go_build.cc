@@ -69,13 +69,17 @@ std::map<std::string, std::string> go_environment(const BuildPlan& plan, Cache& 
   return env;
 }
 
-std::string version_ldflags(const BuildPlan& plan) {
+/// The -X flags `make` sets upstream (hack/lib/version.sh), for component-base and client-go.
+std::string version_ldflags(const BuildPlan& plan, const std::string& commit) {
   const Version& v = plan.recipe.kubernetes.version;
-  const std::string pkg = "k8s.io/component-base/version";
-  return fmt::format(
-      "-s -w -buildid= -X {0}.gitVersion=v{1} -X {0}.gitMajor={2} -X {0}.gitMinor={3} "
-      "-X {0}.gitTreeState=clean -X {0}.buildDate={4}",
-      pkg, v.text(), v.major, v.minor, rfc3339_utc(plan.source_date_epoch));
+  std::string flags = "-s -w -buildid=";
+  for (const char* pkg : {"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"}) {
+    flags += fmt::format(
+        " -X {0}.gitVersion=v{1} -X {0}.gitMajor={2} -X {0}.gitMinor={3} -X {0}.gitCommit={4}"
+        " -X {0}.gitTreeState=clean -X {0}.buildDate={5}",
+        pkg, v.text(), v.major, v.minor, commit, rfc3339_utc(plan.source_date_epoch));
+  }
+  return flags;
 }
 
 }  // namespace
@@ -108,7 +112,8 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
                         imports + ")\n");
   run({"go", "mod", "tidy"}, {.env = env, .cwd = work, .quiet = true});
 
-  std::string ldflags = version_ldflags(plan);
+  // The proxy records the release tag's commit; `kubeadm version` reports it like upstream's.
+  std::string ldflags = version_ldflags(plan, json_string_field(info, "Hash"));
   std::string parallel = std::to_string(std::max(1, jobs));
   for (const auto& binary : plan.go_binaries) {
     log::Stage step("go build " + binary.name);

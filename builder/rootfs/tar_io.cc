@@ -71,17 +71,17 @@ void read_tar(const fs::path& path, RootTree& tree) {
   ArchivePtr reader = open_reader(path);
   archive_entry* entry;
   int status;
-  while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK) {
+  while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK || status == ARCHIVE_WARN) {
     TreeNode node;
     node.mode = archive_entry_perm(entry);
     node.uid = unsigned(archive_entry_uid(entry));
     node.gid = unsigned(archive_entry_gid(entry));
-    if (const char* link = archive_entry_hardlink(entry)) {
+    if (const char* link = archive_entry_hardlink_utf8(entry)) {
       node.type = TreeNode::Type::hardlink;
       node.target = RootTree::normalise(link);
     } else {
       node.type = type_of(entry);
-      if (node.type == TreeNode::Type::symlink) node.target = archive_entry_symlink(entry);
+      if (node.type == TreeNode::Type::symlink) node.target = archive_entry_symlink_utf8(entry);
       if (node.type == TreeNode::Type::file) node.data = read_data(reader.get(), path);
       node.rdev = archive_entry_rdev(entry);
     }
@@ -92,7 +92,7 @@ void read_tar(const fs::path& path, RootTree& tree) {
     while (archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK) {
       node.xattrs.emplace_back(name, std::string(static_cast<const char*>(value), size));
     }
-    tree.put(archive_entry_pathname(entry), std::move(node));
+    tree.put(archive_entry_pathname_utf8(entry), std::move(node));
   }
   if (status != ARCHIVE_EOF) {
     throw Error("cannot read archive " + path.string() + ": " + archive_error_string(reader.get()));
@@ -132,13 +132,13 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
       if (group->second != name) link_to = group->second;
     }
     bool is_dir = data_node->type == TreeNode::Type::directory;
-    archive_entry_set_pathname(entry.get(), ("./" + name + (is_dir ? "/" : "")).c_str());
+    archive_entry_set_pathname_utf8(entry.get(), ("./" + name + (is_dir ? "/" : "")).c_str());
     archive_entry_set_filetype(entry.get(), filetype_of(data_node->type));
     archive_entry_set_perm(entry.get(), data_node->mode);
     archive_entry_set_uid(entry.get(), data_node->uid);
     archive_entry_set_gid(entry.get(), data_node->gid);
     archive_entry_set_mtime(entry.get(), epoch, 0);
-    if (data_node->type == TreeNode::Type::symlink) archive_entry_set_symlink(entry.get(), data_node->target.c_str());
+    if (data_node->type == TreeNode::Type::symlink) archive_entry_set_symlink_utf8(entry.get(), data_node->target.c_str());
     if (data_node->type == TreeNode::Type::char_device || data_node->type == TreeNode::Type::block_device) {
       archive_entry_set_rdev(entry.get(), data_node->rdev);
     }
@@ -147,7 +147,7 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
     }
     bool carries_data = data_node->type == TreeNode::Type::file && link_to.empty();
     if (!link_to.empty()) {
-      archive_entry_set_hardlink(entry.get(), ("./" + link_to).c_str());
+      archive_entry_set_hardlink_utf8(entry.get(), ("./" + link_to).c_str());
       archive_entry_set_size(entry.get(), 0);
     } else {
       archive_entry_set_size(entry.get(), carries_data ? data_node->data.size() : 0);
