@@ -29,15 +29,17 @@ void check_output_dir(const fs::path& dir) {
   }
 }
 
-BuildResult export_outputs(const BuildPlan& plan, const RootfsArtifact& rootfs, const fs::path& dir) {
+BuildResult export_outputs(const BuildPlan& plan, const RootfsArtifact& rootfs,
+                           const fs::path& dir) {
   log::Stage stage("export " + dir.string());
   BuildResult result{dir / "rootfs.tar", dir / "manifest.json", rootfs.tarball_sha256};
   copy_file_atomic(rootfs.tarball, result.rootfs_tarball);
   copy_file_atomic(rootfs.manifest, result.manifest);
-  write_file_atomic(dir / "SHA256SUMS", rootfs.tarball_sha256 + "  rootfs.tar\n" + sha256_file(result.manifest) +
-                                            "  manifest.json\n");
+  write_file_atomic(dir / "SHA256SUMS", rootfs.tarball_sha256 + "  rootfs.tar\n" +
+                                            sha256_file(result.manifest) + "  manifest.json\n");
   for (const auto& output : plan.recipe.outputs) {
-    if (output != "rootfs") log::warn("output '{}' is not produced by this version of kiln yet", output);
+    if (output != "rootfs")
+      log::warn("output '{}' is not produced by this version of kiln yet", output);
   }
   return result;
 }
@@ -48,7 +50,8 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   log::Stage whole("build " + plan.recipe.name);
   check_output_dir(options.output_dir);
   Cache cache(options.cache_dir, options.offline);
-  log::info("    epoch {} ({}), cache {}", plan.source_date_epoch, plan.epoch_origin, cache.root().string());
+  log::info("    epoch {} ({}), cache {}", plan.source_date_epoch, plan.epoch_origin,
+            cache.root().string());
 
   if (options.offline && !options.rebuild && !fs::exists(cache.stage_path("base", plan.base_key))) {
     throw OfflineMiss("the base stage (Debian " + plan.recipe.base.suite +

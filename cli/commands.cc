@@ -20,7 +20,8 @@ namespace {
 
 const std::vector<Flag> kBuildFlags = {
     {"-o, --output", "DIR", "output directory (default: images/<name>)"},
-    {"--mirror", "URL|DIR", "take Kubernetes binaries from a dl.k8s.io-style mirror (sets kubernetes.from: mirror)"},
+    {"--mirror", "URL|DIR",
+     "take Kubernetes binaries from a dl.k8s.io-style mirror (sets kubernetes.from: mirror)"},
     {"--debian-mirror", "URL|DIR", "Debian archive to bootstrap from (overrides base.mirror)"},
     {"--cache", "DIR", "cache directory (default: $KILN_CACHE or ~/.cache/kiln)"},
     {"--offline", "", "use only the cache; fail if anything must be downloaded"},
@@ -37,7 +38,8 @@ const std::vector<Flag> kPlanFlags = {
 
 std::string recipe_argument(const ParsedArgs& parsed) {
   if (parsed.positional.size() != 1) {
-    throw UsageError(parsed.positional.empty() ? "missing RECIPE argument" : "expected exactly one RECIPE argument");
+    throw UsageError(parsed.positional.empty() ? "missing RECIPE argument"
+                                               : "expected exactly one RECIPE argument");
   }
   return parsed.positional[0];
 }
@@ -47,7 +49,8 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
   if (parsed.has("mirror")) {
     std::string mirror = parsed.get("mirror");
     if (mirror.find("://") == std::string::npos) {
-      if (!fs::is_directory(mirror)) throw UsageError("--mirror directory '" + mirror + "' does not exist");
+      if (!fs::is_directory(mirror))
+        throw UsageError("--mirror directory '" + mirror + "' does not exist");
       mirror = fs::canonical(mirror).string();
     }
     recipe.kubernetes.from = KubernetesSource::mirror;
@@ -69,20 +72,24 @@ PlanOptions plan_options(const ParsedArgs& parsed) {
 ExitCode run_build(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, kBuildFlags);
   if (parsed.help) {
-    std::fputs(render_help("kiln build RECIPE [options]",
-                           "Builds the worker image a recipe describes: a Debian root with containerd, kubelet,\n"
-                           "kubeadm and crictl, configured for kubeadm join. Stages are cached by their inputs.",
-                           kBuildFlags)
-                   .c_str(),
-               stdout);
+    std::fputs(
+        render_help(
+            "kiln build RECIPE [options]",
+            "Builds the worker image a recipe describes: a Debian root with containerd, kubelet,\n"
+            "kubeadm and crictl, configured for kubeadm join. Stages are cached by their inputs.",
+            kBuildFlags)
+            .c_str(),
+        stdout);
     return ExitCode::ok;
   }
   log::set_verbose(parsed.has("verbose"));
   Recipe recipe = load_with_overrides(parsed);
   BuildPlan plan = make_plan(recipe, plan_options(parsed));
-  log::info("kiln {}: building '{}' ({})", KILN_VERSION, recipe.name, plan.kubernetes_source_reason);
+  log::info("kiln {}: building '{}' ({})", KILN_VERSION, recipe.name,
+            plan.kubernetes_source_reason);
   BuildOptions options;
-  options.output_dir = parsed.has("output") ? fs::path(parsed.get("output")) : fs::path("images") / recipe.name;
+  options.output_dir =
+      parsed.has("output") ? fs::path(parsed.get("output")) : fs::path("images") / recipe.name;
   options.cache_dir = parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir();
   options.offline = parsed.has("offline");
   options.rebuild = parsed.has("rebuild");
@@ -102,29 +109,34 @@ ExitCode run_build(const std::vector<std::string>& args) {
 ExitCode run_validate(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, {});
   if (parsed.help) {
-    std::fputs(render_help("kiln validate RECIPE",
-                           "Checks a recipe and its includes; prints every problem as file:line:column.\n\n"
-                           "Recipe keys:\n" + describe_recipe_keys(),
-                           {})
+    std::fputs(render_help(
+                   "kiln validate RECIPE",
+                   "Checks a recipe and its includes; prints every problem as file:line:column.\n\n"
+                   "Recipe keys:\n" +
+                       describe_recipe_keys(),
+                   {})
                    .c_str(),
                stdout);
     return ExitCode::ok;
   }
   Recipe recipe = load_recipe(recipe_argument(parsed));
-  std::printf("%s: ok (%s, Kubernetes v%s, %s %s)\n", recipe_argument(parsed).c_str(), recipe.name.c_str(),
-              recipe.kubernetes.version.text().c_str(), recipe.base.suite.c_str(), to_string(recipe.base.arch));
+  std::printf("%s: ok (%s, Kubernetes v%s, %s %s)\n", recipe_argument(parsed).c_str(),
+              recipe.name.c_str(), recipe.kubernetes.version.text().c_str(),
+              recipe.base.suite.c_str(), to_string(recipe.base.arch));
   return ExitCode::ok;
 }
 
 ExitCode run_plan(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, kPlanFlags);
   if (parsed.help) {
-    std::fputs(render_help("kiln plan RECIPE [options]",
-                           "Prints what a build would do: every package, artifact URL and checksum, and the\n"
-                           "cache key of each stage. Builds nothing.",
-                           kPlanFlags)
-                   .c_str(),
-               stdout);
+    std::fputs(
+        render_help(
+            "kiln plan RECIPE [options]",
+            "Prints what a build would do: every package, artifact URL and checksum, and the\n"
+            "cache key of each stage. Builds nothing.",
+            kPlanFlags)
+            .c_str(),
+        stdout);
     return ExitCode::ok;
   }
   BuildPlan plan = make_plan(load_with_overrides(parsed), plan_options(parsed));

@@ -13,7 +13,6 @@ enum class ExitCode {
   usage = 2,           ///< bad command line
   invalid_recipe = 3,  ///< the recipe has errors; each is printed as file:line:column
   offline_miss = 4,    ///< --offline and something is not in the cache
-  interrupted = 130,   ///< SIGINT/SIGTERM; caches stay consistent
 };
 
 class UsageError : public std::runtime_error {

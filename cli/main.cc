@@ -53,8 +53,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kiln: error: unknown command '%s'\n%s", command.c_str(), kUsage);
     return int(ExitCode::usage);
   } catch (const kiln::cli::UsageError& e) {
-    std::fprintf(stderr, "kiln %s: error: %s\nRun 'kiln %s --help' for usage.\n", command.c_str(), e.what(),
-                 command.c_str());
+    std::fprintf(stderr, "kiln %s: error: %s\nRun 'kiln %s --help' for usage.\n", command.c_str(),
+                 e.what(), command.c_str());
     return int(ExitCode::usage);
   } catch (const kiln::RecipeErrors& e) {
     for (const auto& error : e.errors()) std::fprintf(stderr, "%s\n", error.render().c_str());

@@ -63,7 +63,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const std::vector<Fl
     }
     if (!match) {
       std::string hint = closest_match(arg, known);
-      throw UsageError(fmt::format("unknown option '{}'{}", arg, hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      throw UsageError(fmt::format("unknown option '{}'{}", arg,
+                                   hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
     if (match->value.empty()) {
       parsed.values[long_name(*match)] = "1";
@@ -78,7 +79,8 @@ ParsedArgs parse_args(const std::vector<std::string>& args, const std::vector<Fl
   return parsed;
 }
 
-std::string render_help(const std::string& synopsis, const std::string& description, const std::vector<Flag>& flags) {
+std::string render_help(const std::string& synopsis, const std::string& description,
+                        const std::vector<Flag>& flags) {
   std::string out = "usage: " + synopsis + "\n\n" + description + "\n";
   if (!flags.empty()) out += "\nOptions:\n";
   for (const auto& flag : flags) {

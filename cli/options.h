@@ -25,6 +25,7 @@ struct ParsedArgs {
 ParsedArgs parse_args(const std::vector<std::string>& args, const std::vector<Flag>& flags);
 
 /// "usage: kiln build RECIPE [options]" plus one line per flag.
-std::string render_help(const std::string& synopsis, const std::string& description, const std::vector<Flag>& flags);
+std::string render_help(const std::string& synopsis, const std::string& description,
+                        const std::vector<Flag>& flags);
 
 }  // namespace kiln::cli

@@ -1,7 +1,9 @@
 #include "builder/fetch/cache.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -25,17 +27,36 @@ Cache::Cache(fs::path root, bool offline) : root_(std::move(root)), offline_(off
   std::error_code ec;
   for (const char* dir : {"blobs/sha256", "partial", "stages", "locks", "scratch", "digests"}) {
     fs::create_directories(root_ / dir, ec);
-    if (ec) throw Error("cannot create cache directory " + (root_ / dir).string() + ": " + ec.message());
+    if (ec)
+      throw Error("cannot create cache directory " + (root_ / dir).string() + ": " + ec.message());
+  }
+  remove_abandoned_scratch();
+}
+
+void Cache::remove_abandoned_scratch() {
+  // Scratch entries end in the PID of the build that made them; an interrupted build's
+  // leftovers are removed once no process has that PID.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_ / "scratch", ec)) {
+    std::string name = entry.path().filename().string();
+    auto dash = name.rfind('-');
+    if (dash == std::string::npos) continue;
+    int pid = std::atoi(name.c_str() + dash + 1);
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), ec);
   }
 }
 
-fs::path Cache::blob_path(const std::string& sha256) const { return root_ / "blobs/sha256" / sha256; }
+fs::path Cache::blob_path(const std::string& sha256) const {
+  return root_ / "blobs/sha256" / sha256;
+}
 
 fs::path Cache::stage_path(const std::string& stage, const std::string& key) const {
   return root_ / "stages" / (stage + "-" + key.substr(0, 32));
 }
 
-fs::path Cache::lock_path(const std::string& name) const { return root_ / "locks" / (name + ".lock"); }
+fs::path Cache::lock_path(const std::string& name) const {
+  return root_ / "locks" / (name + ".lock");
+}
 
 fs::path Cache::scratch_path(const std::string& name) const {
   return root_ / "scratch" / (name + "-" + std::to_string(::getpid()));
@@ -56,7 +77,9 @@ void Cache::publish_stage(TempPath& scratch, const fs::path& stage) {
 
 namespace {
 
-bool is_local(const std::string& url) { return url.find("://") == std::string::npos || url.rfind("file://", 0) == 0; }
+bool is_local(const std::string& url) {
+  return url.find("://") == std::string::npos || url.rfind("file://", 0) == 0;
+}
 
 fs::path local_path(const std::string& url) {
   return url.rfind("file://", 0) == 0 ? fs::path(url.substr(7)) : fs::path(url);
@@ -72,7 +95,8 @@ class DownloadProgress {
     last_ = now;
     double seconds = std::chrono::duration<double>(now - start_).count();
     log::info("    {}: {}{} ({}/s)", label_, log::human_bytes(p.received),
-              p.total ? " of " + log::human_bytes(p.total) : "", log::human_bytes(p.received / std::max(seconds, 0.1)));
+              p.total ? " of " + log::human_bytes(p.total) : "",
+              log::human_bytes(p.received / std::max(seconds, 0.1)));
   }
 
  private:
@@ -96,21 +120,23 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
 
   if (is_local(url)) {
     fs::path source = local_path(url);
-    if (!fs::is_regular_file(source)) throw Error("mirror file " + source.string() + " does not exist");
+    if (!fs::is_regular_file(source))
+      throw Error("mirror file " + source.string() + " does not exist");
     fs::path staged = temp_sibling(blob);
     TempPath cleanup(staged);
     fs::copy_file(source, staged);
     std::string actual = sha256_file(staged);
     if (actual != sha256) {
-      throw Error("checksum mismatch for " + url + "\n  expected sha256: " + sha256 + "\n  actual sha256:   " + actual);
+      throw Error("checksum mismatch for " + url + "\n  expected sha256: " + sha256 +
+                  "\n  actual sha256:   " + actual);
     }
     fs::rename(staged, blob);
     cleanup.release();
     return blob;
   }
   if (offline_) {
-    throw OfflineMiss("--offline: " + label + " is not in the cache (" + url + ", sha256 " + sha256 +
-                      "); run the build once without --offline to fill " + root_.string());
+    throw OfflineMiss("--offline: " + label + " is not in the cache (" + url + ", sha256 " +
+                      sha256 + "); run the build once without --offline to fill " + root_.string());
   }
 
   fs::path partial = root_ / "partial" / url_key;
@@ -137,8 +163,8 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
     if (result.status == 404 || result.status == 403 || result.status == 410) break;
     std::error_code ec;
     auto have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
-    log::info("    {}: attempt {}/{} failed after {} ({}); retrying with resume", label, attempt, attempts,
-              log::human_bytes(have), result.error);
+    log::info("    {}: attempt {}/{} failed after {} ({}); retrying with resume", label, attempt,
+              attempts, log::human_bytes(have), result.error);
     std::this_thread::sleep_for(std::chrono::milliseconds(200 << std::min(attempt, 3)));
   }
   std::error_code ec;
@@ -153,11 +179,13 @@ std::string Cache::fetch_published_digest(const std::string& sha256_url) {
   std::string body;
   if (is_local(sha256_url)) {
     fs::path path = local_path(sha256_url);
-    if (!fs::is_regular_file(path)) throw Error("checksum file " + path.string() + " does not exist");
+    if (!fs::is_regular_file(path))
+      throw Error("checksum file " + path.string() + " does not exist");
     body = read_file(path);
   } else {
     if (offline_) {
-      throw OfflineMiss("--offline: checksum " + sha256_url + " is not in the cache; run once without --offline");
+      throw OfflineMiss("--offline: checksum " + sha256_url +
+                        " is not in the cache; run once without --offline");
     }
     http::GetResult result;
     for (int attempt = 1; attempt <= 3; ++attempt) {
@@ -168,7 +196,8 @@ std::string Cache::fetch_published_digest(const std::string& sha256_url) {
     if (!result.ok()) throw Error("cannot fetch checksum " + sha256_url + ": " + result.error);
   }
   std::string digest = body.substr(0, body.find_first_of(" \t\r\n"));
-  if (!is_sha256_hex(digest)) throw Error("checksum file " + sha256_url + " does not start with a SHA-256 digest");
+  if (!is_sha256_hex(digest))
+    throw Error("checksum file " + sha256_url + " does not start with a SHA-256 digest");
   for (char& c : digest) c = char(std::tolower(c));
   write_file_atomic(remembered, digest);
   return digest;

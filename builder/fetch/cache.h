@@ -45,6 +45,8 @@ class Cache {
   std::filesystem::path scratch_path(const std::string& name) const;
 
  private:
+  void remove_abandoned_scratch();
+
   std::filesystem::path root_;
   bool offline_;
 };

@@ -58,7 +58,8 @@ struct ProgressState {
 int on_transfer(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   auto* state = static_cast<ProgressState*>(user);
   if (*state->callback) {
-    (*state->callback)({state->offset + std::uint64_t(now), total > 0 ? state->offset + std::uint64_t(total) : 0});
+    (*state->callback)(
+        {state->offset + std::uint64_t(now), total > 0 ? state->offset + std::uint64_t(total) : 0});
   }
   return 0;
 }
@@ -68,7 +69,8 @@ int on_transfer(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
 GetResult download(const std::string& url, const std::filesystem::path& file,
                    const std::function<void(const Progress&)>& on_progress) {
   std::error_code ec;
-  std::uint64_t offset = std::filesystem::exists(file, ec) ? std::filesystem::file_size(file, ec) : 0;
+  std::uint64_t offset =
+      std::filesystem::exists(file, ec) ? std::filesystem::file_size(file, ec) : 0;
   FILE* out = std::fopen(file.c_str(), "ab");
   if (!out) return {0, "cannot open " + file.string()};
   Easy easy = make_easy(url);

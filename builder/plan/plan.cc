@@ -16,9 +16,23 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& base_packages() {
   static const std::vector<std::string> packages = {
-      "systemd",   "systemd-sysv",   "udev",     "dbus",     "containerd", "runc",
-      "containernetworking-plugins", "iproute2", "iptables", "conntrack",  "ethtool",
-      "socat",     "ca-certificates", "kmod",    "e2fsprogs", "util-linux", "procps",
+      "systemd",
+      "systemd-sysv",
+      "udev",
+      "dbus",
+      "containerd",
+      "runc",
+      "containernetworking-plugins",
+      "iproute2",
+      "iptables",
+      "conntrack",
+      "ethtool",
+      "socat",
+      "ca-certificates",
+      "kmod",
+      "e2fsprogs",
+      "util-linux",
+      "procps",
   };
   return packages;
 }
@@ -26,7 +40,8 @@ const std::vector<std::string>& base_packages() {
 namespace {
 
 constexpr const char* kReleaseBase = "https://dl.k8s.io/release";
-constexpr const char* kCriToolsReleaseBase = "https://github.com/kubernetes-sigs/cri-tools/releases/download";
+constexpr const char* kCriToolsReleaseBase =
+    "https://github.com/kubernetes-sigs/cri-tools/releases/download";
 
 long long newest_input_mtime(const Recipe& recipe) {
   fs::file_time_type newest{};
@@ -37,7 +52,8 @@ long long newest_input_mtime(const Recipe& recipe) {
   };
   for (const auto& source : recipe.sources) consider(source);
   for (const auto& overlay : recipe.overlays) {
-    for (const auto& entry : fs::recursive_directory_iterator(overlay.directory)) consider(entry.path());
+    for (const auto& entry : fs::recursive_directory_iterator(overlay.directory))
+      consider(entry.path());
   }
   auto system = std::chrono::file_clock::to_sys(newest);
   return std::chrono::duration_cast<std::chrono::seconds>(system.time_since_epoch()).count();
@@ -74,10 +90,10 @@ void resolve_kubernetes_source(BuildPlan& plan, const PlanOptions& options) {
     plan.kubernetes_source_reason = "from: auto and dl.k8s.io is reachable";
   } else {
     plan.kubernetes_source = KubernetesSource::source;
-    plan.kubernetes_source_reason =
-        fmt::format("from: auto and dl.k8s.io cannot be reached ({}): building kubelet, kubeadm and crictl "
-                    "from their Go modules through the Go module proxy instead",
-                    why);
+    plan.kubernetes_source_reason = fmt::format(
+        "from: auto and dl.k8s.io cannot be reached ({}): building kubelet, kubeadm and crictl "
+        "from their Go modules through the Go module proxy instead",
+        why);
   }
 }
 
@@ -103,8 +119,12 @@ void plan_kubernetes(BuildPlan& plan) {
   plan.cri_tools_module_version = "v" + spec.crictl_version.text();
   plan.staging_module_version = fmt::format("v0.{}.{}", spec.version.minor, spec.version.patch);
   switch (plan.kubernetes_source) {
-    case KubernetesSource::release: add_release_downloads(plan, kReleaseBase); break;
-    case KubernetesSource::mirror: add_release_downloads(plan, spec.mirror); break;
+    case KubernetesSource::release:
+      add_release_downloads(plan, kReleaseBase);
+      break;
+    case KubernetesSource::mirror:
+      add_release_downloads(plan, spec.mirror);
+      break;
     default:
       plan.go_binaries = {{"kubelet", "k8s.io/kubernetes/cmd/kubelet"},
                           {"kubeadm", "k8s.io/kubernetes/cmd/kubeadm"},
@@ -146,9 +166,11 @@ std::string describe_plan(const BuildPlan& plan) {
   out += fmt::format("recipe        {} (sha256 {})\n", r.name, plan.recipe_hash);
   out += fmt::format("epoch         {} ({})\n", plan.source_date_epoch, plan.epoch_origin);
   out += fmt::format("\nstage 1: base [key {}]\n", plan.base_key.substr(0, 16));
-  out += fmt::format("  mmdebstrap --variant=minbase {} {} ({})\n", r.base.suite, r.base.mirror, to_string(r.base.arch));
+  out += fmt::format("  mmdebstrap --variant=minbase {} {} ({})\n", r.base.suite, r.base.mirror,
+                     to_string(r.base.arch));
   for (const auto& package : plan.packages) out += "  package     " + package + "\n";
-  out += fmt::format("\nstage 2: kubernetes v{} [key {}]\n", r.kubernetes.version.text(), plan.kubernetes_key.substr(0, 16));
+  out += fmt::format("\nstage 2: kubernetes v{} [key {}]\n", r.kubernetes.version.text(),
+                     plan.kubernetes_key.substr(0, 16));
   out += "  source      " + plan.kubernetes_source_reason + "\n";
   for (const auto& d : plan.downloads) {
     out += fmt::format("  artifact    {:<10} {}\n              sha256 {}\n", d.name, d.url,
@@ -156,14 +178,19 @@ std::string describe_plan(const BuildPlan& plan) {
   }
   for (const auto& b : plan.go_binaries) {
     bool cri = b.package.rfind("sigs.k8s.io/cri-tools", 0) == 0;
-    out += fmt::format("  go build    {:<10} {}@{} (verified by go.sum / sum.golang.org)\n", b.name, b.package,
+    out += fmt::format("  go build    {:<10} {}@{} (verified by go.sum / sum.golang.org)\n", b.name,
+                       b.package,
                        cri ? plan.cri_tools_module_version : plan.kubernetes_module_version);
   }
   out += fmt::format("\nstage 3: rootfs [key {}]\n", plan.rootfs_key.substr(0, 16));
-  out += "  node config containerd config.toml (SystemdCgroup), kubelet.service + 10-kubeadm.conf,\n"
-         "              crictl.yaml, modules-load.d, sysctl.d, swap off, empty machine-id\n";
-  for (const auto& overlay : r.overlays) out += "  overlay     " + overlay.directory.string() + "\n";
-  for (const auto& file : r.files) out += fmt::format("  file        {} ({:04o} {}:{})\n", file.path, file.mode, file.owner, file.group);
+  out +=
+      "  node config containerd config.toml (SystemdCgroup), kubelet.service + 10-kubeadm.conf,\n"
+      "              crictl.yaml, modules-load.d, sysctl.d, swap off, empty machine-id\n";
+  for (const auto& overlay : r.overlays)
+    out += "  overlay     " + overlay.directory.string() + "\n";
+  for (const auto& file : r.files)
+    out += fmt::format("  file        {} ({:04o} {}:{})\n", file.path, file.mode, file.owner,
+                       file.group);
   for (const auto& user : r.users) out += "  user        " + user.name + "\n";
   out += "\noutputs      ";
   for (const auto& output : r.outputs) out += " " + output;

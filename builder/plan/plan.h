@@ -9,7 +9,7 @@ namespace kiln {
 
 /// A file fetched by URL and verified against a SHA-256 (known now or published beside it).
 struct RemoteArtifact {
-  std::string name;        ///< kubelet, kubeadm, crictl, containerd
+  std::string name;  ///< kubelet, kubeadm, crictl, containerd
   std::string url;
   std::string sha256;      ///< empty until the published checksum is read
   std::string sha256_url;  ///< "<url>.sha256" for upstream releases

@@ -46,14 +46,16 @@ std::string go_version() {
 void compute_stage_keys(BuildPlan& plan) {
   const Recipe& r = plan.recipe;
   Sha256 base;
-  base.update(fmt::format("base/{}\n{}\n{}\n{}\n{}\n{}\n", kBaseStageFormat, r.base.distribution, r.base.suite,
-                          to_string(r.base.arch), r.base.mirror, plan.source_date_epoch));
+  base.update(fmt::format("base/{}\n{}\n{}\n{}\n{}\n{}\n", kBaseStageFormat, r.base.distribution,
+                          r.base.suite, to_string(r.base.arch), r.base.mirror,
+                          plan.source_date_epoch));
   for (const auto& package : plan.packages) base.update(package + "\n");
   plan.base_key = base.hex();
 
   Sha256 k8s;
-  k8s.update(fmt::format("kubernetes/{}\n{}\n{}\n{}\n{}\n", kKubernetesStageFormat, to_string(plan.kubernetes_source),
-                         r.kubernetes.version.text(), r.kubernetes.crictl_version.text(), to_string(r.base.arch)));
+  k8s.update(fmt::format("kubernetes/{}\n{}\n{}\n{}\n{}\n", kKubernetesStageFormat,
+                         to_string(plan.kubernetes_source), r.kubernetes.version.text(),
+                         r.kubernetes.crictl_version.text(), to_string(r.base.arch)));
   for (const auto& d : plan.downloads) k8s.update(d.name + " " + d.url + " " + d.sha256 + "\n");
   for (const auto& b : plan.go_binaries) k8s.update(b.name + " " + b.package + "\n");
   if (!plan.go_binaries.empty()) k8s.update(go_version());
@@ -61,8 +63,8 @@ void compute_stage_keys(BuildPlan& plan) {
   plan.kubernetes_key = k8s.hex();
 
   Sha256 rootfs;
-  rootfs.update(fmt::format("rootfs/{}\n{}\n{}\n{}\n", kRootfsStageFormat, plan.base_key, plan.kubernetes_key,
-                            plan.recipe_hash));
+  rootfs.update(fmt::format("rootfs/{}\n{}\n{}\n{}\n", kRootfsStageFormat, plan.base_key,
+                            plan.kubernetes_key, plan.recipe_hash));
   for (const auto& overlay : r.overlays) rootfs.update(hash_tree(overlay.directory) + "\n");
   plan.rootfs_key = rootfs.hex();
 }

@@ -9,20 +9,27 @@ std::string Version::text() const {
 }
 
 std::optional<Version> parse_version(const std::string& text) {
-  static const std::regex pattern(R"(^v?(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$)");
+  static const std::regex pattern(
+      R"(^v?(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$)");
   std::smatch match;
   if (!std::regex_match(text, match, pattern)) return std::nullopt;
   return Version{std::stoi(match[1]), std::stoi(match[2]), std::stoi(match[3])};
 }
 
-const char* to_string(Arch arch) { return arch == Arch::amd64 ? "amd64" : "arm64"; }
+const char* to_string(Arch arch) {
+  return arch == Arch::amd64 ? "amd64" : "arm64";
+}
 
 const char* to_string(KubernetesSource source) {
   switch (source) {
-    case KubernetesSource::automatic: return "auto";
-    case KubernetesSource::release: return "release";
-    case KubernetesSource::mirror: return "mirror";
-    case KubernetesSource::source: return "source";
+    case KubernetesSource::automatic:
+      return "auto";
+    case KubernetesSource::release:
+      return "release";
+    case KubernetesSource::mirror:
+      return "mirror";
+    case KubernetesSource::source:
+      return "source";
   }
   return "?";
 }
@@ -33,10 +40,14 @@ const char* to_string(ContainerdSource source) {
 
 const char* to_string(NodeNamePolicy policy) {
   switch (policy) {
-    case NodeNamePolicy::hostname: return "hostname";
-    case NodeNamePolicy::mac: return "mac";
-    case NodeNamePolicy::dmi: return "dmi";
-    case NodeNamePolicy::cloud: return "cloud";
+    case NodeNamePolicy::hostname:
+      return "hostname";
+    case NodeNamePolicy::mac:
+      return "mac";
+    case NodeNamePolicy::dmi:
+      return "dmi";
+    case NodeNamePolicy::cloud:
+      return "cloud";
   }
   return "?";
 }

@@ -1,8 +1,7 @@
 #include "builder/recipe/recipe_parser.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
 
 #include <functional>
 #include <regex>
@@ -35,16 +34,23 @@ struct ParseContext {
     std::string line = at.line >= 0 && size_t(at.line) < lines.size() ? lines[at.line] : "";
     errors->emplace_back(mark(at), std::move(message), line);
   }
-  void error(const YAML::Node& at, std::string message) const { error(at.Mark(), std::move(message)); }
+  void error(const YAML::Node& at, std::string message) const {
+    error(at.Mark(), std::move(message));
+  }
 };
 
 const char* kind_name(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a string";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return "a string";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "an undefined value";
   }
 }
 
@@ -72,7 +78,8 @@ std::optional<std::vector<std::string>> get_string_list(const YAML::Node& node,
   return out;
 }
 
-std::optional<long long> get_integer(const YAML::Node& node, const ParseContext& ctx, int base = 10) {
+std::optional<long long> get_integer(const YAML::Node& node, const ParseContext& ctx,
+                                     int base = 10) {
   auto text = get_string(node, ctx);
   if (!text) return std::nullopt;
   try {
@@ -111,7 +118,8 @@ std::optional<Version> get_version(const YAML::Node& node, const ParseContext& c
   if (!text) return std::nullopt;
   auto version = parse_version(*text);
   if (!version) {
-    ctx.error(node, fmt::format("bad version '{}': expected MAJOR.MINOR.PATCH like {}", *text, example));
+    ctx.error(node,
+              fmt::format("bad version '{}': expected MAJOR.MINOR.PATCH like {}", *text, example));
   }
   return version;
 }
@@ -127,7 +135,9 @@ std::optional<std::uint64_t> get_size(const YAML::Node& node, const ParseContext
     int shift = unit.empty() || unit == "B" ? 0 : std::string("KMGT").find(unit[0]) * 10 + 10;
     return value << shift;
   }
-  ctx.error(node, fmt::format("bad size '{}': expected a number with an optional unit, like 4G or 512M", *text));
+  ctx.error(node,
+            fmt::format("bad size '{}': expected a number with an optional unit, like 4G or 512M",
+                        *text));
   return std::nullopt;
 }
 
@@ -172,15 +182,20 @@ std::vector<Field> base_fields() {
   return {
       {"distribution", "Only 'debian' today.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         if (auto v = get_choice<std::string>(n, c, "distribution", {{"debian", "debian"}})) r.base.distribution = *v;
+         if (auto v = get_choice<std::string>(n, c, "distribution", {{"debian", "debian"}}))
+           r.base.distribution = *v;
        }},
       {"suite", "Debian suite: trixie (default) or bookworm.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         if (auto v = get_choice<std::string>(n, c, "suite", {{"trixie", "trixie"}, {"bookworm", "bookworm"}})) r.base.suite = *v;
+         if (auto v = get_choice<std::string>(n, c, "suite",
+                                              {{"trixie", "trixie"}, {"bookworm", "bookworm"}}))
+           r.base.suite = *v;
        }},
       {"arch", "Target architecture: amd64 (default) or arm64.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         if (auto v = get_choice<Arch>(n, c, "architecture", {{"amd64", Arch::amd64}, {"arm64", Arch::arm64}})) r.base.arch = *v;
+         if (auto v = get_choice<Arch>(n, c, "architecture",
+                                       {{"amd64", Arch::amd64}, {"arm64", Arch::arm64}}))
+           r.base.arch = *v;
        }},
       {"mirror", "Debian mirror URL (default http://deb.debian.org/debian).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
@@ -196,7 +211,9 @@ std::vector<Field> kubernetes_fields() {
          auto v = get_version(n, c, "v1.34.4");
          if (!v) return;
          if (v->major != 1 || v->minor < 30) {
-           c.error(n, fmt::format("unsupported Kubernetes version v{}: kiln supports v1.30 and newer", v->text()));
+           c.error(n,
+                   fmt::format("unsupported Kubernetes version v{}: kiln supports v1.30 and newer",
+                               v->text()));
            return;
          }
          r.kubernetes.version = *v;
@@ -236,9 +253,9 @@ std::vector<Field> containerd_fields() {
   return {
       {"from", "debian (the suite's package, default) or release (upstream tarball).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         if (auto v = get_choice<ContainerdSource>(n, c, "containerd source",
-                                                   {{"debian", ContainerdSource::debian},
-                                                    {"release", ContainerdSource::release}}))
+         if (auto v = get_choice<ContainerdSource>(
+                 n, c, "containerd source",
+                 {{"debian", ContainerdSource::debian}, {"release", ContainerdSource::release}}))
            r.containerd.from = *v;
        }},
       {"version", "containerd version of the release tarball, e.g. 2.1.4.",
@@ -270,7 +287,8 @@ std::vector<Field> kernel_fields() {
        }},
       {"cmdline", "Extra kernel command-line arguments.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         if (auto v = get_string_list(n, c)) r.kernel.cmdline.insert(r.kernel.cmdline.end(), v->begin(), v->end());
+         if (auto v = get_string_list(n, c))
+           r.kernel.cmdline.insert(r.kernel.cmdline.end(), v->begin(), v->end());
        }},
   };
 }
@@ -347,7 +365,8 @@ void parse_user_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx)
          static const std::regex pattern("^[a-z_][a-z0-9_-]{0,31}$");
          auto v = get_string(n, c);
          if (v && !std::regex_match(*v, pattern)) {
-           c.error(n, fmt::format("bad user name '{}': use lowercase letters, digits, '-' and '_'", *v));
+           c.error(n, fmt::format("bad user name '{}': use lowercase letters, digits, '-' and '_'",
+                                  *v));
          } else if (v) {
            user.name = *v;
          }
@@ -387,7 +406,8 @@ const std::vector<std::string>& known_outputs() {
 
 std::vector<Field> top_fields() {
   return {
-      {"include", "Another recipe (or list) read first; this file's keys override or extend it.", nullptr},
+      {"include", "Another recipe (or list) read first; this file's keys override or extend it.",
+       nullptr},
       {"name", "Image name: lowercase letters, digits and '-' (required).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          auto v = get_string(n, c);
@@ -402,7 +422,9 @@ std::vector<Field> top_fields() {
          if (auto v = get_integer(n, c)) r.source_date_epoch = *v;
        }},
       {"base", "Distribution: distribution, suite, arch, mirror.",
-       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, base_fields(), "base"); }},
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, base_fields(), "base");
+       }},
       {"packages", "Extra Debian packages.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          static const std::regex pattern("^[a-z0-9][a-z0-9+.-]+$");
@@ -417,9 +439,13 @@ std::vector<Field> top_fields() {
          }
        }},
       {"kubernetes", "Kubernetes binaries: version, from, mirror, crictl_version.",
-       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, kubernetes_fields(), "kubernetes"); }},
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, kubernetes_fields(), "kubernetes");
+       }},
       {"containerd", "Container runtime: from, version, url, sha256.",
-       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, containerd_fields(), "containerd"); }},
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, containerd_fields(), "containerd");
+       }},
       {"overlays", "Directories copied onto the root filesystem, in order.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (!expect(n, YAML::NodeType::Sequence, "a list of directories", c)) return;
@@ -428,7 +454,8 @@ std::vector<Field> top_fields() {
            if (!v) continue;
            fs::path dir = fs::path(*v).is_absolute() ? fs::path(*v) : c.file.parent_path() / *v;
            if (!fs::is_directory(dir)) {
-             c.error(item, fmt::format("overlay directory '{}' does not exist", dir.lexically_normal().string()));
+             c.error(item, fmt::format("overlay directory '{}' does not exist",
+                                       dir.lexically_normal().string()));
              continue;
            }
            r.overlays.push_back({fs::canonical(dir), c.mark(item)});
@@ -445,7 +472,9 @@ std::vector<Field> top_fields() {
          for (const auto& item : n) parse_user_entry(r, item, c);
        }},
       {"kernel", "Kernel: package, cmdline.",
-       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, kernel_fields(), "kernel"); }},
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, kernel_fields(), "kernel");
+       }},
       {"sysctl", "Extra sysctl settings (key: value).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          static const std::regex pattern("^[a-z0-9_]+([./][a-z0-9_-]+)+$");
@@ -454,7 +483,10 @@ std::vector<Field> top_fields() {
            auto key = get_string(it->first, c);
            auto value = get_string(it->second, c);
            if (key && !std::regex_match(*key, pattern)) {
-             c.error(it->first, fmt::format("bad sysctl key '{}': expected dotted form like net.ipv4.ip_forward", *key));
+             c.error(
+                 it->first,
+                 fmt::format("bad sysctl key '{}': expected dotted form like net.ipv4.ip_forward",
+                             *key));
            } else if (key && value) {
              r.sysctl[*key] = *value;
            }
@@ -462,7 +494,8 @@ std::vector<Field> top_fields() {
        }},
       {"modules", "Extra kernel modules loaded at boot.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         if (auto v = get_string_list(n, c)) r.modules.insert(r.modules.end(), v->begin(), v->end());
+         if (auto v = get_string_list(n, c))
+           r.modules.insert(r.modules.end(), v->begin(), v->end());
        }},
       {"hostname", "Static hostname (default: none; the node-name policy decides).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
@@ -482,7 +515,8 @@ std::vector<Field> top_fields() {
                                                   {"cloud", NodeNamePolicy::cloud}}))
            r.node_name = *v;
        }},
-      {"outputs", "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe.",
+      {"outputs",
+       "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (!expect(n, YAML::NodeType::Sequence, "a list of output formats", c)) return;
          r.outputs.clear();
@@ -490,11 +524,14 @@ std::vector<Field> top_fields() {
            std::vector<std::pair<std::string, std::string>> choices;
            for (const auto& name : known_outputs()) choices.emplace_back(name, name);
            auto v = get_choice<std::string>(item, c, "output format", choices);
-           if (v && std::find(r.outputs.begin(), r.outputs.end(), *v) == r.outputs.end()) r.outputs.push_back(*v);
+           if (v && std::find(r.outputs.begin(), r.outputs.end(), *v) == r.outputs.end())
+             r.outputs.push_back(*v);
          }
        }},
       {"disk", "Disk image sizes: size, root_b.",
-       [](Recipe& r, const YAML::Node& n, ParseContext& c) { apply_fields(r, n, c, disk_fields(), "disk"); }},
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, disk_fields(), "disk");
+       }},
   };
 }
 
@@ -521,7 +558,8 @@ void apply_includes(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
   for (const auto& item : items) {
     auto name = get_string(item, ctx);
     if (!name) continue;
-    fs::path path = fs::path(*name).is_absolute() ? fs::path(*name) : ctx.file.parent_path() / *name;
+    fs::path path =
+        fs::path(*name).is_absolute() ? fs::path(*name) : ctx.file.parent_path() / *name;
     parse_into(recipe, path, *ctx.errors, *ctx.include_stack, &ctx, &item);
   }
 }
@@ -531,7 +569,8 @@ void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors
                 const YAML::Node* include_node) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) {
-    std::string message = fmt::format("recipe '{}' does not exist", file.lexically_normal().string());
+    std::string message =
+        fmt::format("recipe '{}' does not exist", file.lexically_normal().string());
     if (parent) {
       parent->error(*include_node, "included " + message);
     } else {
@@ -540,7 +579,8 @@ void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors
     return;
   }
   fs::path canonical = fs::canonical(file);
-  if (auto it = std::find(include_stack.begin(), include_stack.end(), canonical); it != include_stack.end()) {
+  if (auto it = std::find(include_stack.begin(), include_stack.end(), canonical);
+      it != include_stack.end()) {
     std::string chain;
     for (; it != include_stack.end(); ++it) chain += it->filename().string() + " -> ";
     parent->error(*include_node, "include cycle: " + chain + canonical.filename().string());
@@ -578,28 +618,36 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
     errors.emplace_back(top, "kubernetes.from is 'mirror' but kubernetes.mirror is not set");
   }
   const auto& ctr = recipe.containerd;
-  if (ctr.from == ContainerdSource::release && (ctr.url.empty() || ctr.sha256.empty() || !ctr.version)) {
-    errors.emplace_back(top, "containerd.from is 'release': set containerd.version, containerd.url and containerd.sha256");
+  if (ctr.from == ContainerdSource::release &&
+      (ctr.url.empty() || ctr.sha256.empty() || !ctr.version)) {
+    errors.emplace_back(top,
+                        "containerd.from is 'release': set containerd.version, containerd.url and "
+                        "containerd.sha256");
   }
   // Kubernetes v1.36 dropped containerd 1.x; older kubelets still need at least 1.7.
   Version needed = k8s.version.minor >= 36 ? Version{2, 0, 0} : Version{1, 7, 0};
   bool from_release = ctr.from == ContainerdSource::release && ctr.version;
-  Version have = from_release ? *ctr.version : recipe.base.suite == "bookworm" ? Version{1, 6, 20} : Version{1, 7, 24};
+  Version have = from_release                      ? *ctr.version
+                 : recipe.base.suite == "bookworm" ? Version{1, 6, 20}
+                                                   : Version{1, 7, 24};
   if (have < needed) {
     auto mark_of = [&](const char* key) {
       auto it = recipe.marks.find(key);
       return it == recipe.marks.end() ? top : it->second;
     };
-    SourceMark where = from_release                        ? mark_of("containerd.version")
-                       : recipe.marks.count("base.suite")  ? mark_of("base.suite")
-                                                           : mark_of("kubernetes.version");
+    SourceMark where = from_release                       ? mark_of("containerd.version")
+                       : recipe.marks.count("base.suite") ? mark_of("base.suite")
+                                                          : mark_of("kubernetes.version");
     std::string origin = from_release ? "release" : "Debian " + recipe.base.suite;
-    std::string advice = from_release || recipe.base.suite != "bookworm" || needed.major >= 2
-                             ? "use containerd.from: release with a newer version"
-                             : "use base.suite: trixie, or containerd.from: release with a newer version";
-    errors.emplace_back(where, fmt::format("containerd {} ({}) is too old for kubelet v{}, which needs containerd {} "
-                                           "or newer; {}",
-                                           have.text(), origin, k8s.version.text(), needed.text(), advice));
+    std::string advice =
+        from_release || recipe.base.suite != "bookworm" || needed.major >= 2
+            ? "use containerd.from: release with a newer version"
+            : "use base.suite: trixie, or containerd.from: release with a newer version";
+    errors.emplace_back(
+        where,
+        fmt::format("containerd {} ({}) is too old for kubelet v{}, which needs containerd {} "
+                    "or newer; {}",
+                    have.text(), origin, k8s.version.text(), needed.text(), advice));
   }
   if (recipe.outputs.empty()) recipe.outputs = {"rootfs"};
 }
@@ -619,7 +667,8 @@ Recipe load_recipe(const fs::path& file) {
 std::string describe_recipe_keys() {
   std::string out;
   auto add = [&](const std::string& prefix, const std::vector<Field>& fields) {
-    for (const auto& field : fields) out += fmt::format("  {:<28} {}\n", prefix + field.name, field.help);
+    for (const auto& field : fields)
+      out += fmt::format("  {:<28} {}\n", prefix + field.name, field.help);
   };
   add("", top_fields());
   add("base.", base_fields());

@@ -24,7 +24,7 @@ struct BaseArtifact {
 /// Output of the Kubernetes stage: verified binaries ready to install.
 struct KubernetesArtifact {
   std::map<std::string, std::filesystem::path> binaries;  ///< kubelet, kubeadm, crictl
-  std::filesystem::path containerd_tarball;                ///< empty for Debian's containerd
+  std::filesystem::path containerd_tarball;               ///< empty for Debian's containerd
   std::vector<ArtifactRecord> records;
   std::string pause_image;
 };

@@ -39,8 +39,9 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
     return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
   }
   if (cache.offline()) {
-    throw OfflineMiss("--offline: the base stage (" + plan.recipe.base.suite +
-                      " with the recipe's packages) is not in the cache; run the build once online");
+    throw OfflineMiss(
+        "--offline: the base stage (" + plan.recipe.base.suite +
+        " with the recipe's packages) is not in the cache; run the build once online");
   }
   if (find_program("mmdebstrap").empty()) {
     throw Error("mmdebstrap is not installed; install it with: apt-get install mmdebstrap");
@@ -80,7 +81,8 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       (work / "base.tar").string(),
       mirror_uri(r.base.mirror),
   };
-  log::info("    mmdebstrap {} ({} packages requested, {})", r.base.suite, plan.packages.size(), r.base.mirror);
+  log::info("    mmdebstrap {} ({} packages requested, {})", r.base.suite, plan.packages.size(),
+            r.base.mirror);
   run(argv, {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}}});
 
   fsync_path(work / "base.tar");

@@ -14,12 +14,14 @@ namespace fs = std::filesystem;
 namespace {
 
 void install_kubernetes(RootTree& tree, const KubernetesArtifact& kubernetes) {
-  for (const auto& [name, path] : kubernetes.binaries) tree.write_file("/usr/bin/" + name, read_file(path), 0755);
+  for (const auto& [name, path] : kubernetes.binaries)
+    tree.write_file("/usr/bin/" + name, read_file(path), 0755);
   if (!kubernetes.containerd_tarball.empty()) {
     // Upstream release layout: bin/containerd, bin/containerd-shim-runc-v2, bin/ctr ...
     for (const char* name : {"containerd", "containerd-shim-runc-v2", "ctr"}) {
       tree.write_file(std::string("/usr/local/bin/") + name,
-                      read_tar_member(kubernetes.containerd_tarball, std::string("bin/") + name), 0755);
+                      read_tar_member(kubernetes.containerd_tarball, std::string("bin/") + name),
+                      0755);
     }
   }
 }
@@ -30,8 +32,8 @@ RootfsArtifact load_artifact(const fs::path& stage) {
 
 }  // namespace
 
-RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base, const KubernetesArtifact& kubernetes,
-                              Cache& cache, bool rebuild) {
+RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
+                              const KubernetesArtifact& kubernetes, Cache& cache, bool rebuild) {
   fs::path stage = cache.stage_path("rootfs", plan.rootfs_key);
   FileLock lock(cache.lock_path("rootfs-" + plan.rootfs_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
@@ -62,7 +64,8 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base, c
   std::string digest = sha256_file(work / "rootfs.tar");
   write_file_atomic(work / "rootfs.tar.sha256", digest);
   write_file_atomic(work / "manifest.json", manifest);
-  log::info("    rootfs: {} entries, {}", tree.nodes().size(), log::human_bytes(fs::file_size(work / "rootfs.tar")));
+  log::info("    rootfs: {} entries, {}", tree.nodes().size(),
+            log::human_bytes(fs::file_size(work / "rootfs.tar")));
   cache.publish_stage(cleanup, stage);
   return load_artifact(stage);
 }

@@ -34,16 +34,21 @@ std::string kubernetes_build_gomod(const std::string& upstream, const std::strin
   std::istringstream in(upstream);
   std::smatch match;
   for (std::string line; std::getline(in, line);) {
-    if (std::regex_match(line, match, go_line)) go_version = match[1];
-    else if (std::regex_match(line, match, godebug_line)) godebug.push_back(match[1]);
-    else if (std::regex_match(line, match, staging_line)) staging.push_back(match[1]);
+    if (std::regex_match(line, match, go_line))
+      go_version = match[1];
+    else if (std::regex_match(line, match, godebug_line))
+      godebug.push_back(match[1]);
+    else if (std::regex_match(line, match, staging_line))
+      staging.push_back(match[1]);
   }
-  if (staging.empty()) throw Error("k8s.io/kubernetes@" + version + "'s go.mod lists no staging modules");
+  if (staging.empty())
+    throw Error("k8s.io/kubernetes@" + version + "'s go.mod lists no staging modules");
   std::string out = "module kiln.local/kubernetes-build\n\ngo " + go_version + "\n\n";
   // Upstream's GODEBUG defaults, so our binaries behave like the released ones.
   for (const auto& setting : godebug) out += "godebug " + setting + "\n";
   out += "\nrequire k8s.io/kubernetes " + version + "\n\nreplace (\n";
-  for (const auto& module : staging) out += "\t" + module + " => " + module + " " + staging_version + "\n";
+  for (const auto& module : staging)
+    out += "\t" + module + " => " + module + " " + staging_version + "\n";
   return out + ")\n";
 }
 
@@ -87,8 +92,9 @@ std::string version_ldflags(const BuildPlan& plan, const std::string& commit) {
 void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_dir, int jobs,
                        std::vector<ArtifactRecord>& records) {
   if (find_program("go").empty()) {
-    throw Error("the Go toolchain is needed to build Kubernetes from source but 'go' is not in PATH "
-                "(install Go 1.24 or newer, or set kubernetes.from: release or mirror)");
+    throw Error(
+        "the Go toolchain is needed to build Kubernetes from source but 'go' is not in PATH "
+        "(install Go 1.24 or newer, or set kubernetes.from: release or mirror)");
   }
   auto env = go_environment(plan, cache);
   fs::path work = cache.scratch_path("gobuild");
@@ -98,17 +104,23 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
 
   std::string k8s = "k8s.io/kubernetes@" + plan.kubernetes_module_version;
   log::info("    go: resolving {} and its staging modules {}", k8s, plan.staging_module_version);
-  std::string info = run({"go", "mod", "download", "-json", k8s}, {.env = env, .cwd = work, .capture_stdout = true}).stdout_text;
+  std::string info = run({"go", "mod", "download", "-json", k8s},
+                         {.env = env, .cwd = work, .capture_stdout = true})
+                         .stdout_text;
   std::string upstream_mod = json_string_field(info, "GoMod");
-  if (upstream_mod.empty()) throw Error("go mod download " + k8s + " did not report a go.mod:\n" + info);
-  write_file_atomic(work / "go.mod", kubernetes_build_gomod(read_file(upstream_mod), plan.kubernetes_module_version,
-                                                           plan.staging_module_version));
+  if (upstream_mod.empty())
+    throw Error("go mod download " + k8s + " did not report a go.mod:\n" + info);
+  write_file_atomic(work / "go.mod",
+                    kubernetes_build_gomod(read_file(upstream_mod), plan.kubernetes_module_version,
+                                           plan.staging_module_version));
   std::string imports;
   for (const auto& binary : plan.go_binaries) {
-    if (binary.package.rfind("k8s.io/kubernetes/", 0) == 0) imports += "\t_ \"" + binary.package + "\"\n";
+    if (binary.package.rfind("k8s.io/kubernetes/", 0) == 0)
+      imports += "\t_ \"" + binary.package + "\"\n";
   }
   write_file_atomic(work / "tools.go",
-                    "//go:build tools\n\n// Keeps the commands' dependencies in go.mod.\npackage tools\n\nimport (\n" +
+                    "//go:build tools\n\n// Keeps the commands' dependencies in go.mod.\npackage "
+                    "tools\n\nimport (\n" +
                         imports + ")\n");
   run({"go", "mod", "tidy"}, {.env = env, .cwd = work, .quiet = true});
 
@@ -120,20 +132,23 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
     fs::path output = out_dir / binary.name;
     std::string origin;
     if (binary.package.rfind("k8s.io/kubernetes/", 0) == 0) {
-      run({"go", "build", "-p", parallel, "-trimpath", "-ldflags", ldflags, "-o", output.string(), binary.package},
+      run({"go", "build", "-p", parallel, "-trimpath", "-ldflags", ldflags, "-o", output.string(),
+           binary.package},
           {.env = env, .cwd = work, .quiet = !log::verbose()});
       origin = "go:" + binary.package + "@" + plan.kubernetes_module_version;
     } else {
       // cri-tools builds with its own go.mod: `go install module@version` is exactly that.
-      std::string cri_ldflags = fmt::format("-s -w -buildid= -X sigs.k8s.io/cri-tools/pkg/version.Version={}",
-                                            plan.cri_tools_module_version);
+      std::string cri_ldflags =
+          fmt::format("-s -w -buildid= -X sigs.k8s.io/cri-tools/pkg/version.Version={}",
+                      plan.cri_tools_module_version);
       auto install_env = env;
       install_env["GOBIN"] = out_dir.string();
       install_env.erase("GOFLAGS");
       run({"go", "install", "-p", parallel, "-trimpath", "-ldflags", cri_ldflags,
            binary.package + "@" + plan.cri_tools_module_version},
           {.env = install_env, .cwd = work, .quiet = !log::verbose()});
-      if (binary.name != "crictl") fs::rename(out_dir / fs::path(binary.package).filename(), output);
+      if (binary.name != "crictl")
+        fs::rename(out_dir / fs::path(binary.package).filename(), output);
       origin = "go:" + binary.package + "@" + plan.cri_tools_module_version;
     }
     records.push_back({binary.name, origin, sha256_file(output), "/usr/bin/" + binary.name});

@@ -26,7 +26,8 @@ namespace {
 /// records.tsv in a stage directory: name, origin, sha256, install path.
 void save_records(const fs::path& dir, const std::vector<ArtifactRecord>& records) {
   std::string text;
-  for (const auto& r : records) text += r.name + "\t" + r.origin + "\t" + r.sha256 + "\t" + r.install_path + "\n";
+  for (const auto& r : records)
+    text += r.name + "\t" + r.origin + "\t" + r.sha256 + "\t" + r.install_path + "\n";
   write_file_atomic(dir / "records.tsv", text);
 }
 
@@ -45,15 +46,18 @@ std::vector<ArtifactRecord> load_records(const fs::path& dir) {
 KubernetesArtifact from_stage_dir(const BuildPlan& plan, const fs::path& dir) {
   KubernetesArtifact artifact;
   for (const char* name : {"kubelet", "kubeadm", "crictl"}) artifact.binaries[name] = dir / name;
-  if (fs::exists(dir / "containerd.tar.gz")) artifact.containerd_tarball = dir / "containerd.tar.gz";
+  if (fs::exists(dir / "containerd.tar.gz"))
+    artifact.containerd_tarball = dir / "containerd.tar.gz";
   artifact.records = load_records(dir);
   artifact.pause_image = pause_image_for(plan.recipe.kubernetes.version);
   return artifact;
 }
 
-void download_into(const BuildPlan& plan, Cache& cache, const fs::path& dir, std::vector<ArtifactRecord>& records) {
+void download_into(const BuildPlan& plan, Cache& cache, const fs::path& dir,
+                   std::vector<ArtifactRecord>& records) {
   for (const auto& download : plan.downloads) {
-    std::string digest = download.sha256.empty() ? cache.fetch_published_digest(download.sha256_url) : download.sha256;
+    std::string digest = download.sha256.empty() ? cache.fetch_published_digest(download.sha256_url)
+                                                 : download.sha256;
     fs::path blob = cache.fetch(download.url, digest, download.name);
     if (download.name == "crictl") {
       write_file_atomic(dir / "crictl", read_tar_member(blob, "crictl"), 0755);
@@ -78,7 +82,8 @@ KubernetesArtifact provide_kubernetes(const BuildPlan& plan, Cache& cache, bool 
     log::info("    kubernetes: cached ({})", stage.filename().string());
     return from_stage_dir(plan, stage);
   }
-  log::info("    kubernetes v{}: {}", plan.recipe.kubernetes.version.text(), plan.kubernetes_source_reason);
+  log::info("    kubernetes v{}: {}", plan.recipe.kubernetes.version.text(),
+            plan.kubernetes_source_reason);
   fs::path work = cache.scratch_path("kubernetes");
   TempPath cleanup(work);
   fs::remove_all(work);

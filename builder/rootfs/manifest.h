@@ -9,7 +9,8 @@ namespace kiln {
 
 /// /usr/lib/kiln/manifest.json: recipe hash, every Debian package with its version, every
 /// fetched or built artifact with origin and SHA-256. Deterministic: no host paths or times.
-std::string render_manifest(const BuildPlan& plan, const BaseArtifact& base, const KubernetesArtifact& kubernetes);
+std::string render_manifest(const BuildPlan& plan, const BaseArtifact& base,
+                            const KubernetesArtifact& kubernetes);
 
 /// A JSON string literal.
 std::string json_quote(const std::string& text);

@@ -76,7 +76,8 @@ RestartSec=10
 WantedBy=multi-user.target
 )";
 
-constexpr const char* kKubeadmDropIn = R"(# Note: This dropin only works with kubeadm and kubelet v1.11+
+constexpr const char* kKubeadmDropIn =
+    R"(# Note: This dropin only works with kubeadm and kubelet v1.11+
 [Service]
 Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
 Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
@@ -112,8 +113,10 @@ OOMScoreAdjust=-999
 WantedBy=multi-user.target
 )";
 
-void enable_unit(RootTree& tree, const std::string& unit, const std::string& target = "multi-user.target") {
-  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit, "/usr/lib/systemd/system/" + unit);
+void enable_unit(RootTree& tree, const std::string& unit,
+                 const std::string& target = "multi-user.target") {
+  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
+                    "/usr/lib/systemd/system/" + unit);
 }
 
 std::string sysctl_config(const BuildPlan& plan) {
@@ -129,7 +132,9 @@ std::string sysctl_config(const BuildPlan& plan) {
 }
 
 std::string modules_config(const BuildPlan& plan) {
-  std::string out = "# Written by kiln: containerd's overlay snapshotter and bridged pod traffic.\noverlay\nbr_netfilter\n";
+  std::string out =
+      "# Written by kiln: containerd's overlay snapshotter and bridged pod "
+      "traffic.\noverlay\nbr_netfilter\n";
   for (const auto& module : plan.recipe.modules) {
     if (module != "overlay" && module != "br_netfilter") out += module + "\n";
   }
@@ -163,7 +168,8 @@ std::string format_db(const std::vector<std::vector<std::string>>& rows) {
 }
 
 std::optional<unsigned> lookup_id(const RootTree& tree, const char* db, const std::string& name) {
-  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) return unsigned(std::stoul(name));
+  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit))
+    return unsigned(std::stoul(name));
   for (const auto& row : parse_db(tree.read_file(db))) {
     if (row.size() > 2 && row[0] == name) return unsigned(std::stoul(row[2]));
   }
@@ -203,16 +209,19 @@ void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigIn
   tree.write_file("/etc/sysctl.d/99-kubernetes.conf", sysctl_config(plan));
 
   // The kubelet refuses to run with swap on: no swap entries, and swap units masked.
-  tree.write_file("/etc/fstab", "# kiln images mount their file systems by partition type; no swap.\n");
+  tree.write_file("/etc/fstab",
+                  "# kiln images mount their file systems by partition type; no swap.\n");
   tree.make_symlink("/etc/systemd/system/swap.target", "/dev/null");
 
   // CNI plugins (flannel, calico ...) install into /opt/cni/bin; Debian's live in /usr/lib/cni.
   tree.make_directory("/opt/cni/bin");
   std::vector<std::string> plugins;
   for (const auto& [path, node] : tree.nodes()) {
-    if (path.rfind("usr/lib/cni/", 0) == 0 && node.type == TreeNode::Type::file) plugins.push_back(path.substr(12));
+    if (path.rfind("usr/lib/cni/", 0) == 0 && node.type == TreeNode::Type::file)
+      plugins.push_back(path.substr(12));
   }
-  for (const auto& plugin : plugins) tree.make_symlink("/opt/cni/bin/" + plugin, "/usr/lib/cni/" + plugin);
+  for (const auto& plugin : plugins)
+    tree.make_symlink("/opt/cni/bin/" + plugin, "/usr/lib/cni/" + plugin);
   tree.make_directory("/etc/cni/net.d");
 
   // Each node gets its own identity on first boot (systemd-machine-id-setup).
@@ -226,6 +235,17 @@ void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigIn
   }
   // Never leak the build host's resolver into the image.
   tree.remove("/etc/resolv.conf");
+  remove_per_node_secrets(tree);
+}
+
+void remove_per_node_secrets(RootTree& tree) {
+  // openssh-server's postinst generates host keys at install time: every node would share
+  // them, and every build would differ. sshd-keygen.service makes fresh ones on first boot.
+  std::vector<std::string> keys;
+  for (const auto& [path, node] : tree.nodes()) {
+    if (path.rfind("etc/ssh/ssh_host_", 0) == 0) keys.push_back(path);
+  }
+  for (const auto& key : keys) tree.remove(key);
 }
 
 void add_users(RootTree& tree, const BuildPlan& plan) {
@@ -233,11 +253,13 @@ void add_users(RootTree& tree, const BuildPlan& plan) {
   auto passwd = parse_db(tree.read_file("/etc/passwd"));
   auto shadow = parse_db(tree.read_file("/etc/shadow"));
   auto group = parse_db(tree.read_file("/etc/group"));
-  auto gshadow = tree.contains("/etc/gshadow") ? parse_db(tree.read_file("/etc/gshadow")) : decltype(group){};
+  auto gshadow =
+      tree.contains("/etc/gshadow") ? parse_db(tree.read_file("/etc/gshadow")) : decltype(group){};
   std::string days = std::to_string(plan.source_date_epoch / 86400);
   for (const auto& user : plan.recipe.users) {
     for (const auto& row : passwd) {
-      if (row[0] == user.name) throw Error(user.mark, "user '" + user.name + "' already exists in the image");
+      if (row[0] == user.name)
+        throw Error(user.mark, "user '" + user.name + "' already exists in the image");
     }
     unsigned uid = std::max(next_free_id(passwd), next_free_id(group));
     std::string id = std::to_string(uid);
@@ -256,8 +278,9 @@ void add_users(RootTree& tree, const BuildPlan& plan) {
         return false;
       };
       if (!add_member(group, 3)) {
-        throw Error(user.mark, "group '" + extra + "' for user '" + user.name +
-                                   "' does not exist in the image; add the package that creates it");
+        throw Error(user.mark,
+                    "group '" + extra + "' for user '" + user.name +
+                        "' does not exist in the image; add the package that creates it");
       }
       add_member(gshadow, 3);
     }
@@ -271,19 +294,25 @@ void add_users(RootTree& tree, const BuildPlan& plan) {
     }
   }
   tree.write_file("/etc/passwd", format_db(passwd), 0644);
-  tree.write_file("/etc/shadow", format_db(shadow), 0640, 0, lookup_id(tree, "/etc/group", "shadow").value_or(0));
+  tree.write_file("/etc/shadow", format_db(shadow), 0640, 0,
+                  lookup_id(tree, "/etc/group", "shadow").value_or(0));
   tree.write_file("/etc/group", format_db(group), 0644);
   if (!gshadow.empty()) {
-    tree.write_file("/etc/gshadow", format_db(gshadow), 0640, 0, lookup_id(tree, "/etc/group", "shadow").value_or(0));
+    tree.write_file("/etc/gshadow", format_db(gshadow), 0640, 0,
+                    lookup_id(tree, "/etc/group", "shadow").value_or(0));
   }
 }
 
 void add_recipe_files(RootTree& tree, const BuildPlan& plan) {
   for (const auto& file : plan.recipe.files) {
     auto uid = lookup_id(tree, "/etc/passwd", file.owner);
-    if (!uid) throw Error(file.mark, "owner '" + file.owner + "' of " + file.path + " does not exist in the image");
+    if (!uid)
+      throw Error(file.mark,
+                  "owner '" + file.owner + "' of " + file.path + " does not exist in the image");
     auto gid = lookup_id(tree, "/etc/group", file.group);
-    if (!gid) throw Error(file.mark, "group '" + file.group + "' of " + file.path + " does not exist in the image");
+    if (!gid)
+      throw Error(file.mark,
+                  "group '" + file.group + "' of " + file.path + " does not exist in the image");
     tree.write_file(file.path, file.content, file.mode, *uid, *gid);
   }
 }

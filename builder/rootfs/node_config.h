@@ -19,6 +19,10 @@ struct NodeConfigInputs {
 /// crictl.yaml, kernel modules and sysctls, swap off, CNI plugin path, empty machine-id.
 void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigInputs& inputs);
 
+/// Removes secrets a package generated at install time that must be unique per node
+/// (SSH host keys); the image regenerates them on first boot.
+void remove_per_node_secrets(RootTree& tree);
+
 /// Adds the recipe's users: passwd/shadow/group entries, home, authorized_keys.
 void add_users(RootTree& tree, const BuildPlan& plan);
 

@@ -22,7 +22,8 @@ std::string RootTree::normalise(std::string_view path) {
 }
 
 void RootTree::ensure_parents(const std::string& path) {
-  for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+  for (size_t slash = path.find('/'); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
     std::string parent = path.substr(0, slash);
     auto it = nodes_.find(parent);
     if (it == nodes_.end()) {
@@ -31,7 +32,8 @@ void RootTree::ensure_parents(const std::string& path) {
       dir.mode = 0755;
       nodes_.emplace(parent, std::move(dir));
     } else if (it->second.type == TreeNode::Type::symlink) {
-      throw Error("cannot write below '/" + path + "': '/" + parent + "' is a symlink in the image");
+      throw Error("cannot write below '/" + path + "': '/" + parent +
+                  "' is a symlink in the image");
     }
   }
 }
@@ -91,7 +93,8 @@ void RootTree::remove(std::string_view path) {
 void RootTree::remove_tree(std::string_view path) {
   std::string key = normalise(path);
   std::string prefix = key + "/";
-  for (auto it = nodes_.lower_bound(prefix); it != nodes_.end() && it->first.rfind(prefix, 0) == 0;) {
+  for (auto it = nodes_.lower_bound(prefix);
+       it != nodes_.end() && it->first.rfind(prefix, 0) == 0;) {
     it = nodes_.erase(it);
   }
   remove(key);
@@ -104,7 +107,8 @@ const TreeNode* RootTree::find(std::string_view path) const {
 
 const std::string& RootTree::read_file(std::string_view path) const {
   const TreeNode* node = find(path);
-  if (!node || node->type != TreeNode::Type::file) throw Error("the image has no file /" + normalise(path));
+  if (!node || node->type != TreeNode::Type::file)
+    throw Error("the image has no file /" + normalise(path));
   return node->data;
 }
 

@@ -27,9 +27,10 @@ class RootTree {
   static std::string normalise(std::string_view path);
 
   /// Adds or replaces a regular file, creating missing parent directories (0755 root).
-  void write_file(std::string_view path, std::string content, unsigned mode = 0644, unsigned uid = 0,
-                  unsigned gid = 0);
-  void make_directory(std::string_view path, unsigned mode = 0755, unsigned uid = 0, unsigned gid = 0);
+  void write_file(std::string_view path, std::string content, unsigned mode = 0644,
+                  unsigned uid = 0, unsigned gid = 0);
+  void make_directory(std::string_view path, unsigned mode = 0755, unsigned uid = 0,
+                      unsigned gid = 0);
   void make_symlink(std::string_view path, std::string target);
   /// Inserts a node exactly as given (used when reading archives).
   void put(std::string_view path, TreeNode node);

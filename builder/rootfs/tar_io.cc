@@ -39,29 +39,42 @@ std::string read_data(archive* reader, const fs::path& path) {
     if (size_t(offset) > data.size()) data.resize(offset, '\0');  // sparse hole
     data.append(static_cast<const char*>(block), size);
   }
-  if (status != ARCHIVE_EOF) throw Error("cannot read " + path.string() + ": " + archive_error_string(reader));
+  if (status != ARCHIVE_EOF)
+    throw Error("cannot read " + path.string() + ": " + archive_error_string(reader));
   return data;
 }
 
 TreeNode::Type type_of(archive_entry* entry) {
   switch (archive_entry_filetype(entry)) {
-    case AE_IFDIR: return TreeNode::Type::directory;
-    case AE_IFLNK: return TreeNode::Type::symlink;
-    case AE_IFCHR: return TreeNode::Type::char_device;
-    case AE_IFBLK: return TreeNode::Type::block_device;
-    case AE_IFIFO: return TreeNode::Type::fifo;
-    default: return TreeNode::Type::file;
+    case AE_IFDIR:
+      return TreeNode::Type::directory;
+    case AE_IFLNK:
+      return TreeNode::Type::symlink;
+    case AE_IFCHR:
+      return TreeNode::Type::char_device;
+    case AE_IFBLK:
+      return TreeNode::Type::block_device;
+    case AE_IFIFO:
+      return TreeNode::Type::fifo;
+    default:
+      return TreeNode::Type::file;
   }
 }
 
 unsigned filetype_of(TreeNode::Type type) {
   switch (type) {
-    case TreeNode::Type::directory: return AE_IFDIR;
-    case TreeNode::Type::symlink: return AE_IFLNK;
-    case TreeNode::Type::char_device: return AE_IFCHR;
-    case TreeNode::Type::block_device: return AE_IFBLK;
-    case TreeNode::Type::fifo: return AE_IFIFO;
-    default: return AE_IFREG;
+    case TreeNode::Type::directory:
+      return AE_IFDIR;
+    case TreeNode::Type::symlink:
+      return AE_IFLNK;
+    case TreeNode::Type::char_device:
+      return AE_IFCHR;
+    case TreeNode::Type::block_device:
+      return AE_IFBLK;
+    case TreeNode::Type::fifo:
+      return AE_IFIFO;
+    default:
+      return AE_IFREG;
   }
 }
 
@@ -71,7 +84,8 @@ void read_tar(const fs::path& path, RootTree& tree) {
   ArchivePtr reader = open_reader(path);
   archive_entry* entry;
   int status;
-  while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK || status == ARCHIVE_WARN) {
+  while ((status = archive_read_next_header(reader.get(), &entry)) == ARCHIVE_OK ||
+         status == ARCHIVE_WARN) {
     TreeNode node;
     node.mode = archive_entry_perm(entry);
     node.uid = unsigned(archive_entry_uid(entry));
@@ -119,7 +133,8 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
   archive_write_set_format_pax_restricted(writer.get());
   archive_write_set_bytes_in_last_block(writer.get(), 1);
   if (archive_write_open_filename(writer.get(), temp.path().c_str()) != ARCHIVE_OK) {
-    throw Error("cannot create " + temp.path().string() + ": " + archive_error_string(writer.get()));
+    throw Error("cannot create " + temp.path().string() + ": " +
+                archive_error_string(writer.get()));
   }
   EntryPtr entry(archive_entry_new(), archive_entry_free);
   for (const auto& [name, node] : tree.nodes()) {
@@ -138,8 +153,10 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
     archive_entry_set_uid(entry.get(), data_node->uid);
     archive_entry_set_gid(entry.get(), data_node->gid);
     archive_entry_set_mtime(entry.get(), epoch, 0);
-    if (data_node->type == TreeNode::Type::symlink) archive_entry_set_symlink_utf8(entry.get(), data_node->target.c_str());
-    if (data_node->type == TreeNode::Type::char_device || data_node->type == TreeNode::Type::block_device) {
+    if (data_node->type == TreeNode::Type::symlink)
+      archive_entry_set_symlink_utf8(entry.get(), data_node->target.c_str());
+    if (data_node->type == TreeNode::Type::char_device ||
+        data_node->type == TreeNode::Type::block_device) {
       archive_entry_set_rdev(entry.get(), data_node->rdev);
     }
     for (const auto& [key, value] : data_node->xattrs) {
@@ -153,11 +170,13 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
       archive_entry_set_size(entry.get(), carries_data ? data_node->data.size() : 0);
     }
     if (archive_write_header(writer.get(), entry.get()) != ARCHIVE_OK) {
-      throw Error("cannot write /" + name + " to " + path.string() + ": " + archive_error_string(writer.get()));
+      throw Error("cannot write /" + name + " to " + path.string() + ": " +
+                  archive_error_string(writer.get()));
     }
     if (carries_data && !data_node->data.empty() &&
         archive_write_data(writer.get(), data_node->data.data(), data_node->data.size()) < 0) {
-      throw Error("cannot write /" + name + " to " + path.string() + ": " + archive_error_string(writer.get()));
+      throw Error("cannot write /" + name + " to " + path.string() + ": " +
+                  archive_error_string(writer.get()));
     }
   }
   if (archive_write_close(writer.get()) != ARCHIVE_OK) {
@@ -171,7 +190,8 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
 
 void add_host_tree(RootTree& tree, const fs::path& source, const std::string& destination) {
   std::vector<fs::path> entries;
-  for (const auto& entry : fs::recursive_directory_iterator(source)) entries.push_back(entry.path());
+  for (const auto& entry : fs::recursive_directory_iterator(source))
+    entries.push_back(entry.path());
   std::sort(entries.begin(), entries.end());
   std::string base = RootTree::normalise(destination);
   for (const auto& path : entries) {
@@ -183,7 +203,8 @@ void add_host_tree(RootTree& tree, const fs::path& source, const std::string& de
     } else if (S_ISDIR(st.st_mode)) {
       // An existing directory keeps its owner and mode; overlays add content, not policy.
       const TreeNode* existing = tree.find(target);
-      if (!existing || existing->type != TreeNode::Type::directory) tree.make_directory(target, st.st_mode & 07777);
+      if (!existing || existing->type != TreeNode::Type::directory)
+        tree.make_directory(target, st.st_mode & 07777);
     } else if (S_ISREG(st.st_mode)) {
       tree.write_file(target, read_file(path), st.st_mode & 07777);
     } else {

@@ -16,7 +16,8 @@ void write_tar(const RootTree& tree, const std::filesystem::path& archive, long 
 
 /// Copies a directory tree from the host into the image at `destination` ("/" for overlays),
 /// keeping modes and symlinks; owners become root.
-void add_host_tree(RootTree& tree, const std::filesystem::path& source, const std::string& destination);
+void add_host_tree(RootTree& tree, const std::filesystem::path& source,
+                   const std::string& destination);
 
 /// Extracts one member (e.g. "crictl" or "bin/containerd") from a tar.gz; throws if absent.
 std::string read_tar_member(const std::filesystem::path& archive, const std::string& member);

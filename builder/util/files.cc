@@ -17,7 +17,9 @@ namespace kiln {
 namespace fs = std::filesystem;
 
 namespace {
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 void write_all(int fd, std::string_view data, const fs::path& path) {
   while (!data.empty()) {
@@ -37,9 +39,8 @@ std::string read_file(const fs::path& path) {
 
 fs::path temp_sibling(const fs::path& path) {
   static std::atomic<unsigned> counter{0};
-  return path.parent_path() /
-         ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-          std::to_string(counter++));
+  return path.parent_path() / ("." + path.filename().string() + ".tmp-" +
+                               std::to_string(::getpid()) + "-" + std::to_string(counter++));
 }
 
 void fsync_path(const fs::path& path) {

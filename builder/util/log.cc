@@ -9,8 +9,12 @@ bool verbose_ = false;
 std::mutex output_mutex;
 }  // namespace
 
-void set_verbose(bool verbose) { verbose_ = verbose; }
-bool verbose() { return verbose_; }
+void set_verbose(bool verbose) {
+  verbose_ = verbose;
+}
+bool verbose() {
+  return verbose_;
+}
 
 void write_line(const std::string& line) {
   std::lock_guard lock(output_mutex);
@@ -22,7 +26,9 @@ Stage::Stage(std::string name) : name_(std::move(name)), start_(std::chrono::ste
   info("==> {}", name_);
 }
 
-Stage::~Stage() { info("<== {} ({:.1f} s)", name_, elapsed_seconds()); }
+Stage::~Stage() {
+  info("<== {} ({:.1f} s)", name_, elapsed_seconds());
+}
 
 double Stage::elapsed_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -87,7 +87,8 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
   log::debug("$ {}", shown);
   bool capture_any = options.capture_stdout || options.quiet;
   int out_pipe[2] = {-1, -1};
-  if (capture_any && ::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error("pipe: " + std::string(strerror(errno)));
+  if (capture_any && ::pipe2(out_pipe, O_CLOEXEC) != 0)
+    throw Error("pipe: " + std::string(strerror(errno)));
 
   std::vector<std::string> env = merged_environment(options.env);
   std::vector<char*> env_ptrs, arg_ptrs;
@@ -126,7 +127,8 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
   }
   int code = WEXITSTATUS(status);
   if (code == 127) throw Error("command not found (exit 127): " + shown + detail);
-  if (code != 0) throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
+  if (code != 0)
+    throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
   return {options.capture_stdout ? captured : std::string()};
 }
 

@@ -1,10 +1,9 @@
 // Checks on the image the build_default_image fixture built from recipes/worker.yaml:
 // the binaries run, the node configuration is what kubeadm needs, and builds are
 // reproducible and incremental.
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
 
@@ -25,7 +24,8 @@ const fs::path& extracted_root() {
   static kiln::test::TempDir dir;
   static bool done = false;
   if (!done) {
-    kiln::run({"tar", "--numeric-owner", "-xpf", (kImage / "rootfs.tar").string(), "-C", dir.path().string()});
+    kiln::run({"tar", "--numeric-owner", "-xpf", (kImage / "rootfs.tar").string(), "-C",
+               dir.path().string()});
     done = true;
   }
   return dir.path();
@@ -34,10 +34,14 @@ const fs::path& extracted_root() {
 std::string in_root(const std::vector<std::string>& command) {
   std::vector<std::string> argv = {"chroot", extracted_root().string()};
   argv.insert(argv.end(), command.begin(), command.end());
-  return kiln::run(argv, {.env = {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, .capture_stdout = true}).stdout_text;
+  return kiln::run(argv,
+                   {.env = {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, .capture_stdout = true})
+      .stdout_text;
 }
 
-std::string image_file(const std::string& path) { return kiln::read_file(extracted_root() / path.substr(1)); }
+std::string image_file(const std::string& path) {
+  return kiln::read_file(extracted_root() / path.substr(1));
+}
 
 /// The version the image's manifest records for a Debian package.
 std::string package_version(const std::string& manifest, const std::string& package) {
@@ -76,31 +80,38 @@ TEST_CASE("containerd and runc run and are the Debian packages the manifest list
   std::string upstream = containerd.substr(0, containerd.find('~'));  // 1.7.24~ds1-6 -> 1.7.24
   CHECK_THAT(in_root({"containerd", "--version"}), Catch::Contains(" " + upstream));
   std::string runc = package_version(manifest, "runc");
-  CHECK_THAT(in_root({"runc", "--version"}), Catch::StartsWith("runc version " + runc.substr(0, runc.find('+'))));
+  CHECK_THAT(in_root({"runc", "--version"}),
+             Catch::StartsWith("runc version " + runc.substr(0, runc.find('+'))));
 }
 
 TEST_CASE("containerd's sandbox image is the pause image kubeadm itself expects", "[image]") {
-  std::string images = in_root({"kubeadm", "config", "images", "list", "--kubernetes-version", "v1.34.12"});
+  std::string images =
+      in_root({"kubeadm", "config", "images", "list", "--kubernetes-version", "v1.34.12"});
   std::smatch match;
   REQUIRE(std::regex_search(images, match, std::regex("registry.k8s.io/pause:[0-9.]+")));
   std::string config = image_file("/etc/containerd/config.toml");
   CHECK_THAT(config, Catch::Contains("sandbox_image = \"" + match.str() + "\""));
   CHECK_THAT(config, Catch::Contains("SystemdCgroup = true"));
   // The cgroup driver kubeadm writes into the kubelet's config must match containerd's.
-  std::string defaults = in_root({"kubeadm", "config", "print", "join-defaults", "--component-configs",
-                                  "KubeletConfiguration"});
+  std::string defaults = in_root({"kubeadm", "config", "print", "init-defaults",
+                                  "--component-configs", "KubeletConfiguration"});
   CHECK_THAT(defaults, Catch::Contains("cgroupDriver: systemd"));
 }
 
 TEST_CASE("kubelet is installed as kubeadm prescribes and enabled", "[image]") {
-  CHECK_THAT(image_file("/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"),
-             Catch::Contains("ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS "
-                             "$KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS"));
-  CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system/multi-user.target.wants/kubelet.service") ==
+  CHECK_THAT(
+      image_file("/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"),
+      Catch::Contains("ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS "
+                      "$KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS"));
+  CHECK(fs::read_symlink(extracted_root() /
+                         "etc/systemd/system/multi-user.target.wants/kubelet.service") ==
         "/usr/lib/systemd/system/kubelet.service");
-  CHECK(fs::exists(extracted_root() / "etc/systemd/system/multi-user.target.wants/containerd.service"));
+  fs::path containerd = fs::read_symlink(
+      extracted_root() / "etc/systemd/system/multi-user.target.wants/containerd.service");
+  CHECK(fs::is_regular_file(extracted_root() / containerd.relative_path()));
   // systemd itself must accept the units as written.
-  std::string verify = in_root({"systemd-analyze", "verify", "--man=no", "/usr/lib/systemd/system/kubelet.service"});
+  std::string verify =
+      in_root({"systemd-analyze", "verify", "--man=no", "/usr/lib/systemd/system/kubelet.service"});
   CHECK(verify.empty());
 }
 
@@ -111,36 +122,50 @@ TEST_CASE("kernel modules, sysctls, swap and identity are set for kubeadm's pref
   CHECK_THAT(sysctl, Catch::Contains("net.ipv4.ip_forward = 1\n"));
   CHECK_THAT(sysctl, Catch::Contains("net.bridge.bridge-nf-call-iptables = 1\n"));
   // Both modules exist in the image's kernel, so loading them at boot can succeed.
-  std::string module_list = in_root({"sh", "-c", "find /usr/lib/modules -name 'br_netfilter.ko*' -o -name 'overlay.ko*'"});
+  std::string module_list = in_root(
+      {"sh", "-c", "find /usr/lib/modules -name 'br_netfilter.ko*' -o -name 'overlay.ko*'"});
   CHECK_THAT(module_list, Catch::Contains("br_netfilter.ko"));
   CHECK_THAT(module_list, Catch::Contains("overlay.ko"));
   CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system/swap.target") == "/dev/null");
   CHECK(fs::file_size(extracted_root() / "etc/machine-id") == 0);
-  CHECK(image_file("/etc/crictl.yaml").rfind("runtime-endpoint: unix:///run/containerd/containerd.sock\n", 0) == 0);
+  // No per-node secrets baked in: SSH host keys are made on first boot.
+  CHECK(in_root({"sh", "-c", "ls /etc/ssh/ | grep ssh_host_ || true"}).empty());
+  CHECK(fs::exists(extracted_root() / "usr/lib/systemd/system/sshd-keygen.service"));
+  CHECK(image_file("/etc/crictl.yaml")
+            .rfind("runtime-endpoint: unix:///run/containerd/containerd.sock\n", 0) == 0);
   CHECK(fs::is_symlink(extracted_root() / "opt/cni/bin/bridge"));
-  CHECK(fs::exists(extracted_root() / fs::read_symlink(extracted_root() / "opt/cni/bin/bridge").relative_path()));
+  CHECK(fs::exists(extracted_root() /
+                   fs::read_symlink(extracted_root() / "opt/cni/bin/bridge").relative_path()));
 }
 
-TEST_CASE("the manifest records the recipe, packages and artifacts that are in the image", "[image]") {
+TEST_CASE("the manifest records the recipe, packages and artifacts that are in the image",
+          "[image]") {
   std::string manifest = kiln::read_file(kImage / "manifest.json");
   CHECK(image_file("/usr/lib/kiln/manifest.json") == manifest);
-  CHECK_THAT(manifest, Catch::Contains("\"recipe_sha256\": \"" +
-                                       kiln::sha256_hex(kiln::read_file(kSource / "recipes/worker.yaml")) + "\""));
+  CHECK_THAT(
+      manifest,
+      Catch::Contains("\"recipe_sha256\": \"" +
+                      kiln::sha256_hex(kiln::read_file(kSource / "recipes/worker.yaml")) + "\""));
   for (const char* binary : {"kubelet", "kubeadm", "crictl"}) {
     std::string digest = kiln::sha256_file(extracted_root() / "usr/bin" / binary);
-    CHECK_THAT(manifest, Catch::Contains("\"sha256\": \"" + digest + "\", \"path\": \"/usr/bin/" + binary + "\""));
+    CHECK_THAT(manifest, Catch::Contains("\"sha256\": \"" + digest + "\", \"path\": \"/usr/bin/" +
+                                         binary + "\""));
   }
   std::string installed = in_root({"dpkg-query", "-W", "-f=${Package}\n"});
   CHECK_THAT(installed, Catch::Contains("openssh-server\n"));  // the recipe's extra package
-  CHECK(package_version(manifest, "systemd") == in_root({"dpkg-query", "-W", "-f=${Version}", "systemd"}));
+  CHECK(package_version(manifest, "systemd") ==
+        in_root({"dpkg-query", "-W", "-f=${Version}", "systemd"}));
   CHECK(image_file("/etc/ssh/sshd_config.d/10-kiln.conf") ==
         kiln::read_file(kSource / "overlays/worker/etc/ssh/sshd_config.d/10-kiln.conf"));
-  CHECK(kiln::read_file(kImage / "SHA256SUMS").rfind(kiln::sha256_file(kImage / "rootfs.tar") + "  rootfs.tar\n", 0) == 0);
+  CHECK(kiln::read_file(kImage / "SHA256SUMS")
+            .rfind(kiln::sha256_file(kImage / "rootfs.tar") + "  rootfs.tar\n", 0) == 0);
 }
 
-TEST_CASE("a no-change rebuild is served from the stage cache with an identical tarball", "[image]") {
+TEST_CASE("a no-change rebuild is served from the stage cache with an identical tarball",
+          "[image]") {
   kiln::test::TempDir out;
-  KilnRun run = kiln_build((kSource / "recipes/worker.yaml").string() + " -o " + out.path().string());
+  KilnRun run =
+      kiln_build((kSource / "recipes/worker.yaml").string() + " -o " + out.path().string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK_THAT(run.output, Catch::Contains("    base: cached"));
@@ -153,28 +178,34 @@ TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
   kiln::test::TempDir work;
   fs::create_directories(work.path() / "extra/etc/kiln");
   kiln::write_file_atomic(work.path() / "extra/etc/kiln/pool", "edge-pool-7\n");
-  kiln::write_file_atomic(work.path() / "recipe.yaml",
-                          "include: " + (kSource / "recipes/worker.yaml").string() + "\noverlays: [extra]\n");
-  KilnRun run = kiln_build((work.path() / "recipe.yaml").string() + " -o " + (work.path() / "out").string());
+  kiln::write_file_atomic(
+      work.path() / "recipe.yaml",
+      "include: " + (kSource / "recipes/worker.yaml").string() + "\noverlays: [extra]\n");
+  KilnRun run =
+      kiln_build((work.path() / "recipe.yaml").string() + " -o " + (work.path() / "out").string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK_THAT(run.output, Catch::Contains("    base: cached"));
   CHECK_THAT(run.output, Catch::Contains("    kubernetes: cached"));
   CHECK_THAT(run.output, !Catch::Contains("    rootfs: cached"));
-  std::string listing = kiln::run({"tar", "-xOf", (work.path() / "out/rootfs.tar").string(), "./etc/kiln/pool"},
-                                  {.capture_stdout = true})
-                            .stdout_text;
+  std::string listing =
+      kiln::run({"tar", "-xOf", (work.path() / "out/rootfs.tar").string(), "./etc/kiln/pool"},
+                {.capture_stdout = true})
+          .stdout_text;
   CHECK(listing == "edge-pool-7\n");
 }
 
-TEST_CASE("--offline with an empty cache fails clearly and writes nothing", "[image]") {
+TEST_CASE("an offline build with an empty cache fails clearly and writes nothing", "[image]") {
   kiln::test::TempDir work;
-  KilnRun run = kiln_build((kSource / "recipes/worker.yaml").string() + " --offline --cache " +
-                           (work.path() / "cache").string() + " -o " + (work.path() / "out").string());
+  KilnRun run =
+      kiln_build((kSource / "recipes/worker.yaml").string() + " --offline --cache " +
+                 (work.path() / "cache").string() + " -o " + (work.path() / "out").string());
   CHECK(run.exit_code == 4);
-  CHECK_THAT(run.output, Catch::Contains("kiln: error: the base stage (Debian trixie with the recipe's packages) is "
-                                         "not in the cache " + (work.path() / "cache").string() +
-                                         "; run the build once without --offline"));
+  CHECK_THAT(
+      run.output,
+      Catch::Contains("kiln: error: the base stage (Debian trixie with the recipe's packages) is "
+                      "not in the cache " +
+                      (work.path() / "cache").string() + "; run the build once without --offline"));
   CHECK_FALSE(fs::exists(work.path() / "out/rootfs.tar"));
 }
 
@@ -190,5 +221,6 @@ TEST_CASE("two full builds of the same recipe give byte-identical tarballs", "[i
   INFO(b.output);
   REQUIRE(b.exit_code == 0);
   CHECK_THAT(b.output, !Catch::Contains(": cached"));
-  CHECK(kiln::sha256_file(first.path() / "rootfs.tar") == kiln::sha256_file(second.path() / "rootfs.tar"));
+  CHECK(kiln::sha256_file(first.path() / "rootfs.tar") ==
+        kiln::sha256_file(second.path() / "rootfs.tar"));
 }

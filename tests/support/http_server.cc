@@ -17,7 +17,8 @@ HttpServer::HttpServer() {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 16) != 0) {
+  if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(listener_, 16) != 0) {
     throw std::runtime_error("test HTTP server cannot listen");
   }
   socklen_t length = sizeof address;
@@ -112,14 +113,16 @@ void HttpServer::handle(int client) {
   }
   size_t offset = range.empty() ? 0 : std::stoul(range.substr(0, range.find('-')));
   if (offset > body.size()) {
-    send_all(client, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    send_all(
+        client,
+        "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     return;
   }
   std::string part = body.substr(offset);
   std::string header = range.empty() ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 206 Partial Content\r\n";
   if (!range.empty()) {
-    header += "Content-Range: bytes " + std::to_string(offset) + "-" + std::to_string(body.size() - 1) + "/" +
-              std::to_string(body.size()) + "\r\n";
+    header += "Content-Range: bytes " + std::to_string(offset) + "-" +
+              std::to_string(body.size() - 1) + "/" + std::to_string(body.size()) + "\r\n";
   }
   header += "Content-Length: " + std::to_string(part.size()) + "\r\nConnection: close\r\n\r\n";
   send_all(client, header);

@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <thread>
 
@@ -53,8 +52,8 @@ TEST_CASE("a checksum mismatch names the URL and both digests and caches nothing
     FAIL("expected a checksum error");
   } catch (const kiln::Error& e) {
     std::string message = e.what();
-    CHECK(message == "checksum mismatch for " + server.url("/kubeadm") + "\n  expected sha256: " + expected +
-                         "\n  actual sha256:   " + kiln::sha256_hex("tampered binary"));
+    CHECK(message == "checksum mismatch for " + server.url("/kubeadm") + "\n  expected sha256: " +
+                         expected + "\n  actual sha256:   " + kiln::sha256_hex("tampered binary"));
   }
   CHECK_FALSE(fs::exists(cache.blob_path(expected)));
   CHECK(count_files(dir.path() / "blobs") == 0);
@@ -94,7 +93,7 @@ TEST_CASE("a server that keeps dropping gives a clear error and leaves the cache
   CHECK_FALSE(server.last_range("/flaky").empty());
 }
 
-TEST_CASE("--offline fails clearly on a cache miss without using the network") {
+TEST_CASE("an offline cache miss fails clearly without using the network") {
   HttpServer server;
   TempDir dir;
   server.serve("/kubelet", "binary");
@@ -103,13 +102,15 @@ TEST_CASE("--offline fails clearly on a cache miss without using the network") {
     cache.fetch(server.url("/kubelet"), kiln::sha256_hex("binary"), "kubelet");
     FAIL("expected an offline miss");
   } catch (const kiln::OfflineMiss& e) {
-    CHECK_THAT(e.what(), Catch::StartsWith("--offline: kubelet is not in the cache (" + server.url("/kubelet")));
+    CHECK_THAT(e.what(), Catch::StartsWith("--offline: kubelet is not in the cache (" +
+                                           server.url("/kubelet")));
   }
   CHECK(server.requests("/kubelet") == 0);
   // The same cache, filled online, then serves offline.
   Cache online(dir.path(), false);
   online.fetch(server.url("/kubelet"), kiln::sha256_hex("binary"), "kubelet");
-  CHECK(kiln::read_file(cache.fetch(server.url("/kubelet"), kiln::sha256_hex("binary"), "kubelet")) == "binary");
+  CHECK(kiln::read_file(cache.fetch(server.url("/kubelet"), kiln::sha256_hex("binary"),
+                                    "kubelet")) == "binary");
 }
 
 TEST_CASE("published .sha256 files are read and remembered for offline builds") {

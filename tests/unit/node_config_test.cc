@@ -1,7 +1,8 @@
+#include "builder/rootfs/node_config.h"
+
 #include <catch2/catch.hpp>
 
 #include "builder/plan/plan.h"
-#include "builder/rootfs/node_config.h"
 #include "builder/rootfs/root_tree.h"
 
 using kiln::RootTree;
@@ -12,7 +13,9 @@ namespace {
 /// The handful of files a Debian base has that node configuration edits.
 RootTree minimal_base() {
   RootTree tree;
-  tree.write_file("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n");
+  tree.write_file(
+      "/etc/passwd",
+      "root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n");
   tree.write_file("/etc/shadow", "root:*:20000:0:99999:7:::\n", 0640, 0, 42);
   tree.write_file("/etc/group", "root:x:0:\nshadow:x:42:\nsudo:x:27:\n");
   tree.write_file("/etc/gshadow", "root:*::\nshadow:*::\nsudo:*::\n", 0640, 0, 42);
@@ -21,6 +24,9 @@ RootTree minimal_base() {
   tree.write_file("/usr/lib/cni/bridge", "elf", 0755);
   tree.write_file("/usr/lib/cni/loopback", "elf", 0755);
   tree.write_file("/var/lib/dbus/machine-id", "0123456789abcdef0123456789abcdef\n");
+  tree.write_file("/etc/ssh/ssh_host_ed25519_key", "PRIVATE", 0600);
+  tree.write_file("/etc/ssh/ssh_host_ed25519_key.pub", "PUBLIC");
+  tree.write_file("/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\n");
   return tree;
 }
 
@@ -39,16 +45,20 @@ TEST_CASE("containerd is configured with the systemd cgroup driver and the kubel
   const std::string& config = tree.read_file("/etc/containerd/config.toml");
   CHECK_THAT(config, Catch::Contains("version = 2\n"));
   CHECK_THAT(config, Catch::Contains("sandbox_image = \"registry.k8s.io/pause:3.10.1\""));
-  CHECK_THAT(config, Catch::Contains("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n"
-                                     "        # kubeadm configures the kubelet with cgroupDriver: systemd; both must agree.\n"
-                                     "        SystemdCgroup = true"));
+  CHECK_THAT(
+      config,
+      Catch::Contains(
+          "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n"
+          "        # kubeadm configures the kubelet with cgroupDriver: systemd; both must agree.\n"
+          "        SystemdCgroup = true"));
   CHECK_THAT(config, Catch::Contains("bin_dir = \"/opt/cni/bin\""));
 
   RootTree v2 = minimal_base();
   kiln::write_node_config(v2, plan_with({}), {"registry.k8s.io/pause:3.10.1", true, true});
-  CHECK_THAT(v2.read_file("/etc/containerd/config.toml"),
-             Catch::Contains("version = 3\n\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\n"
-                             "  sandbox = 'registry.k8s.io/pause:3.10.1'"));
+  CHECK_THAT(
+      v2.read_file("/etc/containerd/config.toml"),
+      Catch::Contains("version = 3\n\n[plugins.'io.containerd.cri.v1.images'.pinned_images]\n"
+                      "  sandbox = 'registry.k8s.io/pause:3.10.1'"));
   CHECK(v2.find("/etc/systemd/system/multi-user.target.wants/containerd.service")->target ==
         "/usr/lib/systemd/system/containerd.service");
 }
@@ -58,12 +68,15 @@ TEST_CASE("the kubelet unit and kubeadm drop-in are installed and enabled") {
   kiln::write_node_config(tree, plan_with({}), {"p", false, false});
   CHECK_THAT(tree.read_file("/usr/lib/systemd/system/kubelet.service"),
              Catch::Contains("ExecStart=/usr/bin/kubelet\nRestart=always"));
-  const std::string& dropin = tree.read_file("/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf");
-  CHECK_THAT(dropin, Catch::Contains("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf "
-                                     "--kubeconfig=/etc/kubernetes/kubelet.conf"));
+  const std::string& dropin =
+      tree.read_file("/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf");
+  CHECK_THAT(dropin,
+             Catch::Contains("--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf "
+                             "--kubeconfig=/etc/kubernetes/kubelet.conf"));
   CHECK_THAT(dropin, Catch::Contains("EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env"));
-  CHECK_THAT(dropin, Catch::Contains("ExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS "
-                                     "$KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n"));
+  CHECK_THAT(dropin,
+             Catch::Contains("ExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS "
+                             "$KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n"));
   const TreeNode* wants = tree.find("/etc/systemd/system/multi-user.target.wants/kubelet.service");
   REQUIRE(wants);
   CHECK(wants->target == "/usr/lib/systemd/system/kubelet.service");
@@ -82,7 +95,8 @@ TEST_CASE("kernel settings, crictl, swap, CNI paths and machine identity are rea
         "net.ipv4.ip_forward = 1\n"
         "vm.max_map_count = 262144\n");
   CHECK(tree.read_file("/etc/modules-load.d/kubernetes.conf") ==
-        "# Written by kiln: containerd's overlay snapshotter and bridged pod traffic.\noverlay\nbr_netfilter\nip_vs\n");
+        "# Written by kiln: containerd's overlay snapshotter and bridged pod "
+        "traffic.\noverlay\nbr_netfilter\nip_vs\n");
   CHECK(tree.read_file("/etc/crictl.yaml") ==
         "runtime-endpoint: unix:///run/containerd/containerd.sock\n"
         "image-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n");
@@ -93,6 +107,10 @@ TEST_CASE("kernel settings, crictl, swap, CNI paths and machine identity are rea
   CHECK(tree.find("/var/lib/dbus/machine-id")->target == "/etc/machine-id");
   CHECK_FALSE(tree.contains("/etc/hostname"));
   CHECK_FALSE(tree.contains("/etc/resolv.conf"));
+  // Host keys made by openssh-server's postinst would be shared by every node.
+  CHECK_FALSE(tree.contains("/etc/ssh/ssh_host_ed25519_key"));
+  CHECK_FALSE(tree.contains("/etc/ssh/ssh_host_ed25519_key.pub"));
+  CHECK(tree.contains("/etc/ssh/sshd_config"));
 }
 
 TEST_CASE("recipe users get passwd entries, a locked password and their SSH keys") {
@@ -104,7 +122,8 @@ TEST_CASE("recipe users get passwd entries, a locked password and their SSH keys
   recipe.users = {user};
   RootTree tree = minimal_base();
   kiln::add_users(tree, plan_with(recipe));
-  CHECK_THAT(tree.read_file("/etc/passwd"), Catch::EndsWith("ops:x:1000:1000::/home/ops:/bin/bash\n"));
+  CHECK_THAT(tree.read_file("/etc/passwd"),
+             Catch::EndsWith("ops:x:1000:1000::/home/ops:/bin/bash\n"));
   CHECK_THAT(tree.read_file("/etc/shadow"), Catch::EndsWith("ops:!:19675:0:99999:7:::\n"));
   CHECK_THAT(tree.read_file("/etc/group"), Catch::Contains("sudo:x:27:ops\n"));
   CHECK(tree.find("/etc/shadow")->gid == 42);
@@ -119,8 +138,9 @@ TEST_CASE("recipe users get passwd entries, a locked password and their SSH keys
   user.groups = {"wheel"};
   unknown_group.users = {user};
   RootTree other = minimal_base();
-  CHECK_THROWS_WITH(kiln::add_users(other, plan_with(unknown_group)),
-                    "group 'wheel' for user 'ops' does not exist in the image; add the package that creates it");
+  CHECK_THROWS_WITH(
+      kiln::add_users(other, plan_with(unknown_group)),
+      "group 'wheel' for user 'ops' does not exist in the image; add the package that creates it");
 }
 
 TEST_CASE("inline files get their mode and resolved owner") {

@@ -1,11 +1,10 @@
-#include <catch2/catch.hpp>
+#include "builder/recipe/recipe_parser.h"
 
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
-
-#include "builder/recipe/recipe_parser.h"
 
 namespace fs = std::filesystem;
 
@@ -28,7 +27,9 @@ CommandOutput run_kiln(const std::string& args) {
   return {WEXITSTATUS(status), output};
 }
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
 
 }  // namespace
 
@@ -39,39 +40,57 @@ TEST_CASE("kiln validate reports each broken recipe at its exact line and column
   };
   const std::string dir = (kRecipes / "bad").string() + "/";
   auto [file, expected] = GENERATE(values<Case>({
-      {"typo_key.yaml", "typo_key.yaml:2:1: error: unknown key 'pakages' (did you mean 'packages'?)"},
-      {"wrong_type.yaml", "wrong_type.yaml:2:11: error: expected a list of package names, got a string"},
-      {"bad_version.yaml", "bad_version.yaml:3:12: error: bad version '1.34': expected MAJOR.MINOR.PATCH like v1.34.4"},
+      {"typo_key.yaml",
+       "typo_key.yaml:2:1: error: unknown key 'pakages' (did you mean 'packages'?)"},
+      {"wrong_type.yaml",
+       "wrong_type.yaml:2:11: error: expected a list of package names, got a string"},
+      {"bad_version.yaml",
+       "bad_version.yaml:3:12: error: bad version '1.34': expected MAJOR.MINOR.PATCH like v1.34.4"},
       {"unsupported_version.yaml",
-       "unsupported_version.yaml:3:12: error: unsupported Kubernetes version v1.20.0: kiln supports v1.30 and newer"},
-      {"missing_overlay.yaml", "missing_overlay.yaml:3:5: error: overlay directory '{data}/does-not-exist' does not exist"},
-      {"cycle_a.yaml", "cycle_b.yaml:2:10: error: include cycle: cycle_a.yaml -> cycle_b.yaml -> cycle_a.yaml"},
+       "unsupported_version.yaml:3:12: error: unsupported Kubernetes version v1.20.0: kiln "
+       "supports v1.30 and newer"},
+      {"missing_overlay.yaml",
+       "missing_overlay.yaml:3:5: error: overlay directory '{data}/does-not-exist' does not exist"},
+      {"cycle_a.yaml",
+       "cycle_b.yaml:2:10: error: include cycle: cycle_a.yaml -> cycle_b.yaml -> cycle_a.yaml"},
       {"unknown_arch.yaml",
-       "unknown_arch.yaml:3:9: error: unknown architecture 'amd46' (did you mean 'amd64'?); expected one of: amd64, arm64"},
+       "unknown_arch.yaml:3:9: error: unknown architecture 'amd46' (did you mean 'amd64'?); "
+       "expected one of: amd64, arm64"},
       {"unknown_suite.yaml",
-       "unknown_suite.yaml:3:10: error: unknown suite 'trixy' (did you mean 'trixie'?); expected one of: trixie, bookworm"},
-      {"nested_typo.yaml", "nested_typo.yaml:3:3: error: unknown key 'verison' in 'kubernetes' (did you mean 'version'?)"},
+       "unknown_suite.yaml:3:10: error: unknown suite 'trixy' (did you mean 'trixie'?); expected "
+       "one of: trixie, bookworm"},
+      {"nested_typo.yaml",
+       "nested_typo.yaml:3:3: error: unknown key 'verison' in 'kubernetes' (did you mean "
+       "'version'?)"},
       {"bad_mode.yaml", "bad_mode.yaml:5:11: error: expected an octal mode like 0644, got '0999'"},
       {"relative_file.yaml",
-       "relative_file.yaml:3:11: error: file path 'etc/motd' must be absolute and must not contain '..'"},
+       "relative_file.yaml:3:11: error: file path 'etc/motd' must be absolute and must not contain "
+       "'..'"},
       {"unknown_output.yaml",
-       "unknown_output.yaml:2:16: error: unknown output format 'qcow3' (did you mean 'qcow2'?); expected one of: "
+       "unknown_output.yaml:2:16: error: unknown output format 'qcow3' (did you mean 'qcow2'?); "
+       "expected one of: "
        "rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe"},
       {"bad_yaml.yaml", "bad_yaml.yaml:3:1: error: invalid YAML: end of sequence flow not found"},
-      {"missing_include.yaml", "missing_include.yaml:2:10: error: included recipe '{dir}nowhere.yaml' does not exist"},
+      {"missing_include.yaml",
+       "missing_include.yaml:2:10: error: included recipe '{dir}nowhere.yaml' does not exist"},
       {"old_containerd.yaml",
-       "old_containerd.yaml:3:10: error: containerd 1.6.20 (Debian bookworm) is too old for kubelet v1.34.12, which "
-       "needs containerd 1.7.0 or newer; use base.suite: trixie, or containerd.from: release with a newer version"},
+       "old_containerd.yaml:3:10: error: containerd 1.6.20 (Debian bookworm) is too old for "
+       "kubelet v1.34.12, which "
+       "needs containerd 1.7.0 or newer; use base.suite: trixie, or containerd.from: release with "
+       "a newer version"},
       {"bad_sysctl.yaml",
-       "bad_sysctl.yaml:3:3: error: bad sysctl key 'not a key': expected dotted form like net.ipv4.ip_forward"},
+       "bad_sysctl.yaml:3:3: error: bad sysctl key 'not a key': expected dotted form like "
+       "net.ipv4.ip_forward"},
       {"duplicate_user.yaml", "duplicate_user.yaml:4:5: error: user 'ops' is defined twice"},
       {"base_not_map.yaml", "base_not_map.yaml:2:7: error: expected a map, got a string"},
-      {"bad_name.yaml", "bad_name.yaml:1:7: error: bad name 'Bad_Name': use lowercase letters, digits and '-'"},
+      {"bad_name.yaml",
+       "bad_name.yaml:1:7: error: bad name 'Bad_Name': use lowercase letters, digits and '-'"},
       {"missing_name.yaml", "missing_name.yaml:1:1: error: recipe needs a 'name'"},
   }));
   std::string want = dir + expected;
   for (auto [token, value] : {std::pair{"{data}", kRecipes.string()}, std::pair{"{dir}", dir}}) {
-    if (auto at = want.find(token); at != std::string::npos) want.replace(at, std::string(token).size(), value);
+    if (auto at = want.find(token); at != std::string::npos)
+      want.replace(at, std::string(token).size(), value);
   }
   CommandOutput result = run_kiln("validate " + dir + file);
   INFO(result.output);
@@ -89,7 +108,7 @@ TEST_CASE("errors show the recipe line with a caret under the column") {
 
 TEST_CASE("a valid recipe with an include merges both files") {
   kiln::Recipe recipe = kiln::load_recipe(kRecipes / "good.yaml");
-  CHECK(recipe.name == "good-worker");  // the including file wins
+  CHECK(recipe.name == "good-worker");                                 // the including file wins
   CHECK(recipe.packages == std::vector<std::string>{"curl", "htop"});  // lists extend
   CHECK(recipe.kubernetes.from == kiln::KubernetesSource::source);     // from the include
   CHECK(recipe.kernel.cmdline == std::vector<std::string>{"console=ttyS0"});
@@ -113,13 +132,15 @@ TEST_CASE("every problem in a recipe is reported, not just the first") {
   } catch (const kiln::RecipeErrors& e) {
     CHECK(e.errors().size() == 1);  // a bad path is one problem, not also a missing one
   }
-  CommandOutput result = run_kiln("validate " + (kRecipes / "bad/unknown_output.yaml").string() + " extra");
+  CommandOutput result =
+      run_kiln("validate " + (kRecipes / "bad/unknown_output.yaml").string() + " extra");
   CHECK(result.exit_code == 2);
   CHECK_THAT(result.output, Catch::Contains("expected exactly one RECIPE argument"));
 }
 
 TEST_CASE("the default recipe is valid") {
-  CommandOutput result = run_kiln("validate " + (fs::path(KILN_TEST_DATA) / "../../recipes/worker.yaml").string());
+  CommandOutput result =
+      run_kiln("validate " + (fs::path(KILN_TEST_DATA) / "../../recipes/worker.yaml").string());
   INFO(result.output);
   CHECK(result.exit_code == 0);
 }

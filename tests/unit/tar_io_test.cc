@@ -1,10 +1,11 @@
-#include <catch2/catch.hpp>
+#include "builder/rootfs/tar_io.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <catch2/catch.hpp>
+
 #include "builder/rootfs/root_tree.h"
-#include "builder/rootfs/tar_io.h"
 #include "builder/util/sha256.h"
 #include "support/temp_dir.h"
 
@@ -54,8 +55,9 @@ TEST_CASE("tar output is sorted, stamped with the epoch and independent of inser
     paths.push_back(e.path);
     CHECK(e.mtime == 1700000000);
   }
-  CHECK(paths == std::vector<std::string>{"./etc/", "./etc/alternatives/", "./etc/alternatives/iptables",
-                                          "./etc/crictl.yaml", "./usr/", "./usr/bin/", "./usr/bin/kubelet"});
+  CHECK(paths == std::vector<std::string>{"./etc/", "./etc/alternatives/",
+                                          "./etc/alternatives/iptables", "./etc/crictl.yaml",
+                                          "./usr/", "./usr/bin/", "./usr/bin/kubelet"});
 }
 
 TEST_CASE("hardlink groups are led by their first path in sorted order") {
@@ -94,7 +96,8 @@ TEST_CASE("root tree paths are normalised and parents created") {
   CHECK(tree.find("etc/kubernetes")->type == TreeNode::Type::directory);
   CHECK(tree.find("/etc/kubernetes/manifests")->mode == 0755);
   CHECK(tree.contains("/etc/kubernetes/manifests/x.yaml"));
-  CHECK_THROWS_WITH(tree.write_file("/etc/../root/x", "x"), "path '/etc/../root/x' must not contain '..'");
+  CHECK_THROWS_WITH(tree.write_file("/etc/../root/x", "x"),
+                    "path '/etc/../root/x' must not contain '..'");
   tree.make_symlink("/bin", "usr/bin");
   CHECK_THROWS_WITH(tree.write_file("/bin/kubelet", "x"),
                     "cannot write below '/bin/kubelet': '/bin' is a symlink in the image");
