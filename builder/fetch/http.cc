@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -111,6 +112,52 @@ GetResult get_text(const std::string& url, std::string& body, long timeout_secon
   if (code != CURLE_OK) return {status, curl_easy_strerror(code)};
   if (status != 200) return {status, "HTTP status " + std::to_string(status)};
   return {status, {}};
+}
+
+Response request(const Request& spec) {
+  Easy easy = make_easy(spec.url);
+  Response response;
+  CURL* handle = easy.get();
+  curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, spec.method.c_str());
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, write_to_string);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT, spec.timeout_seconds);
+  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT, std::min(spec.timeout_seconds, 10L));
+  auto blob = [](const std::string& text) {
+    return curl_blob{const_cast<char*>(text.data()), text.size(), CURL_BLOB_COPY};
+  };
+  curl_blob ca = blob(spec.ca_pem), cert = blob(spec.client_cert_pem),
+            key = blob(spec.client_key_pem);
+  if (spec.ca_pem.empty()) {
+    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else {
+    curl_easy_setopt(handle, CURLOPT_CAINFO_BLOB, &ca);
+    curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);  // only the pinned CA, not the host's store
+  }
+  if (!spec.client_cert_pem.empty()) {
+    curl_easy_setopt(handle, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(handle, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(handle, CURLOPT_SSLKEY_BLOB, &key);
+    curl_easy_setopt(handle, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(nullptr, curl_slist_free_all);
+  auto add_header = [&](const std::string& header) {
+    headers.reset(curl_slist_append(headers.release(), header.c_str()));
+  };
+  add_header("Accept: application/json");
+  if (!spec.body.empty()) {
+    add_header("Content-Type: " + spec.content_type);
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDS, spec.body.c_str());
+    curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE, long(spec.body.size()));
+  }
+  // The bearer token rides in a header, never in the URL or a log line.
+  if (!spec.bearer_token.empty()) add_header("Authorization: Bearer " + spec.bearer_token);
+  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
+  CURLcode code = curl_easy_perform(handle);
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
+  if (code != CURLE_OK) response.error = curl_easy_strerror(code);
+  return response;
 }
 
 bool reachable(const std::string& url, long timeout_seconds, std::string* why) {

@@ -132,8 +132,9 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
     fs::path output = out_dir / binary.name;
     std::string origin;
     if (binary.package.rfind("k8s.io/kubernetes/", 0) == 0) {
-      run({"go", "build", "-p", parallel, "-trimpath", "-ldflags", ldflags, "-o", output.string(),
-           binary.package},
+      // The build tags upstream's release builds use (hack/lib/golang.sh).
+      run({"go", "build", "-p", parallel, "-trimpath", "-tags", "selinux,notest,grpcnotrace",
+           "-ldflags", ldflags, "-o", output.string(), binary.package},
           {.env = env, .cwd = work, .quiet = !log::verbose()});
       origin = "go:" + binary.package + "@" + plan.kubernetes_module_version;
     } else {

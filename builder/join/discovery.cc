@@ -1,0 +1,106 @@
+#include "builder/join/discovery.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "builder/fetch/http.h"
+#include "builder/join/ca_pin.h"
+#include "builder/join/jws.h"
+#include "builder/join/kubeconfig.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr const char* kClusterInfoPath = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+
+std::string fetch_cluster_info(const JoinConfig& config, const std::string& ca_pem, long timeout) {
+  http::Request call;
+  call.url = config.endpoint + kClusterInfoPath;
+  call.ca_pem = ca_pem;
+  call.timeout_seconds = timeout;
+  http::Response response = http::request(call);
+  if (!response.error.empty()) {
+    throw DiscoveryError(
+        ca_pem.empty() ? DiscoveryFailure::unreachable : DiscoveryFailure::tls_mismatch,
+        fmt::format("{} {}: {}",
+                    ca_pem.empty() ? "cannot reach" : "TLS with the pinned CA failed for",
+                    config.endpoint, response.error));
+  }
+  if (response.status != 200) {
+    throw DiscoveryError(
+        DiscoveryFailure::no_cluster_info,
+        fmt::format("{} answered HTTP {} for kube-public/cluster-info; is it a kubeadm-style "
+                    "control plane with the bootstrap-token phase applied?",
+                    config.endpoint, response.status));
+  }
+  return response.body;
+}
+
+}  // namespace
+
+DiscoveredCluster discover_cluster(const JoinConfig& config, long timeout_seconds) {
+  std::string body = fetch_cluster_info(config, "", timeout_seconds);
+  YAML::Node configmap;
+  try {
+    configmap = YAML::Load(body);
+  } catch (const std::exception&) {
+    throw DiscoveryError(DiscoveryFailure::no_cluster_info,
+                         "cluster-info from " + config.endpoint + " is not JSON");
+  }
+  YAML::Node data = configmap["data"];
+  if (!data || !data["kubeconfig"]) {
+    throw DiscoveryError(DiscoveryFailure::no_cluster_info,
+                         "cluster-info from " + config.endpoint + " has no kubeconfig");
+  }
+  std::string kubeconfig = data["kubeconfig"].Scalar();
+  std::string key = "jws-kubeconfig-" + config.token.id;
+  if (!data[key]) {
+    throw DiscoveryError(
+        DiscoveryFailure::token_unknown,
+        fmt::format("cluster-info has no signature for token id {}: the token does not exist on "
+                    "this control plane or has expired",
+                    config.token.id));
+  }
+  JwsCheck check =
+      verify_detached_jws(data[key].Scalar(), kubeconfig, config.token.id, config.token.secret);
+  if (check != JwsCheck::valid) {
+    throw DiscoveryError(
+        DiscoveryFailure::bad_signature,
+        fmt::format("refusing cluster-info from {}: {}", config.endpoint, describe(check)));
+  }
+  Kubeconfig cluster;
+  try {
+    cluster = parse_kubeconfig_cluster(kubeconfig, "cluster-info");
+  } catch (const Error& e) {
+    throw DiscoveryError(DiscoveryFailure::no_cluster_info, e.what());
+  }
+  std::string pin = ca_pin_from_pem(cluster.ca_pem);
+  if (pin != config.ca_cert_hash) {
+    throw DiscoveryError(
+        DiscoveryFailure::ca_mismatch,
+        fmt::format(
+            "refusing {}: its CA is {} but the join config pins {} (a different cluster, or "
+            "a man-in-the-middle)",
+            config.endpoint, pin, config.ca_cert_hash));
+  }
+  // Only now is the CA trusted; the server must prove it holds a key that CA certified.
+  std::string verified = fetch_cluster_info(config, cluster.ca_pem, timeout_seconds);
+  YAML::Node again = YAML::Load(verified);
+  if (!again["data"] || !again["data"]["kubeconfig"] ||
+      again["data"]["kubeconfig"].Scalar() != kubeconfig) {
+    throw DiscoveryError(DiscoveryFailure::tls_mismatch,
+                         "cluster-info changed between the anonymous and the CA-verified fetch");
+  }
+  return {kubeconfig, cluster.ca_pem, cluster.server};
+}
+
+void check_not_expired(const JoinConfig& config, long long now) {
+  if (now < config.expires) return;
+  throw Error(
+      fmt::format("the bootstrap token {} expired at {} ({} minutes ago); create a new one with "
+                  "`kiln token create` and stamp it",
+                  config.token.masked(), format_utc(config.expires), (now - config.expires) / 60));
+}
+
+}  // namespace kiln
