@@ -5,11 +5,14 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <regex>
 
 #include "builder/build.h"
 #include "builder/fetch/cache.h"
 #include "builder/plan/plan.h"
 #include "builder/recipe/recipe_parser.h"
+#include "builder/rootfs/kubernetes_binaries.h"
+#include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "cli/options.h"
 
@@ -28,6 +31,18 @@ const std::vector<Flag> kBuildFlags = {
     {"--rebuild", "", "re-run every stage even if its output is cached (downloads stay cached)"},
     {"-j, --jobs", "N", "parallel jobs for compilation (default: number of CPUs)"},
     {"-v, --verbose", "", "print every command and cache decision"},
+};
+
+const std::vector<Flag> kBinariesFlags = {
+    {"--components", "LIST",
+     "comma-separated, e.g. kube-apiserver,kube-controller-manager (default: "
+     "kubelet,kubeadm,crictl)"},
+    {"-o, --output", "DIR", "directory to copy the binaries into"},
+    {"--mirror", "URL|DIR", "as for build"},
+    {"--cache", "DIR", "as for build"},
+    {"--offline", "", "as for build"},
+    {"-j, --jobs", "N", "as for build"},
+    {"-v, --verbose", "", "as for build"},
 };
 
 const std::vector<Flag> kPlanFlags = {
@@ -103,6 +118,48 @@ ExitCode run_build(const std::vector<std::string>& args) {
   BuildResult result = build(plan, options);
   std::printf("%s\n%s\n", result.rootfs_tarball.c_str(), result.manifest.c_str());
   log::info("rootfs sha256 {}", result.rootfs_sha256);
+  return ExitCode::ok;
+}
+
+ExitCode run_binaries(const std::vector<std::string>& args) {
+  ParsedArgs parsed = parse_args(args, kBinariesFlags);
+  if (parsed.help) {
+    std::fputs(
+        render_help("kiln binaries RECIPE -o DIR [--components LIST] [options]",
+                    "Provides Kubernetes binaries of the recipe's version, from the recipe's "
+                    "source (release,\n"
+                    "mirror or Go modules), verified and cached like a build's: for example "
+                    "kube-apiserver and\n"
+                    "kube-controller-manager for a test control plane that matches the image.",
+                    kBinariesFlags)
+            .c_str(),
+        stdout);
+    return ExitCode::ok;
+  }
+  if (!parsed.has("output")) throw UsageError("-o DIR is required");
+  log::set_verbose(parsed.has("verbose"));
+  PlanOptions options = plan_options(parsed);
+  std::string list = parsed.get("components");
+  for (size_t start = 0; start < list.size();) {
+    size_t end = std::min(list.find(',', start), list.size());
+    std::string name = list.substr(start, end - start);
+    static const std::regex component("^(kube-[a-z-]+|kubelet|kubeadm|kubectl|crictl)$");
+    if (!std::regex_match(name, component))
+      throw UsageError("unknown Kubernetes component '" + name + "'");
+    options.components.push_back(name);
+    start = end + 1;
+  }
+  BuildPlan plan = make_plan(load_with_overrides(parsed), options);
+  Cache cache(parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir(),
+              options.offline);
+  int jobs = parsed.has("jobs") ? std::max(1, std::atoi(parsed.get("jobs").c_str())) : 2;
+  KubernetesArtifact artifact = provide_kubernetes(plan, cache, false, jobs);
+  fs::path out = parsed.get("output");
+  for (const auto& [name, path] : artifact.binaries) {
+    copy_file_atomic(path, out / name);
+    fs::permissions(out / name, fs::perms(0755));
+    std::printf("%s\n", (out / name).c_str());
+  }
   return ExitCode::ok;
 }
 

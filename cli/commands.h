@@ -23,6 +23,7 @@ class UsageError : public std::runtime_error {
 ExitCode run_build(const std::vector<std::string>& args);
 ExitCode run_validate(const std::vector<std::string>& args);
 ExitCode run_plan(const std::vector<std::string>& args);
+ExitCode run_binaries(const std::vector<std::string>& args);
 ExitCode run_token(const std::vector<std::string>& args);
 ExitCode run_version(const std::vector<std::string>& args);
 

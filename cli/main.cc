@@ -18,6 +18,7 @@ Commands:
   build RECIPE      build the image a recipe describes
   validate RECIPE   check a recipe and report every problem with its line and column
   plan RECIPE       print the resolved plan (packages, artifacts, checksums, stages)
+  binaries RECIPE   fetch or build Kubernetes binaries of the recipe's version (e.g. kube-apiserver)
   token create      create a short-lived bootstrap token and write a node join config
   version           print kiln's version
   help [COMMAND]    show help for a command
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     if (command == "build") return int(kiln::cli::run_build(args));
     if (command == "validate") return int(kiln::cli::run_validate(args));
     if (command == "plan") return int(kiln::cli::run_plan(args));
+    if (command == "binaries") return int(kiln::cli::run_binaries(args));
     if (command == "token") return int(kiln::cli::run_token(args));
     if (command == "version" || command == "--version") return int(kiln::cli::run_version(args));
     std::fprintf(stderr, "kiln: error: unknown command '%s'\n%s", command.c_str(), kUsage);

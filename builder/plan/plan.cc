@@ -37,6 +37,11 @@ const std::vector<std::string>& base_packages() {
   return packages;
 }
 
+const std::vector<std::string>& node_components() {
+  static const std::vector<std::string> components = {"kubelet", "kubeadm", "crictl"};
+  return components;
+}
+
 namespace {
 
 constexpr const char* kReleaseBase = "https://dl.k8s.io/release";
@@ -97,41 +102,43 @@ void resolve_kubernetes_source(BuildPlan& plan, const PlanOptions& options) {
   }
 }
 
-void add_release_downloads(BuildPlan& plan, const std::string& base) {
+void add_release_download(BuildPlan& plan, const std::string& base, const std::string& name) {
   const auto& spec = plan.recipe.kubernetes;
   std::string arch = to_string(plan.recipe.base.arch);
-  std::string version = "v" + spec.version.text();
-  for (const char* name : {"kubelet", "kubeadm"}) {
-    std::string url = fmt::format("{}/{}/bin/linux/{}/{}", base, version, arch, name);
-    plan.downloads.push_back({name, url, "", url + ".sha256"});
+  if (name == "crictl") {
+    std::string crictl = "v" + spec.crictl_version.text();
+    std::string crictl_base = plan.kubernetes_source == KubernetesSource::mirror
+                                  ? base + "/cri-tools/" + crictl
+                                  : std::string(kCriToolsReleaseBase) + "/" + crictl;
+    std::string url = fmt::format("{}/crictl-{}-linux-{}.tar.gz", crictl_base, crictl, arch);
+    plan.downloads.push_back({"crictl", url, "", url + ".sha256"});
+    return;
   }
-  std::string crictl = "v" + spec.crictl_version.text();
-  std::string crictl_base = plan.kubernetes_source == KubernetesSource::mirror
-                                ? base + "/cri-tools/" + crictl
-                                : std::string(kCriToolsReleaseBase) + "/" + crictl;
-  std::string url = fmt::format("{}/crictl-{}-linux-{}.tar.gz", crictl_base, crictl, arch);
-  plan.downloads.push_back({"crictl", url, "", url + ".sha256"});
+  std::string url = fmt::format("{}/v{}/bin/linux/{}/{}", base, spec.version.text(), arch, name);
+  plan.downloads.push_back({name, url, "", url + ".sha256"});
 }
 
-void plan_kubernetes(BuildPlan& plan) {
+void plan_kubernetes(BuildPlan& plan, const std::vector<std::string>& components) {
   const auto& spec = plan.recipe.kubernetes;
   plan.kubernetes_module_version = "v" + spec.version.text();
   plan.cri_tools_module_version = "v" + spec.crictl_version.text();
   plan.staging_module_version = fmt::format("v0.{}.{}", spec.version.minor, spec.version.patch);
-  switch (plan.kubernetes_source) {
-    case KubernetesSource::release:
-      add_release_downloads(plan, kReleaseBase);
-      break;
-    case KubernetesSource::mirror:
-      add_release_downloads(plan, spec.mirror);
-      break;
-    default:
-      plan.go_binaries = {{"kubelet", "k8s.io/kubernetes/cmd/kubelet"},
-                          {"kubeadm", "k8s.io/kubernetes/cmd/kubeadm"},
-                          {"crictl", "sigs.k8s.io/cri-tools/cmd/crictl"}};
+  for (const auto& name : components) {
+    switch (plan.kubernetes_source) {
+      case KubernetesSource::release:
+        add_release_download(plan, kReleaseBase, name);
+        break;
+      case KubernetesSource::mirror:
+        add_release_download(plan, spec.mirror, name);
+        break;
+      default:
+        plan.go_binaries.push_back({name, name == "crictl" ? "sigs.k8s.io/cri-tools/cmd/crictl"
+                                                           : "k8s.io/kubernetes/cmd/" + name});
+    }
   }
   const auto& ctr = plan.recipe.containerd;
-  if (ctr.from == ContainerdSource::release) {
+  bool node_image = std::find(components.begin(), components.end(), "kubelet") != components.end();
+  if (node_image && ctr.from == ContainerdSource::release) {
     plan.downloads.push_back({"containerd", ctr.url, ctr.sha256, ""});
   }
 }
@@ -155,7 +162,7 @@ BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options) {
   plan.packages.assign(packages.begin(), packages.end());
 
   resolve_kubernetes_source(plan, options);
-  plan_kubernetes(plan);
+  plan_kubernetes(plan, options.components.empty() ? node_components() : options.components);
   compute_stage_keys(plan);
   return plan;
 }

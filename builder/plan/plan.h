@@ -51,7 +51,13 @@ struct PlanOptions {
   std::string debian_mirror;
   /// Probe dl.k8s.io to resolve `from: auto`; tests and --offline skip it.
   bool probe_network = true;
+  /// Kubernetes binaries to provide; empty means a node's (node_components()). Others,
+  /// e.g. kube-apiserver for a test control plane, come from the same source and version.
+  std::vector<std::string> components;
 };
+
+/// kubelet, kubeadm, crictl: what every node image carries.
+const std::vector<std::string>& node_components();
 
 /// Resolves versions, sources, URLs and cache keys. Network use is limited to one quick
 /// reachability probe when the Kubernetes source is `auto`.

@@ -45,10 +45,12 @@ std::vector<ArtifactRecord> load_records(const fs::path& dir) {
 
 KubernetesArtifact from_stage_dir(const BuildPlan& plan, const fs::path& dir) {
   KubernetesArtifact artifact;
-  for (const char* name : {"kubelet", "kubeadm", "crictl"}) artifact.binaries[name] = dir / name;
+  artifact.records = load_records(dir);
+  for (const auto& record : artifact.records) {
+    if (record.name != "containerd") artifact.binaries[record.name] = dir / record.name;
+  }
   if (fs::exists(dir / "containerd.tar.gz"))
     artifact.containerd_tarball = dir / "containerd.tar.gz";
-  artifact.records = load_records(dir);
   artifact.pause_image = pause_image_for(plan.recipe.kubernetes.version);
   return artifact;
 }
