@@ -1,0 +1,204 @@
+// kiln token create and kiln's token discovery against a real control plane: etcd,
+// kube-apiserver and kube-controller-manager of the image's Kubernetes version, initialised
+// with kubeadm's phases as Kamaji does (tests/cluster/control-plane.sh, a CTest fixture).
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "builder/fetch/http.h"
+#include "builder/join/ca_pin.h"
+#include "builder/join/discovery.h"
+#include "builder/join/join_config.h"
+#include "builder/join/kubeconfig.h"
+#include "builder/util/files.h"
+#include "builder/util/process.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// KEY=value lines control-plane.sh printed when it came up.
+const std::map<std::string, std::string>& control_plane() {
+  static const std::map<std::string, std::string> values = [] {
+    std::map<std::string, std::string> out;
+    std::ifstream in(fs::path(KILN_CONTROL_PLANE_STATE) / "env");
+    for (std::string line; std::getline(in, line);) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return out;
+  }();
+  return values;
+}
+
+const std::string& cp(const std::string& key) {
+  auto it = control_plane().find(key);
+  if (it == control_plane().end()) FAIL("control-plane.sh did not report " << key);
+  return it->second;
+}
+
+struct Run {
+  int exit_code;
+  std::string output;
+};
+
+Run run_shell(const std::string& command) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+long long now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+kiln::http::Response admin_get(const std::string& path) {
+  kiln::Kubeconfig admin = kiln::load_kubeconfig(cp("ADMIN_KUBECONFIG"));
+  kiln::http::Request request;
+  request.url = admin.server + path;
+  request.ca_pem = admin.ca_pem;
+  request.client_cert_pem = admin.client_cert_pem;
+  request.client_key_pem = admin.client_key_pem;
+  return kiln::http::request(request);
+}
+
+/// A join config from `kiln token create` against the test control plane (reached on loopback).
+kiln::JoinConfig created_token(const fs::path& dir, const std::string& extra = "") {
+  Run run = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + cp("ADMIN_KUBECONFIG") +
+                      " --endpoint " + cp("API_URL") + " --ttl 30m --labels pool=edge,tier=test -o " +
+                      (dir / "join.yaml").string() + " " + extra);
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  return kiln::load_join_config(dir / "join.yaml");
+}
+
+/// Discovery, retried while bootstrapsigner has not yet signed cluster-info for a new token.
+kiln::DiscoveredCluster discover_when_signed(const kiln::JoinConfig& config) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return kiln::discover_cluster(config);
+    } catch (const kiln::DiscoveryError& e) {
+      if (e.failure() != kiln::DiscoveryFailure::token_unknown || attempt >= 60) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 0600 join config", "[cluster]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig config = created_token(dir.path());
+  struct stat st {};
+  REQUIRE(::stat((dir.path() / "join.yaml").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(config.endpoint == cp("API_URL"));
+  CHECK(config.labels.at("pool") == "edge");
+  CHECK(config.expires > now() + 29 * 60);
+  CHECK(config.expires <= now() + 30 * 60);
+
+  // The Secret is what kubeadm itself would have created...
+  kiln::http::Response secret = admin_get("/api/v1/namespaces/kube-system/secrets/bootstrap-token-" + config.token.id);
+  REQUIRE(secret.status == 200);
+  CHECK_THAT(secret.body, Catch::Contains("bootstrap.kubernetes.io/token"));
+  // ...and the real kubeadm lists it with its usages and group.
+  Run list = run_shell(std::string(KILN_CONTROL_PLANE_BIN) + "/kubeadm token list --kubeconfig " +
+                       cp("ADMIN_KUBECONFIG"));
+  INFO(list.output);
+  REQUIRE(list.exit_code == 0);
+  std::smatch row;
+  REQUIRE(std::regex_search(list.output, row, std::regex(config.token.id + R"(\.\S+\s+\S+\s+\S+\s+(\S+)\s+.*(system:bootstrappers:kubeadm:default-node-token))")));
+  CHECK(row[1] == "authentication,signing");
+  // The secret half never reaches the terminal.
+  Run again = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + cp("ADMIN_KUBECONFIG") + " -o " +
+                        (dir.path() / "second.yaml").string());
+  CHECK(again.output.find(kiln::load_join_config(dir.path() / "second.yaml").token.secret) == std::string::npos);
+}
+
+TEST_CASE("the CA pin kiln computes is the one real kubeadm prints for joining", "[cluster]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig config = created_token(dir.path());
+  Run join = run_shell(std::string(KILN_CONTROL_PLANE_BIN) + "/kubeadm token create --print-join-command --kubeconfig " +
+                       cp("ADMIN_KUBECONFIG"));
+  INFO(join.output);
+  REQUIRE(join.exit_code == 0);
+  std::smatch match;
+  REQUIRE(std::regex_search(join.output, match, std::regex("--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})")));
+  CHECK(config.ca_cert_hash == match[1].str());
+}
+
+TEST_CASE("discovery verifies bootstrapsigner's signature and the CA pin of the real cluster-info", "[cluster]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig config = created_token(dir.path());
+  kiln::DiscoveredCluster cluster = discover_when_signed(config);
+  CHECK(kiln::ca_pin_from_pem(cluster.ca_pem) == config.ca_cert_hash);
+  CHECK(cluster.server == cp("GUEST_API_URL"));  // what nodes will talk to
+}
+
+TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and an absent server", "[cluster]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig good = created_token(dir.path());
+  discover_when_signed(good);
+  auto failure_of = [](const kiln::JoinConfig& config) {
+    try {
+      kiln::discover_cluster(config, 3);
+    } catch (const kiln::DiscoveryError& e) {
+      return std::pair{e.failure(), std::string(e.what())};
+    }
+    FAIL("discovery accepted a control plane it should refuse");
+    return std::pair{kiln::DiscoveryFailure::unreachable, std::string()};
+  };
+
+  kiln::JoinConfig mitm = good;  // the pin of some other CA: whoever answers is not our cluster
+  mitm.ca_cert_hash = kiln::ca_pin_from_pem(kiln::read_file(fs::path(KILN_TEST_DATA) / "upstream/rsa-ca.crt"));
+  auto [mitm_failure, mitm_message] = failure_of(mitm);
+  CHECK(mitm_failure == kiln::DiscoveryFailure::ca_mismatch);
+  CHECK_THAT(mitm_message, Catch::Contains("but the join config pins " + mitm.ca_cert_hash));
+
+  kiln::JoinConfig forged = good;  // a signature that does not verify with our secret
+  forged.token.secret = "0000000000000000";
+  auto [forged_failure, forged_message] = failure_of(forged);
+  CHECK(forged_failure == kiln::DiscoveryFailure::bad_signature);
+  CHECK_THAT(forged_message, Catch::Contains("the signature does not match this token"));
+
+  kiln::JoinConfig unknown = good;
+  unknown.token.id = "zzzzzz";
+  CHECK(failure_of(unknown).first == kiln::DiscoveryFailure::token_unknown);
+
+  kiln::JoinConfig nowhere = good;
+  nowhere.endpoint = "https://127.0.0.1:1";
+  auto [nowhere_failure, nowhere_message] = failure_of(nowhere);
+  CHECK(nowhere_failure == kiln::DiscoveryFailure::unreachable);
+  CHECK_THAT(nowhere_message, Catch::StartsWith("cannot reach https://127.0.0.1:1"));
+
+  kiln::JoinConfig expired = good;
+  expired.expires = now() - 600;
+  CHECK_THROWS_WITH(kiln::check_not_expired(expired, now()),
+                    Catch::Contains("expired at " + kiln::format_utc(expired.expires) + " (10 minutes ago)"));
+}
+
+TEST_CASE("the API server's refusal reaches the user verbatim", "[cluster]") {
+  kiln::test::TempDir dir;
+  // A kubeconfig whose user the API server does not know: the admin CA, a made-up token.
+  kiln::Kubeconfig admin = kiln::load_kubeconfig(cp("ADMIN_KUBECONFIG"));
+  std::string kubeconfig = kiln::read_file(cp("ADMIN_KUBECONFIG"));
+  kubeconfig = std::regex_replace(kubeconfig, std::regex("client-certificate-data: \\S+"), "token: not-a-real-token");
+  kubeconfig = std::regex_replace(kubeconfig, std::regex("\\n\\s*client-key-data: \\S+"), "");
+  kiln::write_file_atomic(dir.path() / "bad.conf", kubeconfig, 0600);
+  Run run = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + (dir.path() / "bad.conf").string() +
+                      " -o " + (dir.path() / "join.yaml").string());
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("refused to create the bootstrap token (HTTP 401)"));
+  CHECK_FALSE(fs::exists(dir.path() / "join.yaml"));
+}
