@@ -156,7 +156,10 @@ Response request(const Request& spec) {
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
   CURLcode code = curl_easy_perform(handle);
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
-  if (code != CURLE_OK) response.error = curl_easy_strerror(code);
+  // An API server may close a refused request early; its status line is still the answer.
+  if (code != CURLE_OK && (response.status == 0 || response.status < 400)) {
+    response.error = curl_easy_strerror(code);
+  }
   return response;
 }
 

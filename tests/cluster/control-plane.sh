@@ -28,7 +28,11 @@ stop_all() {
     pid=$(cat "$run/$name.pid")
     if [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == *"/$name"* ]]; then
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 100); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+      # A stopped process may linger as a zombie until it is reaped: that counts as gone.
+      for _ in $(seq 100); do
+        [[ -d /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || break
+        sleep 0.1
+      done
       kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$run/$name.pid"

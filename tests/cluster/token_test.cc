@@ -1,11 +1,10 @@
 // kiln token create and kiln's token discovery against a real control plane: etcd,
 // kube-apiserver and kube-controller-manager of the image's Kubernetes version, initialised
 // with kubeadm's phases as Kamaji does (tests/cluster/control-plane.sh, a CTest fixture).
-#include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -16,6 +15,7 @@
 #include "builder/join/ca_pin.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
+#include "builder/join/kubeadm_join.h"
 #include "builder/join/kubeconfig.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
@@ -60,7 +60,9 @@ Run run_shell(const std::string& command) {
 }
 
 long long now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 kiln::http::Response admin_get(const std::string& path) {
@@ -75,9 +77,10 @@ kiln::http::Response admin_get(const std::string& path) {
 
 /// A join config from `kiln token create` against the test control plane (reached on loopback).
 kiln::JoinConfig created_token(const fs::path& dir, const std::string& extra = "") {
-  Run run = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + cp("ADMIN_KUBECONFIG") +
-                      " --endpoint " + cp("API_URL") + " --ttl 30m --labels pool=edge,tier=test -o " +
-                      (dir / "join.yaml").string() + " " + extra);
+  Run run =
+      run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + cp("ADMIN_KUBECONFIG") +
+                " --endpoint " + cp("API_URL") + " --ttl 30m --labels pool=edge,tier=test -o " +
+                (dir / "join.yaml").string() + " " + extra);
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   return kiln::load_join_config(dir / "join.yaml");
@@ -97,7 +100,8 @@ kiln::DiscoveredCluster discover_when_signed(const kiln::JoinConfig& config) {
 
 }  // namespace
 
-TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 0600 join config", "[cluster]") {
+TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 0600 join config",
+          "[cluster]") {
   kiln::test::TempDir dir;
   kiln::JoinConfig config = created_token(dir.path());
   struct stat st {};
@@ -109,7 +113,8 @@ TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 06
   CHECK(config.expires <= now() + 30 * 60);
 
   // The Secret is what kubeadm itself would have created...
-  kiln::http::Response secret = admin_get("/api/v1/namespaces/kube-system/secrets/bootstrap-token-" + config.token.id);
+  kiln::http::Response secret =
+      admin_get("/api/v1/namespaces/kube-system/secrets/bootstrap-token-" + config.token.id);
   REQUIRE(secret.status == 200);
   CHECK_THAT(secret.body, Catch::Contains("bootstrap.kubernetes.io/token"));
   // ...and the real kubeadm lists it with its usages and group.
@@ -118,27 +123,35 @@ TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 06
   INFO(list.output);
   REQUIRE(list.exit_code == 0);
   std::smatch row;
-  REQUIRE(std::regex_search(list.output, row, std::regex(config.token.id + R"(\.\S+\s+\S+\s+\S+\s+(\S+)\s+.*(system:bootstrappers:kubeadm:default-node-token))")));
+  REQUIRE(std::regex_search(
+      list.output, row,
+      std::regex(
+          config.token.id +
+          R"(\.\S+\s+\S+\s+\S+\s+(\S+)\s+.*(system:bootstrappers:kubeadm:default-node-token))")));
   CHECK(row[1] == "authentication,signing");
   // The secret half never reaches the terminal.
-  Run again = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + cp("ADMIN_KUBECONFIG") + " -o " +
-                        (dir.path() / "second.yaml").string());
-  CHECK(again.output.find(kiln::load_join_config(dir.path() / "second.yaml").token.secret) == std::string::npos);
+  Run again = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " +
+                        cp("ADMIN_KUBECONFIG") + " -o " + (dir.path() / "second.yaml").string());
+  CHECK(again.output.find(kiln::load_join_config(dir.path() / "second.yaml").token.secret) ==
+        std::string::npos);
 }
 
 TEST_CASE("the CA pin kiln computes is the one real kubeadm prints for joining", "[cluster]") {
   kiln::test::TempDir dir;
   kiln::JoinConfig config = created_token(dir.path());
-  Run join = run_shell(std::string(KILN_CONTROL_PLANE_BIN) + "/kubeadm token create --print-join-command --kubeconfig " +
+  Run join = run_shell(std::string(KILN_CONTROL_PLANE_BIN) +
+                       "/kubeadm token create --print-join-command --kubeconfig " +
                        cp("ADMIN_KUBECONFIG"));
   INFO(join.output);
   REQUIRE(join.exit_code == 0);
   std::smatch match;
-  REQUIRE(std::regex_search(join.output, match, std::regex("--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})")));
+  REQUIRE(std::regex_search(join.output, match,
+                            std::regex("--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})")));
   CHECK(config.ca_cert_hash == match[1].str());
 }
 
-TEST_CASE("discovery verifies bootstrapsigner's signature and the CA pin of the real cluster-info", "[cluster]") {
+TEST_CASE("discovery verifies bootstrapsigner's signature and the CA pin of the real cluster-info",
+          "[cluster]") {
   kiln::test::TempDir dir;
   kiln::JoinConfig config = created_token(dir.path());
   kiln::DiscoveredCluster cluster = discover_when_signed(config);
@@ -146,7 +159,8 @@ TEST_CASE("discovery verifies bootstrapsigner's signature and the CA pin of the 
   CHECK(cluster.server == cp("GUEST_API_URL"));  // what nodes will talk to
 }
 
-TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and an absent server", "[cluster]") {
+TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and an absent server",
+          "[cluster]") {
   kiln::test::TempDir dir;
   kiln::JoinConfig good = created_token(dir.path());
   discover_when_signed(good);
@@ -161,7 +175,8 @@ TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and 
   };
 
   kiln::JoinConfig mitm = good;  // the pin of some other CA: whoever answers is not our cluster
-  mitm.ca_cert_hash = kiln::ca_pin_from_pem(kiln::read_file(fs::path(KILN_TEST_DATA) / "upstream/rsa-ca.crt"));
+  mitm.ca_cert_hash =
+      kiln::ca_pin_from_pem(kiln::read_file(fs::path(KILN_TEST_DATA) / "upstream/rsa-ca.crt"));
   auto [mitm_failure, mitm_message] = failure_of(mitm);
   CHECK(mitm_failure == kiln::DiscoveryFailure::ca_mismatch);
   CHECK_THAT(mitm_message, Catch::Contains("but the join config pins " + mitm.ca_cert_hash));
@@ -184,8 +199,9 @@ TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and 
 
   kiln::JoinConfig expired = good;
   expired.expires = now() - 600;
-  CHECK_THROWS_WITH(kiln::check_not_expired(expired, now()),
-                    Catch::Contains("expired at " + kiln::format_utc(expired.expires) + " (10 minutes ago)"));
+  CHECK_THROWS_WITH(
+      kiln::check_not_expired(expired, now()),
+      Catch::Contains("expired at " + kiln::format_utc(expired.expires) + " (10 minutes ago)"));
 }
 
 TEST_CASE("the API server's refusal reaches the user verbatim", "[cluster]") {
@@ -193,12 +209,34 @@ TEST_CASE("the API server's refusal reaches the user verbatim", "[cluster]") {
   // A kubeconfig whose user the API server does not know: the admin CA, a made-up token.
   kiln::Kubeconfig admin = kiln::load_kubeconfig(cp("ADMIN_KUBECONFIG"));
   std::string kubeconfig = kiln::read_file(cp("ADMIN_KUBECONFIG"));
-  kubeconfig = std::regex_replace(kubeconfig, std::regex("client-certificate-data: \\S+"), "token: not-a-real-token");
+  kubeconfig = std::regex_replace(kubeconfig, std::regex("client-certificate-data: \\S+"),
+                                  "token: not-a-real-token");
   kubeconfig = std::regex_replace(kubeconfig, std::regex("\\n\\s*client-key-data: \\S+"), "");
   kiln::write_file_atomic(dir.path() / "bad.conf", kubeconfig, 0600);
-  Run run = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " + (dir.path() / "bad.conf").string() +
-                      " -o " + (dir.path() / "join.yaml").string());
+  Run run =
+      run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " +
+                (dir.path() / "bad.conf").string() + " -o " + (dir.path() / "join.yaml").string());
   CHECK(run.exit_code == 1);
   CHECK_THAT(run.output, Catch::Contains("refused to create the bootstrap token (HTTP 401)"));
   CHECK_FALSE(fs::exists(dir.path() / "join.yaml"));
+}
+
+TEST_CASE("real kubeadm accepts the JoinConfiguration kiln writes for a created token",
+          "[cluster]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig config =
+      created_token(dir.path(), "--taints dedicated=edge:NoSchedule --kubelet-args max-pods=50");
+  std::string version =
+      run_shell(std::string(KILN_CONTROL_PLANE_BIN) + "/kubeadm version -o short").output;
+  auto parsed = kiln::parse_version(version.substr(0, version.find('\n')));
+  REQUIRE(parsed);
+  kiln::write_file_atomic(dir.path() / "kubeadm-join.yaml",
+                          kiln::render_kubeadm_join_configuration(config, "edge-node-1", *parsed),
+                          0600);
+  Run validate =
+      run_shell(std::string(KILN_CONTROL_PLANE_BIN) + "/kubeadm config validate --config " +
+                (dir.path() / "kubeadm-join.yaml").string());
+  INFO(validate.output);
+  CHECK(validate.exit_code == 0);
+  CHECK_THAT(validate.output, Catch::Contains("ok"));
 }
