@@ -197,6 +197,17 @@ ExitCode run_plan(const std::vector<std::string>& args) {
     return ExitCode::ok;
   }
   BuildPlan plan = make_plan(load_with_overrides(parsed), plan_options(parsed));
+  // Published checksums are small and remembered in the cache; showing them makes the plan
+  // say exactly what the build will accept.
+  Cache cache(default_cache_dir(), parsed.has("offline"));
+  for (auto& download : plan.downloads) {
+    if (!download.sha256.empty()) continue;
+    try {
+      download.sha256 = cache.fetch_published_digest(download.sha256_url);
+    } catch (const Error& e) {
+      log::warn("cannot read {}: {}", download.sha256_url, e.what());
+    }
+  }
   std::fputs(describe_plan(plan).c_str(), stdout);
   return ExitCode::ok;
 }
