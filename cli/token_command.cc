@@ -109,13 +109,10 @@ TokenRequest request_from(const ParsedArgs& parsed) {
     }
   }
   std::string policy = parsed.get("node-name", "hostname");
-  const std::map<std::string, NodeNamePolicy> policies = {{"hostname", NodeNamePolicy::hostname},
-                                                          {"mac", NodeNamePolicy::mac},
-                                                          {"dmi", NodeNamePolicy::dmi},
-                                                          {"cloud", NodeNamePolicy::cloud}};
-  if (!policies.count(policy))
+  auto node_name = parse_node_name_policy(policy);
+  if (!node_name)
     throw UsageError("--node-name '" + policy + "': expected hostname, mac, dmi or cloud");
-  request.node.node_name = policies.at(policy);
+  request.node.node_name = *node_name;
   return request;
 }
 
@@ -146,10 +143,7 @@ ExitCode run_token(const std::vector<std::string>& args) {
   if (!parsed.has("output")) throw UsageError("-o FILE is required");
   TokenRequest request = request_from(parsed);
   Kubeconfig kubeconfig = load_kubeconfig(parsed.get("kubeconfig"));
-  long long now = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-  JoinConfig config = create_bootstrap_token(kubeconfig, request, now);
+  JoinConfig config = create_bootstrap_token(kubeconfig, request, unix_now());
   write_join_config(parsed.get("output"), config);
   std::printf("%s: token %s for %s, expires %s, CA %s\n", parsed.get("output").c_str(),
               config.token.masked().c_str(), config.endpoint.c_str(),

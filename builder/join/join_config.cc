@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <ctime>
 #include <regex>
 #include <sstream>
 
@@ -11,35 +10,9 @@
 #include "builder/recipe/recipe_parser.h"
 #include "builder/recipe/suggest.h"
 #include "builder/util/files.h"
+#include "builder/util/time.h"
 
 namespace kiln {
-
-std::string format_utc(long long epoch) {
-  std::time_t time = epoch;
-  std::tm tm{};
-  gmtime_r(&time, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
-std::optional<long long> parse_utc(const std::string& text) {
-  static const std::regex pattern(R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$)");
-  std::smatch m;
-  if (!std::regex_match(text, m, pattern)) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = std::stoi(m[1]) - 1900;
-  tm.tm_mon = std::stoi(m[2]) - 1;
-  tm.tm_mday = std::stoi(m[3]);
-  tm.tm_hour = std::stoi(m[4]);
-  tm.tm_min = std::stoi(m[5]);
-  tm.tm_sec = std::stoi(m[6]);
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60) {
-    return std::nullopt;
-  }
-  return static_cast<long long>(timegm(&tm));
-}
 
 namespace {
 
@@ -172,14 +145,10 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
     } else {
       r.check_keys(node, {"namePolicy", "labels", "taints", "kubeletExtraArgs"}, "node");
       if (YAML::Node policy = node["namePolicy"]; policy) {
-        static const std::map<std::string, NodeNamePolicy> policies = {
-            {"hostname", NodeNamePolicy::hostname},
-            {"mac", NodeNamePolicy::mac},
-            {"dmi", NodeNamePolicy::dmi},
-            {"cloud", NodeNamePolicy::cloud}};
         auto s = r.scalar(policy, "node.namePolicy");
-        if (s && policies.count(*s)) {
-          config.node_name = policies.at(*s);
+        auto parsed = s ? parse_node_name_policy(*s) : std::nullopt;
+        if (parsed) {
+          config.node_name = *parsed;
         } else if (s) {
           r.error(policy,
                   fmt::format("unknown namePolicy '{}'; expected one of: hostname, mac, dmi, cloud",

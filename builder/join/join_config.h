@@ -7,6 +7,7 @@
 
 #include "builder/join/bootstrap_token.h"
 #include "builder/recipe/recipe.h"
+#include "builder/util/time.h"
 
 namespace kiln {
 
@@ -43,9 +44,5 @@ std::string render_join_config(const JoinConfig& config);
 
 /// Writes the config atomically with mode 0600; it never exists with wider permissions.
 void write_join_config(const std::filesystem::path& file, const JoinConfig& config);
-
-/// "2026-11-25T15:00:00Z" <-> Unix time.
-std::string format_utc(long long epoch);
-std::optional<long long> parse_utc(const std::string& text);
 
 }  // namespace kiln

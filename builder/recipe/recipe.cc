@@ -52,4 +52,12 @@ const char* to_string(NodeNamePolicy policy) {
   return "?";
 }
 
+std::optional<NodeNamePolicy> parse_node_name_policy(const std::string& text) {
+  for (auto policy : {NodeNamePolicy::hostname, NodeNamePolicy::mac, NodeNamePolicy::dmi,
+                      NodeNamePolicy::cloud}) {
+    if (text == to_string(policy)) return policy;
+  }
+  return std::nullopt;
+}
+
 }  // namespace kiln

@@ -113,6 +113,9 @@ const char* to_string(KubernetesSource source);
 const char* to_string(ContainerdSource source);
 const char* to_string(NodeNamePolicy policy);
 
+/// "hostname", "mac", "dmi" or "cloud"; nullopt otherwise.
+std::optional<NodeNamePolicy> parse_node_name_policy(const std::string& text);
+
 /// Parses "v1.34.4" or "1.34.4"; nullopt when malformed.
 std::optional<Version> parse_version(const std::string& text);
 

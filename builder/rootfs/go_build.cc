@@ -11,18 +11,10 @@
 #include "builder/util/log.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
+#include "builder/util/time.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
-
-std::string rfc3339_utc(long long epoch) {
-  std::time_t time = epoch;
-  std::tm tm{};
-  gmtime_r(&time, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
 
 std::string kubernetes_build_gomod(const std::string& upstream, const std::string& version,
                                    const std::string& staging_version) {
@@ -82,7 +74,7 @@ std::string version_ldflags(const BuildPlan& plan, const std::string& commit) {
     flags += fmt::format(
         " -X {0}.gitVersion=v{1} -X {0}.gitMajor={2} -X {0}.gitMinor={3} -X {0}.gitCommit={4}"
         " -X {0}.gitTreeState=clean -X {0}.buildDate={5}",
-        pkg, v.text(), v.major, v.minor, commit, rfc3339_utc(plan.source_date_epoch));
+        pkg, v.text(), v.major, v.minor, commit, format_utc(plan.source_date_epoch));
   }
   return flags;
 }

@@ -22,7 +22,4 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const std::filesyste
 std::string kubernetes_build_gomod(const std::string& upstream, const std::string& version,
                                    const std::string& staging_version);
 
-/// RFC 3339 UTC time of a Unix timestamp, as Kubernetes' buildDate expects.
-std::string rfc3339_utc(long long epoch);
-
 }  // namespace kiln

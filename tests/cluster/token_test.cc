@@ -2,7 +2,6 @@
 // kube-apiserver and kube-controller-manager of the image's Kubernetes version, initialised
 // with kubeadm's phases as Kamaji does (tests/cluster/control-plane.sh, a CTest fixture).
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -19,6 +18,7 @@
 #include "builder/join/kubeconfig.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "support/run_command.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -45,24 +45,13 @@ const std::string& cp(const std::string& key) {
   return it->second;
 }
 
-struct Run {
-  int exit_code;
-  std::string output;
-};
-
+using Run = kiln::test::CommandResult;
 Run run_shell(const std::string& command) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), output};
+  return kiln::test::run_command(command);
 }
 
 long long now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return kiln::unix_now();
 }
 
 kiln::http::Response admin_get(const std::string& path) {

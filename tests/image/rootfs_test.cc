@@ -1,8 +1,6 @@
 // Checks on the image the build_default_image fixture built from recipes/worker.yaml:
 // the binaries run, the node configuration is what kubeadm needs, and builds are
 // reproducible and incremental.
-#include <sys/wait.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
@@ -10,6 +8,7 @@
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
+#include "support/run_command.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -51,19 +50,8 @@ std::string package_version(const std::string& manifest, const std::string& pack
   return match[1];
 }
 
-struct KilnRun {
-  int exit_code;
-  std::string output;
-};
-
-KilnRun kiln_build(const std::string& args) {
-  std::string command = std::string(KILN_BINARY) + " build " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), output};
+kiln::test::CommandResult kiln_build(const std::string& args) {
+  return kiln::test::run_command(std::string(KILN_BINARY) + " build " + args);
 }
 
 }  // namespace
@@ -164,7 +152,7 @@ TEST_CASE("the manifest records the recipe, packages and artifacts that are in t
 TEST_CASE("a no-change rebuild is served from the stage cache with an identical tarball",
           "[image]") {
   kiln::test::TempDir out;
-  KilnRun run =
+  kiln::test::CommandResult run =
       kiln_build((kSource / "recipes/worker.yaml").string() + " -o " + out.path().string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
@@ -181,7 +169,7 @@ TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
   kiln::write_file_atomic(
       work.path() / "recipe.yaml",
       "include: " + (kSource / "recipes/worker.yaml").string() + "\noverlays: [extra]\n");
-  KilnRun run =
+  kiln::test::CommandResult run =
       kiln_build((work.path() / "recipe.yaml").string() + " -o " + (work.path() / "out").string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
@@ -197,7 +185,7 @@ TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
 
 TEST_CASE("an offline build with an empty cache fails clearly and writes nothing", "[image]") {
   kiln::test::TempDir work;
-  KilnRun run =
+  kiln::test::CommandResult run =
       kiln_build((kSource / "recipes/worker.yaml").string() + " --offline --cache " +
                  (work.path() / "cache").string() + " -o " + (work.path() / "out").string());
   CHECK(run.exit_code == 4);
@@ -214,10 +202,10 @@ TEST_CASE("two full builds of the same recipe give byte-identical tarballs", "[i
   // reused. Both builds run now, so both see the same Debian archive state.
   kiln::test::TempDir first, second;
   std::string recipe = (kSource / "recipes/worker.yaml").string();
-  KilnRun a = kiln_build(recipe + " --rebuild -o " + first.path().string());
+  kiln::test::CommandResult a = kiln_build(recipe + " --rebuild -o " + first.path().string());
   INFO(a.output);
   REQUIRE(a.exit_code == 0);
-  KilnRun b = kiln_build(recipe + " --rebuild -o " + second.path().string());
+  kiln::test::CommandResult b = kiln_build(recipe + " --rebuild -o " + second.path().string());
   INFO(b.output);
   REQUIRE(b.exit_code == 0);
   CHECK_THAT(b.output, !Catch::Contains(": cached"));

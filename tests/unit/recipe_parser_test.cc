@@ -6,25 +6,16 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "support/run_command.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kRecipes = fs::path(KILN_TEST_DATA) / "recipes";
 
-struct CommandOutput {
-  int exit_code;
-  std::string output;
-};
-
-CommandOutput run_kiln(const std::string& args) {
-  std::string command = std::string(KILN_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), output};
+kiln::test::CommandResult run_kiln(const std::string& args) {
+  return kiln::test::run_command(std::string(KILN_BINARY) + " " + args);
 }
 
 std::string first_line(const std::string& text) {
@@ -92,14 +83,15 @@ TEST_CASE("kiln validate reports each broken recipe at its exact line and column
     if (auto at = want.find(token); at != std::string::npos)
       want.replace(at, std::string(token).size(), value);
   }
-  CommandOutput result = run_kiln("validate " + dir + file);
+  kiln::test::CommandResult result = run_kiln("validate " + dir + file);
   INFO(result.output);
   CHECK(result.exit_code == 3);
   CHECK(first_line(result.output) == want);
 }
 
 TEST_CASE("errors show the recipe line with a caret under the column") {
-  CommandOutput result = run_kiln("validate " + (kRecipes / "bad/typo_key.yaml").string());
+  kiln::test::CommandResult result =
+      run_kiln("validate " + (kRecipes / "bad/typo_key.yaml").string());
   CHECK(result.output == (kRecipes / "bad/typo_key.yaml").string() +
                              ":2:1: error: unknown key 'pakages' (did you mean 'packages'?)\n"
                              "  pakages: [htop]\n"
@@ -132,14 +124,14 @@ TEST_CASE("every problem in a recipe is reported, not just the first") {
   } catch (const kiln::RecipeErrors& e) {
     CHECK(e.errors().size() == 1);  // a bad path is one problem, not also a missing one
   }
-  CommandOutput result =
+  kiln::test::CommandResult result =
       run_kiln("validate " + (kRecipes / "bad/unknown_output.yaml").string() + " extra");
   CHECK(result.exit_code == 2);
   CHECK_THAT(result.output, Catch::Contains("expected exactly one RECIPE argument"));
 }
 
 TEST_CASE("the default recipe is valid") {
-  CommandOutput result =
+  kiln::test::CommandResult result =
       run_kiln("validate " + (fs::path(KILN_TEST_DATA) / "../../recipes/worker.yaml").string());
   INFO(result.output);
   CHECK(result.exit_code == 0);
