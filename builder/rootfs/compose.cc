@@ -60,8 +60,7 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
   TempPath cleanup(work);
   fs::remove_all(work);
   fs::create_directories(work);
-  write_tar(tree, work / "rootfs.tar", plan.source_date_epoch);
-  std::string digest = sha256_file(work / "rootfs.tar");
+  std::string digest = write_tar(tree, work / "rootfs.tar", plan.source_date_epoch);
   write_file_atomic(work / "rootfs.tar.sha256", digest);
   write_file_atomic(work / "manifest.json", manifest);
   log::info("    rootfs: {} entries, {}", tree.nodes().size(),

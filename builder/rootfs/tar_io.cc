@@ -2,14 +2,19 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include "builder/util/error.h"
 #include "builder/util/files.h"
+#include "builder/util/sha256.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
@@ -113,7 +118,33 @@ void read_tar(const fs::path& path, RootTree& tree) {
   }
 }
 
-void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
+namespace {
+
+/// libarchive output that writes to a file descriptor and hashes what it writes, so the
+/// digest of a large tarball costs no second read.
+struct HashingFile {
+  int fd;
+  Sha256 hasher;
+};
+
+la_ssize_t write_hashing(archive*, void* user, const void* buffer, size_t length) {
+  auto* out = static_cast<HashingFile*>(user);
+  const char* data = static_cast<const char*>(buffer);
+  size_t left = length;
+  while (left > 0) {
+    ssize_t n = ::write(out->fd, data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    data += n;
+    left -= size_t(n);
+  }
+  out->hasher.update(std::string_view(static_cast<const char*>(buffer), length));
+  return la_ssize_t(length);
+}
+
+}  // namespace
+
+std::string write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
   // Hardlink groups: the first path in sorted order carries the data, the rest link to it,
   // so extraction never meets a link before its target.
   std::map<std::string, std::string> leader_of;
@@ -132,7 +163,16 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
   ArchivePtr writer(archive_write_new(), archive_write_free);
   archive_write_set_format_pax_restricted(writer.get());
   archive_write_set_bytes_in_last_block(writer.get(), 1);
-  if (archive_write_open_filename(writer.get(), temp.path().c_str()) != ARCHIVE_OK) {
+  HashingFile output{::open(temp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644),
+                     {}};
+  if (output.fd < 0)
+    throw Error("cannot create " + temp.path().string() + ": " + std::strerror(errno));
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_fd{output.fd};
+  if (archive_write_open2(writer.get(), &output, nullptr, write_hashing, nullptr, nullptr) !=
+      ARCHIVE_OK) {
     throw Error("cannot create " + temp.path().string() + ": " +
                 archive_error_string(writer.get()));
   }
@@ -182,10 +222,12 @@ void write_tar(const RootTree& tree, const fs::path& path, long long epoch) {
   if (archive_write_close(writer.get()) != ARCHIVE_OK) {
     throw Error("cannot finish " + path.string() + ": " + archive_error_string(writer.get()));
   }
-  fsync_path(temp.path());
+  if (::fsync(output.fd) != 0)
+    throw Error("cannot write " + temp.path().string() + ": " + std::strerror(errno));
   fs::rename(temp.path(), path);
   temp.release();
   fsync_path(path.parent_path());
+  return output.hasher.hex();
 }
 
 void add_host_tree(RootTree& tree, const fs::path& source, const std::string& destination) {

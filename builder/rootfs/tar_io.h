@@ -11,8 +11,8 @@ void read_tar(const std::filesystem::path& archive, RootTree& tree);
 
 /// Writes `tree` as a POSIX (pax) tar: entries sorted by path, every mtime set to `epoch`,
 /// numeric owners only, no atime/ctime, hardlink groups led by their first path. Written to
-/// a temporary file and renamed, so `archive` is never half-written.
-void write_tar(const RootTree& tree, const std::filesystem::path& archive, long long epoch);
+/// a temporary file and renamed, so `archive` is never half-written. Returns its SHA-256.
+std::string write_tar(const RootTree& tree, const std::filesystem::path& archive, long long epoch);
 
 /// Copies a directory tree from the host into the image at `destination` ("/" for overlays),
 /// keeping modes and symlinks; owners become root.

@@ -45,7 +45,8 @@ TEST_CASE("tar output is sorted, stamped with the epoch and independent of inser
   backward.make_symlink("/etc/alternatives/iptables", "/usr/sbin/iptables-nft");
   backward.write_file("/etc/crictl.yaml", "x");
   backward.write_file("/usr/bin/kubelet", "elf", 0755);
-  kiln::write_tar(forward, dir.path() / "a.tar", 1700000000);
+  std::string digest = kiln::write_tar(forward, dir.path() / "a.tar", 1700000000);
+  CHECK(digest == kiln::sha256_file(dir.path() / "a.tar"));
   kiln::write_tar(backward, dir.path() / "b.tar", 1700000000);
   CHECK(kiln::sha256_file(dir.path() / "a.tar") == kiln::sha256_file(dir.path() / "b.tar"));
 
