@@ -46,6 +46,9 @@ std::string kubernetes_build_gomod(const std::string& upstream, const std::strin
 
 namespace {
 
+// Compiling runs beside the Debian bootstrap, which is the longer critical path: let it win.
+constexpr int kBackgroundNice = 10;
+
 std::string json_string_field(const std::string& json, const std::string& key) {
   std::regex pattern("\"" + key + "\"\\s*:\\s*\"([^\"]*)\"");
   std::smatch match;
@@ -127,7 +130,7 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
       // The build tags upstream's release builds use (hack/lib/golang.sh).
       run({"go", "build", "-p", parallel, "-trimpath", "-tags", "selinux,notest,grpcnotrace",
            "-ldflags", ldflags, "-o", output.string(), binary.package},
-          {.env = env, .cwd = work, .quiet = !log::verbose()});
+          {.env = env, .cwd = work, .quiet = !log::verbose(), .nice = kBackgroundNice});
       origin = "go:" + binary.package + "@" + plan.kubernetes_module_version;
     } else {
       // cri-tools builds with its own go.mod: `go install module@version` is exactly that.
@@ -139,7 +142,7 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
       install_env.erase("GOFLAGS");
       run({"go", "install", "-p", parallel, "-trimpath", "-ldflags", cri_ldflags,
            binary.package + "@" + plan.cri_tools_module_version},
-          {.env = install_env, .cwd = work, .quiet = !log::verbose()});
+          {.env = install_env, .cwd = work, .quiet = !log::verbose(), .nice = kBackgroundNice});
       if (binary.name != "crictl")
         fs::rename(out_dir / fs::path(binary.package).filename(), output);
       origin = "go:" + binary.package + "@" + plan.cri_tools_module_version;

@@ -1,6 +1,7 @@
 #include "builder/util/process.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +109,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
       ::dup2(STDERR_FILENO, STDOUT_FILENO);
     }
     if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) _exit(126);
+    if (options.nice != 0 && ::setpriority(PRIO_PROCESS, 0, options.nice) != 0) _exit(126);
     ::execvpe(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
     _exit(127);
   }

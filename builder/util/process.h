@@ -15,6 +15,8 @@ struct RunOptions {
   bool capture_stdout = false;
   /// Silence the child's output unless it fails (then its tail is included in the error).
   bool quiet = false;
+  /// Scheduling niceness for the child (0 = inherit); background work yields to the critical path.
+  int nice = 0;
 };
 
 struct RunResult {
