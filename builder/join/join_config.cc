@@ -176,6 +176,12 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
   return config;
 }
 
+YAML::Emitter& operator<<(YAML::Emitter& out, const Taint& taint) {
+  out << YAML::BeginMap << YAML::Key << "key" << YAML::Value << taint.key;
+  if (!taint.value.empty()) out << YAML::Key << "value" << YAML::Value << taint.value;
+  return out << YAML::Key << "effect" << YAML::Value << taint.effect << YAML::EndMap;
+}
+
 JoinConfig load_join_config(const std::filesystem::path& file) {
   return parse_join_config(read_file(file), file.string());
 }
@@ -198,11 +204,7 @@ std::string render_join_config(const JoinConfig& config) {
   if (!config.labels.empty()) out << YAML::Key << "labels" << YAML::Value << config.labels;
   if (!config.taints.empty()) {
     out << YAML::Key << "taints" << YAML::Value << YAML::BeginSeq;
-    for (const auto& t : config.taints) {
-      out << YAML::BeginMap << YAML::Key << "key" << YAML::Value << t.key;
-      if (!t.value.empty()) out << YAML::Key << "value" << YAML::Value << t.value;
-      out << YAML::Key << "effect" << YAML::Value << t.effect << YAML::EndMap;
-    }
+    for (const auto& taint : config.taints) out << taint;
     out << YAML::EndSeq;
   }
   if (!config.kubelet_extra_args.empty()) {

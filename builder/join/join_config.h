@@ -1,5 +1,7 @@
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <filesystem>
 #include <map>
 #include <string>
@@ -16,6 +18,9 @@ struct Taint {
   std::string value;
   std::string effect;  ///< NoSchedule, PreferNoSchedule or NoExecute
 };
+
+/// A taint as Kubernetes writes it: key, value (when set), effect.
+YAML::Emitter& operator<<(YAML::Emitter& out, const Taint& taint);
 
 /// What a node needs to join a Tenant Control Plane: kiln's own small, versioned format,
 /// shared by `kiln token create` (writes it), `kiln stamp` (embeds it) and the first-boot

@@ -62,11 +62,7 @@ std::string render_kubeadm_join_configuration(const JoinConfig& config,
   }
   // An empty list, not a missing key: kubeadm would otherwise apply its own defaults.
   out << YAML::Key << "taints" << YAML::Value << YAML::BeginSeq;
-  for (const auto& taint : config.taints) {
-    out << YAML::BeginMap << YAML::Key << "key" << YAML::Value << taint.key;
-    if (!taint.value.empty()) out << YAML::Key << "value" << YAML::Value << taint.value;
-    out << YAML::Key << "effect" << YAML::Value << taint.effect << YAML::EndMap;
-  }
+  for (const auto& taint : config.taints) out << taint;
   out << YAML::EndSeq;
   out << YAML::EndMap << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
