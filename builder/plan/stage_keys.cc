@@ -22,7 +22,7 @@ std::string hash_tree(const fs::path& root) {
   for (const auto& path : entries) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;
-    hasher.update(fs::relative(path, root).string());
+    hasher.update(path.lexically_relative(root).string());
     hasher.update(fmt::format("\0{:o}\0", st.st_mode));
     if (S_ISLNK(st.st_mode)) hasher.update(fs::read_symlink(path).string());
     if (S_ISREG(st.st_mode)) hasher.update(sha256_file(path));

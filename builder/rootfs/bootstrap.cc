@@ -1,6 +1,8 @@
 #include "builder/rootfs/bootstrap.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -36,7 +38,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
   FileLock lock(cache.lock_path("base-" + plan.base_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
     log::info("    base: cached ({})", stage.filename().string());
-    return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
+    return {stage / "root", read_package_list(stage / "packages.tsv")};
   }
   if (cache.offline()) {
     throw OfflineMiss(
@@ -60,7 +62,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       "mmdebstrap",
       "--variant=minbase",
       "--mode=root",
-      "--format=tar",
+      "--format=directory",
       std::string("--arch=") + to_string(r.base.arch),
       "--include=" + include,
       "--aptopt=Acquire::Retries \"3\"",
@@ -80,16 +82,20 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       "--customize-hook=chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > " +
           (work / "packages.tsv").string(),
       r.base.suite,
-      (work / "base.tar").string(),
+      (work / "root").string(),
       mirror_uri(r.base.mirror),
   };
   log::info("    mmdebstrap {} ({} packages requested, {})", r.base.suite, plan.packages.size(),
             r.base.mirror);
   run(argv, {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}}});
 
-  fsync_path(work / "base.tar");
+  // The tree is published by rename, so its files must be on disk first.
+  if (int fd = ::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+    ::syncfs(fd);
+    ::close(fd);
+  }
   cache.publish_stage(cleanup, stage);
-  return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
+  return {stage / "root", read_package_list(stage / "packages.tsv")};
 }
 
 }  // namespace kiln

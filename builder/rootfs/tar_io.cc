@@ -237,7 +237,8 @@ void add_host_tree(RootTree& tree, const fs::path& source, const std::string& de
   std::sort(entries.begin(), entries.end());
   std::string base = RootTree::normalise(destination);
   for (const auto& path : entries) {
-    std::string target = (base.empty() ? "" : base + "/") + fs::relative(path, source).string();
+    std::string target =
+        (base.empty() ? "" : base + "/") + path.lexically_relative(source).string();
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) throw Error("cannot stat " + path.string());
     if (S_ISLNK(st.st_mode)) {
