@@ -8,6 +8,7 @@
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
+#include "builder/util/time.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -165,7 +166,10 @@ TEST_CASE("a no-change rebuild is served from the stage cache with an identical 
 TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
   kiln::test::TempDir work;
   fs::create_directories(work.path() / "extra/etc/kiln");
-  kiln::write_file_atomic(work.path() / "extra/etc/kiln/pool", "edge-pool-7\n");
+  // Content no earlier run has used, so the rootfs stage cannot be a cache hit.
+  std::string pool = "edge-pool-" + work.path().filename().string() + "-" +
+                     std::to_string(kiln::unix_now()) + "\n";
+  kiln::write_file_atomic(work.path() / "extra/etc/kiln/pool", pool);
   kiln::write_file_atomic(
       work.path() / "recipe.yaml",
       "include: " + (kSource / "recipes/worker.yaml").string() + "\noverlays: [extra]\n");
@@ -180,7 +184,7 @@ TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
       kiln::run({"tar", "-xOf", (work.path() / "out/rootfs.tar").string(), "./etc/kiln/pool"},
                 {.capture_stdout = true})
           .stdout_text;
-  CHECK(listing == "edge-pool-7\n");
+  CHECK(listing == pool);
 }
 
 TEST_CASE("an offline build with an empty cache fails clearly and writes nothing", "[image]") {
