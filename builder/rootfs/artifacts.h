@@ -15,10 +15,9 @@ struct ArtifactRecord {
   std::string install_path;
 };
 
-/// Output of the base stage: mmdebstrap's root tree (a directory, or a tarball) and the
-/// package list it installed.
+/// Output of the base stage: mmdebstrap's tarball and the package list it installed.
 struct BaseArtifact {
-  std::filesystem::path root;
+  std::filesystem::path tarball;
   std::vector<std::pair<std::string, std::string>> packages;  ///< name, version
 };
 

@@ -1,8 +1,6 @@
 #include "builder/rootfs/bootstrap.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <sstream>
 
@@ -38,7 +36,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
   FileLock lock(cache.lock_path("base-" + plan.base_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
     log::info("    base: cached ({})", stage.filename().string());
-    return {stage / "root", read_package_list(stage / "packages.tsv")};
+    return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
   }
   if (cache.offline()) {
     throw OfflineMiss(
@@ -62,7 +60,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       "mmdebstrap",
       "--variant=minbase",
       "--mode=root",
-      "--format=directory",
+      "--format=tar",
       std::string("--arch=") + to_string(r.base.arch),
       "--include=" + include,
       "--aptopt=Acquire::Retries \"3\"",
@@ -82,20 +80,16 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       "--customize-hook=chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > " +
           (work / "packages.tsv").string(),
       r.base.suite,
-      (work / "root").string(),
+      (work / "base.tar").string(),
       mirror_uri(r.base.mirror),
   };
   log::info("    mmdebstrap {} ({} packages requested, {})", r.base.suite, plan.packages.size(),
             r.base.mirror);
   run(argv, {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}}});
 
-  // The tree is published by rename, so its files must be on disk first.
-  if (int fd = ::open(work.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
-    ::syncfs(fd);
-    ::close(fd);
-  }
+  fsync_path(work / "base.tar");
   cache.publish_stage(cleanup, stage);
-  return {stage / "root", read_package_list(stage / "packages.tsv")};
+  return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
 }
 
 }  // namespace kiln

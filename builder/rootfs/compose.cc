@@ -1,6 +1,5 @@
 #include "builder/rootfs/compose.h"
 
-#include "builder/rootfs/directory_io.h"
 #include "builder/rootfs/manifest.h"
 #include "builder/rootfs/node_config.h"
 #include "builder/rootfs/root_tree.h"
@@ -42,11 +41,7 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
     return load_artifact(stage);
   }
   RootTree tree;
-  if (fs::is_directory(base.root)) {
-    read_directory(base.root, tree);
-  } else {
-    read_tar(base.root, tree);
-  }
+  read_tar(base.tarball, tree);
   install_kubernetes(tree, kubernetes);
   NodeConfigInputs inputs;
   inputs.pause_image = kubernetes.pause_image;

@@ -2,12 +2,9 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
-#include "builder/rootfs/directory_io.h"
 #include "builder/rootfs/root_tree.h"
 #include "builder/util/files.h"
 #include "builder/util/sha256.h"
@@ -106,31 +103,6 @@ TEST_CASE("root tree paths are normalised and parents created") {
   tree.make_symlink("/bin", "usr/bin");
   CHECK_THROWS_WITH(tree.write_file("/bin/kubelet", "x"),
                     "cannot write below '/bin/kubelet': '/bin' is a symlink in the image");
-}
-
-TEST_CASE("a root directory loads with modes, links, hardlinks and fifos") {
-  kiln::test::TempDir dir;
-  auto root = dir.path() / "root";
-  std::filesystem::create_directories(root / "usr/bin");
-  kiln::write_file_atomic(root / "usr/bin/perl", "perl", 0755);
-  REQUIRE(::link((root / "usr/bin/perl").c_str(), (root / "usr/bin/perl5.40").c_str()) == 0);
-  std::filesystem::create_symlink("usr/bin", root / "bin");
-  REQUIRE(::mkfifo((root / "usr/initctl").c_str(), 0600) == 0);
-  RootTree tree;
-  kiln::read_directory(root, tree);
-  CHECK(tree.read_file("/usr/bin/perl") == "perl");
-  CHECK(tree.find("/usr/bin/perl")->mode == 0755);
-  CHECK(tree.find("/usr/bin/perl5.40")->type == TreeNode::Type::hardlink);
-  CHECK(tree.find("/usr/bin/perl5.40")->target == "usr/bin/perl");
-  CHECK(tree.find("/bin")->target == "usr/bin");
-  CHECK(tree.find("/usr/initctl")->type == TreeNode::Type::fifo);
-  // Through a tar and back, the same tree.
-  kiln::write_tar(tree, dir.path() / "root.tar", 0);
-  RootTree back;
-  kiln::read_tar(dir.path() / "root.tar", back);
-  REQUIRE(back.find("/usr/bin/perl5.40"));
-  CHECK(back.find("/usr/bin/perl5.40")->target == "usr/bin/perl");
-  CHECK(back.read_file("/usr/bin/perl") == "perl");
 }
 
 TEST_CASE("overlays keep their symlinks as symlinks at their own path") {
