@@ -105,6 +105,12 @@ class DownloadProgress {
   std::chrono::steady_clock::time_point last_ = start_;
 };
 
+Error checksum_mismatch(const std::string& url, const std::string& expected,
+                        const std::string& actual) {
+  return Error("checksum mismatch for " + url + "\n  expected sha256: " + expected +
+               "\n  actual sha256:   " + actual);
+}
+
 }  // namespace
 
 fs::path Cache::fetch(const std::string& url, const std::string& sha256, const std::string& label) {
@@ -126,10 +132,7 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
     TempPath cleanup(staged);
     fs::copy_file(source, staged);
     std::string actual = sha256_file(staged);
-    if (actual != sha256) {
-      throw Error("checksum mismatch for " + url + "\n  expected sha256: " + sha256 +
-                  "\n  actual sha256:   " + actual);
-    }
+    if (actual != sha256) throw checksum_mismatch(url, sha256, actual);
     fs::rename(staged, blob);
     cleanup.release();
     return blob;
@@ -150,8 +153,7 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
       if (actual != sha256) {
         // A wrong body must not poison later attempts or resumes.
         fs::remove(partial);
-        throw Error("checksum mismatch for " + url + "\n  expected sha256: " + sha256 +
-                    "\n  actual sha256:   " + actual);
+        throw checksum_mismatch(url, sha256, actual);
       }
       fsync_path(partial);
       fs::rename(partial, blob);
@@ -163,9 +165,11 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
     if (result.status == 404 || result.status == 403 || result.status == 410) break;
     std::error_code ec;
     auto have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
-    log::info("    {}: attempt {}/{} failed after {} ({}); retrying with resume", label, attempt,
-              attempts, log::human_bytes(have), result.error);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200 << std::min(attempt, 3)));
+    log::info("    {}: attempt {}/{} failed after {} ({}){}", label, attempt, attempts,
+              log::human_bytes(have), result.error,
+              attempt < attempts ? "; retrying with resume" : "");
+    if (attempt < attempts)
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 << std::min(attempt, 3)));
   }
   std::error_code ec;
   auto have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
