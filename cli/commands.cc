@@ -74,6 +74,17 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
   return recipe;
 }
 
+/// -j N, defaulting to the number of CPUs.
+int jobs_option(const ParsedArgs& parsed) {
+  if (!parsed.has("jobs")) return int(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  std::string text = parsed.get("jobs");
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos ||
+      text.size() > 4 || std::stoi(text) < 1) {
+    throw UsageError("--jobs needs a whole number of at least 1, got '" + text + "'");
+  }
+  return std::stoi(text);
+}
+
 PlanOptions plan_options(const ParsedArgs& parsed) {
   PlanOptions options;
   options.offline = parsed.has("offline");
@@ -98,6 +109,7 @@ ExitCode run_build(const std::vector<std::string>& args) {
     return ExitCode::ok;
   }
   log::set_verbose(parsed.has("verbose"));
+  int jobs = jobs_option(parsed);
   Recipe recipe = load_with_overrides(parsed);
   BuildPlan plan = make_plan(recipe, plan_options(parsed));
   log::info("kiln {}: building '{}' ({})", KILN_VERSION, recipe.name,
@@ -108,13 +120,7 @@ ExitCode run_build(const std::vector<std::string>& args) {
   options.cache_dir = parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir();
   options.offline = parsed.has("offline");
   options.rebuild = parsed.has("rebuild");
-  long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-  try {
-    options.jobs = parsed.has("jobs") ? std::stoi(parsed.get("jobs")) : int(std::max(1L, cpus));
-  } catch (const std::exception&) {
-    throw UsageError("--jobs needs a number, got '" + parsed.get("jobs") + "'");
-  }
-  if (options.jobs < 1) throw UsageError("--jobs must be at least 1");
+  options.jobs = jobs;
   BuildResult result = build(plan, options);
   std::printf("%s\n%s\n", result.rootfs_tarball.c_str(), result.manifest.c_str());
   log::info("rootfs sha256 {}", result.rootfs_sha256);
@@ -152,8 +158,7 @@ ExitCode run_binaries(const std::vector<std::string>& args) {
   BuildPlan plan = make_plan(load_with_overrides(parsed), options);
   Cache cache(parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir(),
               options.offline);
-  int jobs = parsed.has("jobs") ? std::max(1, std::atoi(parsed.get("jobs").c_str())) : 2;
-  KubernetesArtifact artifact = provide_kubernetes(plan, cache, false, jobs);
+  KubernetesArtifact artifact = provide_kubernetes(plan, cache, false, jobs_option(parsed));
   fs::path out = parsed.get("output");
   for (const auto& [name, path] : artifact.binaries) {
     copy_file_atomic(path, out / name);
