@@ -1,8 +1,10 @@
 // kiln token create: a short-lived bootstrap token on a Tenant Control Plane, as a join config.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <regex>
 
 #include "builder/join/token_create.h"
@@ -143,6 +145,14 @@ ExitCode run_token(const std::vector<std::string>& args) {
   if (!parsed.has("output")) throw UsageError("-o FILE is required");
   TokenRequest request = request_from(parsed);
   Kubeconfig kubeconfig = load_kubeconfig(parsed.get("kubeconfig"));
+  // Check the output can be written before a token exists on the control plane, so a bad
+  // path never leaves a live token that nobody holds.
+  std::filesystem::path output = parsed.get("output");
+  std::filesystem::path parent = output.parent_path().empty() ? "." : output.parent_path();
+  if (!std::filesystem::is_directory(parent) || ::access(parent.c_str(), W_OK) != 0) {
+    throw Error("cannot write the join config: " + parent.string() +
+                " is not a writable directory");
+  }
   JoinConfig config = create_bootstrap_token(kubeconfig, request, unix_now());
   write_join_config(parsed.get("output"), config);
   std::printf("%s: token %s for %s, expires %s, CA %s\n", parsed.get("output").c_str(),

@@ -7,6 +7,7 @@
 
 #include "builder/fetch/http.h"
 #include "builder/plan/stage_keys.h"
+#include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "builder/util/sha256.h"
@@ -66,7 +67,12 @@ long long newest_input_mtime(const Recipe& recipe) {
 
 void resolve_epoch(BuildPlan& plan) {
   if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env && *env) {
-    plan.source_date_epoch = std::stoll(env);
+    std::string text = env;
+    if (text.find_first_not_of("0123456789") != std::string::npos || text.size() > 18) {
+      throw Error("SOURCE_DATE_EPOCH='" + text +
+                  "' is not a Unix timestamp (whole seconds since 1970)");
+    }
+    plan.source_date_epoch = std::stoll(text);
     plan.epoch_origin = "SOURCE_DATE_EPOCH from the environment";
   } else if (plan.recipe.source_date_epoch) {
     plan.source_date_epoch = *plan.recipe.source_date_epoch;

@@ -3,6 +3,7 @@
 // with kubeadm's phases as Kamaji does (tests/cluster/control-plane.sh, a CTest fixture).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
@@ -228,4 +229,21 @@ TEST_CASE("real kubeadm accepts the JoinConfiguration kiln writes for a created 
   INFO(validate.output);
   CHECK(validate.exit_code == 0);
   CHECK_THAT(validate.output, Catch::Contains("ok"));
+}
+
+TEST_CASE("an unwritable output path is refused before any token exists", "[cluster]") {
+  auto token_count = [] {
+    Run list = run_shell(std::string(KILN_CONTROL_PLANE_BIN) + "/kubeadm token list --kubeconfig " +
+                         cp("ADMIN_KUBECONFIG"));
+    REQUIRE(list.exit_code == 0);
+    return std::count(list.output.begin(), list.output.end(), '\n');
+  };
+  auto before = token_count();
+  Run run = run_shell(std::string(KILN_BINARY) + " token create --kubeconfig " +
+                      cp("ADMIN_KUBECONFIG") + " -o /nonexistent-dir/join.yaml");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output,
+             Catch::Contains(
+                 "cannot write the join config: /nonexistent-dir is not a writable directory"));
+  CHECK(token_count() == before);
 }
