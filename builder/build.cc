@@ -1,7 +1,11 @@
 #include "builder/build.h"
 
+#include <algorithm>
 #include <future>
+#include <optional>
 
+#include "builder/disk/disk_image.h"
+#include "builder/export/exports.h"
 #include "builder/fetch/cache.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
@@ -29,19 +33,38 @@ void check_output_dir(const fs::path& dir) {
   }
 }
 
-BuildResult export_outputs(const BuildPlan& plan, const RootfsArtifact& rootfs,
-                           const fs::path& dir) {
-  log::Stage stage("export " + dir.string());
-  BuildResult result{dir / "rootfs.tar", dir / "manifest.json", rootfs.tarball_sha256};
-  copy_file_atomic(rootfs.tarball, result.rootfs_tarball);
-  copy_file_atomic(rootfs.manifest, result.manifest);
-  write_file_atomic(dir / "SHA256SUMS", rootfs.tarball_sha256 + "  rootfs.tar\n" +
-                                            sha256_file(result.manifest) + "  manifest.json\n");
-  for (const auto& output : plan.recipe.outputs) {
-    if (output != "rootfs")
-      log::warn("output '{}' is not produced by this version of kiln yet", output);
+bool wants(const Recipe& recipe, const std::string& output) {
+  return std::find(recipe.outputs.begin(), recipe.outputs.end(), output) != recipe.outputs.end();
+}
+
+/// Runs `work` as a logged stage and records its duration for the closing report.
+template <typename Work>
+auto timed(std::vector<std::pair<std::string, double>>& times, const std::string& name,
+           Work work) {
+  log::Stage stage(name);
+  struct Record {
+    std::vector<std::pair<std::string, double>>& times;
+    const std::string& name;
+    log::Stage& stage;
+    ~Record() { times.emplace_back(name, stage.elapsed_seconds()); }
+  } record{times, name, stage};
+  return work();
+}
+
+void print_report(const std::optional<DiskArtifact>& disk, const std::vector<ExportedFile>& files,
+                  const std::vector<std::pair<std::string, double>>& times) {
+  log::info("");
+  if (disk) {
+    log::info("partition        used        allocated");
+    for (const auto& p : disk->usage) {
+      log::info("  {:<14} {:>10}  {:>10}", p.name, p.used ? log::human_bytes(p.used) : "-",
+                log::human_bytes(p.size));
+    }
   }
-  return result;
+  log::info("output                            size");
+  for (const auto& f : files) log::info("  {:<28} {:>10}", f.name, log::human_bytes(f.size));
+  log::info("stage                             time");
+  for (const auto& [name, seconds] : times) log::info("  {:<28} {:>8.1f} s", name, seconds);
 }
 
 }  // namespace
@@ -64,21 +87,50 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
     log::Stage stage("kubernetes binaries");
     return provide_kubernetes(plan, cache, options.rebuild, options.jobs);
   });
+  std::vector<std::pair<std::string, double>> times;
   BaseArtifact base;
   try {
-    log::Stage stage("base " + plan.recipe.base.suite);
-    base = bootstrap_base(plan, cache, options.rebuild);
+    base = timed(times, "base " + plan.recipe.base.suite,
+                 [&] { return bootstrap_base(plan, cache, options.rebuild); });
   } catch (...) {
     kubernetes_future.wait();
     throw;
   }
   KubernetesArtifact kubernetes = kubernetes_future.get();
-  RootfsArtifact rootfs;
-  {
-    log::Stage stage("rootfs");
-    rootfs = compose_rootfs(plan, base, kubernetes, cache, options.rebuild);
+  RootfsArtifact rootfs = timed(times, "rootfs", [&] {
+    return compose_rootfs(plan, base, kubernetes, cache, options.rebuild);
+  });
+  std::optional<DiskArtifact> disk;
+  if (wants_disk(plan.recipe)) {
+    disk = timed(times, "disk", [&] { return build_disk(plan, rootfs, cache, options.rebuild); });
   }
-  return export_outputs(plan, rootfs, options.output_dir);
+
+  const fs::path& dir = options.output_dir;
+  std::vector<ExportedFile> files = timed(times, "export", [&] {
+    std::vector<ExportedFile> exported;
+    if (wants(plan.recipe, "rootfs")) {
+      copy_file_atomic(rootfs.tarball, dir / "rootfs.tar");
+      exported.push_back({"rootfs.tar", fs::file_size(dir / "rootfs.tar"), rootfs.tarball_sha256});
+    }
+    if (disk) {
+      auto disk_files = export_disk_formats(plan, *disk, dir);
+      exported.insert(exported.end(), disk_files.begin(), disk_files.end());
+    }
+    copy_file_atomic(rootfs.manifest, dir / "manifest.json");
+    exported.push_back(
+        {"manifest.json", fs::file_size(dir / "manifest.json"), sha256_file(dir / "manifest.json")});
+    std::string sums;
+    for (const auto& f : exported) sums += f.sha256 + "  " + f.name + "\n";
+    write_file_atomic(dir / "SHA256SUMS", sums);
+    return exported;
+  });
+  print_report(disk, files, times);
+
+  BuildResult result;
+  for (const auto& f : files) result.files.push_back(dir / f.name);
+  result.files.push_back(dir / "SHA256SUMS");
+  result.rootfs_sha256 = rootfs.tarball_sha256;
+  return result;
 }
 
 }  // namespace kiln

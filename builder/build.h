@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "builder/plan/plan.h"
 #include "builder/rootfs/artifacts.h"
@@ -18,13 +19,13 @@ struct BuildOptions {
 
 /// What a build leaves in the output directory.
 struct BuildResult {
-  std::filesystem::path rootfs_tarball;
-  std::filesystem::path manifest;
+  std::vector<std::filesystem::path> files;  ///< every output, manifest.json and SHA256SUMS
   std::string rootfs_sha256;
 };
 
 /// The whole pipeline: bootstrap and Kubernetes binaries (in parallel), then the rootfs,
-/// then the outputs. Each stage logs its name and duration.
+/// then the disk when an output needs one, then the outputs. Each stage logs its name and
+/// duration; a report of partition usage, output sizes and stage times ends the build.
 BuildResult build(const BuildPlan& plan, const BuildOptions& options);
 
 }  // namespace kiln

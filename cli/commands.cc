@@ -23,6 +23,8 @@ namespace {
 
 const std::vector<Flag> kBuildFlags = {
     {"-o, --output", "DIR", "output directory (default: images/<name>)"},
+    {"--outputs", "LIST",
+     "comma-separated formats to write instead of the recipe's outputs, e.g. raw,qcow2"},
     {"--mirror", "URL|DIR",
      "take Kubernetes binaries from a dl.k8s.io-style mirror (sets kubernetes.from: mirror)"},
     {"--debian-mirror", "URL|DIR", "Debian archive to bootstrap from (overrides base.mirror)"},
@@ -70,6 +72,24 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
     }
     recipe.kubernetes.from = KubernetesSource::mirror;
     recipe.kubernetes.mirror = mirror;
+  }
+  if (parsed.has("outputs")) {
+    recipe.outputs.clear();
+    std::string list = parsed.get("outputs");
+    for (std::size_t start = 0; start <= list.size();) {
+      std::size_t comma = std::min(list.find(',', start), list.size());
+      std::string output = list.substr(start, comma - start);
+      start = comma + 1;
+      const auto& known = known_outputs();
+      if (std::find(known.begin(), known.end(), output) == known.end()) {
+        std::string choices;
+        for (const auto& k : known) choices += (choices.empty() ? "" : ", ") + k;
+        throw UsageError("--outputs: unknown output format '" + output + "' (known: " +
+                         choices + ")");
+      }
+      if (std::find(recipe.outputs.begin(), recipe.outputs.end(), output) == recipe.outputs.end())
+        recipe.outputs.push_back(output);
+    }
   }
   return recipe;
 }
@@ -122,8 +142,7 @@ ExitCode run_build(const std::vector<std::string>& args) {
   options.rebuild = parsed.has("rebuild");
   options.jobs = jobs;
   BuildResult result = build(plan, options);
-  std::printf("%s\n%s\n", result.rootfs_tarball.c_str(), result.manifest.c_str());
-  log::info("rootfs sha256 {}", result.rootfs_sha256);
+  for (const auto& file : result.files) std::printf("%s\n", file.c_str());
   return ExitCode::ok;
 }
 

@@ -43,7 +43,11 @@ struct BuildPlan {
   std::string base_key;
   std::string kubernetes_key;
   std::string rootfs_key;
+  std::string disk_key;  ///< empty when the recipe asks for no disk output
 };
+
+/// True when any of the recipe's outputs is a disk image (everything but `rootfs`).
+bool wants_disk(const Recipe& recipe);
 
 struct PlanOptions {
   bool offline = false;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "builder/plan/plan.h"
+#include "builder/rootfs/initrd_support.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
@@ -50,6 +51,9 @@ void compute_stage_keys(BuildPlan& plan) {
                           r.base.suite, to_string(r.base.arch), r.base.mirror,
                           plan.source_date_epoch));
   for (const auto& package : plan.packages) base.update(package + "\n");
+  for (const auto& path : r.kernel.omit_modules) base.update("omit " + path + "\n");
+  for (const auto& [path, content] : initrd_support_files()) base.update(path + "\n" + content);
+  base.update(initrd_build_script(r.kernel.omit_modules));
   plan.base_key = base.hex();
 
   Sha256 k8s;
@@ -67,6 +71,20 @@ void compute_stage_keys(BuildPlan& plan) {
                             plan.kubernetes_key, plan.recipe_hash));
   for (const auto& overlay : r.overlays) rootfs.update(hash_tree(overlay.directory) + "\n");
   plan.rootfs_key = rootfs.hex();
+
+  if (!wants_disk(r)) return;
+  Sha256 disk;
+  disk.update(fmt::format("disk/{}\n{}\n{}\n{}\n{}\n{}\n", kDiskStageFormat, plan.rootfs_key,
+                          r.disk.size_bytes, r.disk.root_bytes,
+                          r.disk.root_b_bytes ? std::to_string(*r.disk.root_b_bytes) : "as-root",
+                          r.disk.state_bytes));
+  for (const auto& arg : r.kernel.cmdline) disk.update(arg + "\n");
+  plan.disk_key = disk.hex();
+}
+
+bool wants_disk(const Recipe& recipe) {
+  return std::any_of(recipe.outputs.begin(), recipe.outputs.end(),
+                     [](const std::string& output) { return output != "rootfs"; });
 }
 
 }  // namespace kiln

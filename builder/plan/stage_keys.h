@@ -15,8 +15,9 @@ void compute_stage_keys(BuildPlan& plan);
 std::string hash_tree(const std::filesystem::path& root);
 
 /// Bumped whenever a stage's code changes what it produces, so old cache entries are not reused.
-inline constexpr int kBaseStageFormat = 2;
+inline constexpr int kBaseStageFormat = 3;
 inline constexpr int kKubernetesStageFormat = 3;
-inline constexpr int kRootfsStageFormat = 2;
+inline constexpr int kRootfsStageFormat = 3;
+inline constexpr int kDiskStageFormat = 1;
 
 }  // namespace kiln

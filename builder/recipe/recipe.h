@@ -70,6 +70,8 @@ struct UserSpec {
 struct KernelSpec {
   std::string package = "linux-image-amd64";
   std::vector<std::string> cmdline;
+  /// Paths under /usr/lib/modules/<version>/kernel/ removed before the initrd is built.
+  std::vector<std::string> omit_modules;
 };
 
 enum class NodeNamePolicy { hostname, mac, dmi, cloud };
@@ -80,8 +82,10 @@ struct OverlaySpec {
 };
 
 struct DiskSpec {
-  std::uint64_t size_bytes = 0;  ///< 0 = fitted to content
-  std::uint64_t root_b_bytes = 0;
+  std::uint64_t size_bytes = 0;  ///< 0 = the partitions plus the default state size
+  std::uint64_t root_bytes = 0;  ///< per root slot; 0 = fitted to the root filesystem
+  std::optional<std::uint64_t> root_b_bytes;  ///< unset = as root; 0 = no spare slot
+  std::uint64_t state_bytes = 0;              ///< 0 = default minimum
 };
 
 /// A recipe after parsing, include resolution and validation. Plain data.

@@ -290,18 +290,43 @@ std::vector<Field> kernel_fields() {
          if (auto v = get_string_list(n, c))
            r.kernel.cmdline.insert(r.kernel.cmdline.end(), v->begin(), v->end());
        }},
+      {"omit_modules",
+       "Module directories or files under the kernel's kernel/ tree to leave out, e.g. "
+       "sound or drivers/gpu (the kernel's modules are half of a Debian root).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string_list(n, c);
+         if (!v) return;
+         for (const auto& path : *v) {
+           if (path.empty() || path[0] == '/' || path.find("..") != std::string::npos ||
+               path.find_first_of(" *?[\\'\"$") != std::string::npos) {
+             c.error(n, "bad module path '" + path +
+                            "': give a plain path relative to the kernel's kernel/ directory, "
+                            "e.g. drivers/gpu");
+             return;
+           }
+           r.kernel.omit_modules.push_back(path);
+         }
+       }},
   };
 }
 
 std::vector<Field> disk_fields() {
   return {
-      {"size", "Disk size, e.g. 4G (default: fitted to content).",
+      {"size", "Whole disk size, e.g. 4G (default: the partitions plus a 1G state).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (auto v = get_size(n, c)) r.disk.size_bytes = *v;
        }},
-      {"root_b", "Size reserved for the A/B update root, e.g. 1G.",
+      {"root", "Size of each root slot, e.g. 1G (default: the root filesystem plus 25%).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_size(n, c)) r.disk.root_bytes = *v;
+       }},
+      {"root_b", "Size of the spare A/B root slot; 0 leaves it out (default: as root).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (auto v = get_size(n, c)) r.disk.root_b_bytes = *v;
+       }},
+      {"state", "Minimum size of the state partition (/var, /etc changes), e.g. 2G (default 1G).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_size(n, c)) r.disk.state_bytes = *v;
        }},
   };
 }
@@ -396,12 +421,6 @@ void parse_user_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx)
     }
   }
   recipe.users.push_back(std::move(user));
-}
-
-const std::vector<std::string>& known_outputs() {
-  static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
-                                                   "vmdk",   "ova", "gce",     "ami",   "pxe"};
-  return outputs;
 }
 
 std::vector<Field> top_fields() {
@@ -516,7 +535,7 @@ std::vector<Field> top_fields() {
            r.node_name = *v;
        }},
       {"outputs",
-       "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe.",
+       "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (!expect(n, YAML::NodeType::Sequence, "a list of output formats", c)) return;
          r.outputs.clear();
@@ -528,7 +547,7 @@ std::vector<Field> top_fields() {
              r.outputs.push_back(*v);
          }
        }},
-      {"disk", "Disk image sizes: size, root_b.",
+      {"disk", "Disk image sizes: size, root, root_b, state.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, disk_fields(), "disk");
        }},
@@ -653,6 +672,12 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
 }
 
 }  // namespace
+
+const std::vector<std::string>& known_outputs() {
+  static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
+                                                   "vmdk",   "ova", "gce",     "ami"};
+  return outputs;
+}
 
 Recipe load_recipe(const fs::path& file) {
   Recipe recipe;

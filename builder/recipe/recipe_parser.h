@@ -25,4 +25,7 @@ Recipe load_recipe(const std::filesystem::path& file);
 /// One line per recipe key with its help text, from the same table the parser uses.
 std::string describe_recipe_keys();
 
+/// The output formats a recipe's `outputs:` (or `kiln build --outputs`) may name.
+const std::vector<std::string>& known_outputs();
+
 }  // namespace kiln

@@ -1,5 +1,7 @@
 #include "builder/rootfs/bootstrap.h"
 
+#include "builder/rootfs/initrd_support.h"
+
 #include <fmt/format.h>
 
 #include <sstream>
@@ -53,6 +55,14 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
   fs::path debs = cache.root() / "apt-archives";
   fs::create_directories(debs);
 
+  // Boot support goes in before the initrd is built, which happens after every package is in.
+  fs::path support = work / "initrd-support";
+  for (const auto& [path, content] : initrd_support_files()) {
+    write_file_atomic(support / path, content);
+    if (path.ends_with(".sh")) fs::permissions(support / path, fs::perms(0755));
+  }
+  write_file_atomic(work / "build-initrd.sh", initrd_build_script(plan.recipe.kernel.omit_modules));
+
   std::string include;
   for (const auto& package : plan.packages) include += (include.empty() ? "" : ",") + package;
   const Recipe& r = plan.recipe;
@@ -77,6 +87,8 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
       "--setup-hook=sync-in " + debs.string() + " /var/cache/apt/archives/",
       "--customize-hook=sync-out /var/cache/apt/archives " + debs.string(),
+      "--customize-hook=cp -a " + support.string() + "/. \"$1\"/",
+      "--customize-hook=chroot \"$1\" sh -s < " + (work / "build-initrd.sh").string(),
       "--customize-hook=chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > " +
           (work / "packages.tsv").string(),
       r.base.suite,

@@ -1,5 +1,6 @@
 #include "builder/rootfs/compose.h"
 
+#include "builder/rootfs/immutable_root.h"
 #include "builder/rootfs/manifest.h"
 #include "builder/rootfs/node_config.h"
 #include "builder/rootfs/root_tree.h"
@@ -49,6 +50,7 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
   inputs.containerd_v2 = inputs.containerd_from_release && plan.recipe.containerd.version &&
                          plan.recipe.containerd.version->major >= 2;
   write_node_config(tree, plan, inputs);
+  write_immutable_root_config(tree, plan);
   add_users(tree, plan);
   // Overlays, then inline files: the recipe has the last word over kiln's defaults.
   for (const auto& overlay : plan.recipe.overlays) add_host_tree(tree, overlay.directory, "/");

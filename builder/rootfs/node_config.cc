@@ -213,15 +213,17 @@ void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigIn
                   "# kiln images mount their file systems by partition type; no swap.\n");
   tree.make_symlink("/etc/systemd/system/swap.target", "/dev/null");
 
-  // CNI plugins (flannel, calico ...) install into /opt/cni/bin; Debian's live in /usr/lib/cni.
-  tree.make_directory("/opt/cni/bin");
+  // CNI plugins (flannel, calico ...) install into /opt/cni/bin, which must stay writable
+  // under a read-only root: it points into /var. Debian's plugins live in /usr/lib/cni.
+  tree.make_directory("/var/opt/cni/bin");
+  tree.make_symlink("/opt/cni/bin", "/var/opt/cni/bin");
   std::vector<std::string> plugins;
   for (const auto& [path, node] : tree.nodes()) {
     if (path.rfind("usr/lib/cni/", 0) == 0 && node.type == TreeNode::Type::file)
       plugins.push_back(path.substr(12));
   }
   for (const auto& plugin : plugins)
-    tree.make_symlink("/opt/cni/bin/" + plugin, "/usr/lib/cni/" + plugin);
+    tree.make_symlink("/var/opt/cni/bin/" + plugin, "/usr/lib/cni/" + plugin);
   tree.make_directory("/etc/cni/net.d");
 
   // Each node gets its own identity on first boot (systemd-machine-id-setup).
@@ -233,8 +235,10 @@ void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigIn
   } else {
     tree.write_file("/etc/hostname", plan.recipe.hostname + "\n");
   }
-  // Never leak the build host's resolver into the image.
-  tree.remove("/etc/resolv.conf");
+  // Never leak the build host's resolver into the image; systemd-resolved's link stays.
+  if (const TreeNode* resolv = tree.find("/etc/resolv.conf");
+      resolv && resolv->type != TreeNode::Type::symlink)
+    tree.remove("/etc/resolv.conf");
   remove_per_node_secrets(tree);
 }
 

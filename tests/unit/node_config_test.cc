@@ -102,7 +102,8 @@ TEST_CASE("kernel settings, crictl, swap, CNI paths and machine identity are rea
         "image-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n");
   CHECK(tree.find("/etc/crictl.yaml")->mode == 0644);
   CHECK(tree.find("/etc/systemd/system/swap.target")->target == "/dev/null");
-  CHECK(tree.find("/opt/cni/bin/bridge")->target == "/usr/lib/cni/bridge");
+  CHECK(tree.find("/opt/cni/bin")->target == "/var/opt/cni/bin");
+  CHECK(tree.find("/var/opt/cni/bin/bridge")->target == "/usr/lib/cni/bridge");
   CHECK(tree.read_file("/etc/machine-id").empty());
   CHECK(tree.find("/var/lib/dbus/machine-id")->target == "/etc/machine-id");
   CHECK_FALSE(tree.contains("/etc/hostname"));

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "builder/disk/gpt.h"
+#include "builder/plan/plan.h"
+
+namespace kiln {
+
+inline constexpr std::uint64_t kMiB = 1ull << 20;
+inline constexpr std::uint64_t kGiB = 1ull << 30;
+
+/// Sizes of what goes into the disk, measured after the file systems are made.
+struct DiskContent {
+  std::uint64_t esp_used = 0;
+  std::uint64_t root_bytes = 0;  ///< the EROFS image
+  std::uint64_t state_used = 0;  ///< the seed of /var
+  std::string root_hash;         ///< dm-verity root hash, 64 hex digits
+};
+
+/// Fixed partition sizes kiln uses unless the recipe says otherwise.
+inline constexpr std::uint64_t kEspSize = 256 * kMiB;
+inline constexpr std::uint64_t kBiosBootSize = 1 * kMiB;
+inline constexpr std::uint64_t kConfigSize = 8 * kMiB;
+inline constexpr std::uint64_t kDefaultStateSize = 1 * kGiB;
+
+/// Bytes of the dm-verity hash tree (plus its superblock) for `data_bytes` of data with 4 KiB
+/// data and hash blocks, as `veritysetup format` lays it out.
+std::uint64_t verity_hash_size(std::uint64_t data_bytes);
+
+/// The GPT of a kiln disk: esp, bios-boot, root, root-verity, root-b, root-b-verity,
+/// kiln-config, state — 1 MiB aligned, UUIDs derived from the recipe (the root pair's from
+/// the root hash, as the Discoverable Partitions Specification asks). Throws an Error with
+/// the numbers and the recipe location when the recipe's sizes cannot hold the content.
+GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content);
+
+}  // namespace kiln

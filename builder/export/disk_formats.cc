@@ -1,0 +1,316 @@
+#include "builder/export/disk_formats.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+
+#include "builder/disk/guid.h"
+#include "builder/disk/sparse_copy.h"
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+#include "builder/util/process.h"
+#include "builder/util/sha256.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+namespace {
+
+void require_tool(const std::string& program, const std::string& package) {
+  if (find_program(program).empty())
+    throw Error(program + " is not installed; install it with: apt-get install " + package);
+}
+
+/// Runs `make(temp)` and renames temp to `out` only when it succeeded.
+template <typename Make>
+void write_through_temp(const fs::path& out, Make make) {
+  fs::path temp = temp_sibling(out);
+  TempPath cleanup(temp);
+  make(temp);
+  fsync_path(temp);
+  fs::rename(temp, out);
+  cleanup.release();
+}
+
+void put_be(std::uint8_t* at, std::uint64_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) at[i] = static_cast<std::uint8_t>(value >> (8 * (bytes - 1 - i)));
+}
+
+/// CHS geometry as the VHD specification computes it from the sector count.
+void vhd_geometry(std::uint64_t size, std::uint8_t* at) {
+  std::uint64_t total = std::min<std::uint64_t>(size / 512, 65535ull * 16 * 255);
+  std::uint64_t spt, heads, cth;
+  if (total >= 65535ull * 16 * 63) {
+    spt = 255, heads = 16, cth = total / spt;
+  } else {
+    spt = 17, cth = total / spt;
+    heads = std::max<std::uint64_t>((cth + 1023) / 1024, 4);
+    if (cth >= heads * 1024 || heads > 16) spt = 31, heads = 16, cth = total / spt;
+    if (cth >= heads * 1024) spt = 63, heads = 16, cth = total / spt;
+  }
+  put_be(at, cth / heads, 2);
+  at[2] = static_cast<std::uint8_t>(heads);
+  at[3] = static_cast<std::uint8_t>(spt);
+}
+
+struct ArchiveDeleter {
+  void operator()(struct archive* a) const { archive_write_free(a); }
+};
+
+void add_file_entry(struct archive* tar, const std::string& name, const fs::path& source,
+                    long long epoch) {
+  std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(),
+                                                                       archive_entry_free);
+  archive_entry_set_pathname(entry.get(), name.c_str());
+  archive_entry_set_size(entry.get(), fs::file_size(source));
+  archive_entry_set_filetype(entry.get(), AE_IFREG);
+  archive_entry_set_perm(entry.get(), 0644);
+  archive_entry_set_mtime(entry.get(), epoch, 0);
+  archive_entry_set_uid(entry.get(), 0);
+  archive_entry_set_gid(entry.get(), 0);
+  if (archive_write_header(tar, entry.get()) != ARCHIVE_OK)
+    throw Error("cannot write archive entry " + name + ": " + archive_error_string(tar));
+  int fd = ::open(source.c_str(), O_RDONLY);
+  if (fd < 0) throw Error("cannot open " + source.string());
+  std::vector<char> buffer(4 << 20);
+  ssize_t n;
+  while ((n = ::read(fd, buffer.data(), buffer.size())) > 0) {
+    if (archive_write_data(tar, buffer.data(), n) != n) {
+      ::close(fd);
+      throw Error("cannot write archive data for " + name + ": " + archive_error_string(tar));
+    }
+  }
+  ::close(fd);
+}
+
+std::string ovf_descriptor(const std::string& name, const std::string& vmdk_name,
+                           std::uint64_t vmdk_size, std::uint64_t disk_size) {
+  return fmt::format(R"(<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+          xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+          xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+          xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
+          xmlns:vmw="http://www.vmware.com/schema/ovf">
+  <References>
+    <File ovf:id="disk1-file" ovf:href="{vmdk}" ovf:size="{vmdk_size}"/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disks</Info>
+    <Disk ovf:diskId="disk1" ovf:fileRef="disk1-file" ovf:capacity="{capacity}" ovf:capacityAllocationUnits="byte"
+          ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <NetworkSection>
+    <Info>Networks</Info>
+    <Network ovf:name="VM Network"><Description>Node network</Description></Network>
+  </NetworkSection>
+  <VirtualSystem ovf:id="{name}">
+    <Info>kiln Kubernetes worker node</Info>
+    <Name>{name}</Name>
+    <OperatingSystemSection ovf:id="96" vmw:osType="debian12_64Guest">
+      <Info>Debian GNU/Linux, 64-bit</Info>
+    </OperatingSystemSection>
+    <VirtualHardwareSection>
+      <Info>2 vCPU, 4 GiB memory, one disk, one network adapter</Info>
+      <System>
+        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
+        <vssd:InstanceID>0</vssd:InstanceID>
+        <vssd:VirtualSystemType>vmx-14</vssd:VirtualSystemType>
+      </System>
+      <Item>
+        <rasd:AllocationUnits>hertz * 10^6</rasd:AllocationUnits>
+        <rasd:ElementName>2 virtual CPUs</rasd:ElementName>
+        <rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType>
+        <rasd:VirtualQuantity>2</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits>
+        <rasd:ElementName>4096 MB of memory</rasd:ElementName>
+        <rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType>
+        <rasd:VirtualQuantity>4096</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:ElementName>SCSI controller 0</rasd:ElementName>
+        <rasd:InstanceID>3</rasd:InstanceID>
+        <rasd:ResourceSubType>VirtualSCSI</rasd:ResourceSubType>
+        <rasd:ResourceType>6</rasd:ResourceType>
+      </Item>
+      <Item>
+        <rasd:AddressOnParent>0</rasd:AddressOnParent>
+        <rasd:ElementName>Hard disk 1</rasd:ElementName>
+        <rasd:HostResource>ovf:/disk/disk1</rasd:HostResource>
+        <rasd:InstanceID>4</rasd:InstanceID>
+        <rasd:Parent>3</rasd:Parent>
+        <rasd:ResourceType>17</rasd:ResourceType>
+      </Item>
+      <Item>
+        <rasd:AutomaticAllocation>true</rasd:AutomaticAllocation>
+        <rasd:Connection>VM Network</rasd:Connection>
+        <rasd:ElementName>Network adapter 1</rasd:ElementName>
+        <rasd:InstanceID>5</rasd:InstanceID>
+        <rasd:ResourceSubType>VmxNet3</rasd:ResourceSubType>
+        <rasd:ResourceType>10</rasd:ResourceType>
+      </Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+)",
+                     fmt::arg("name", name), fmt::arg("vmdk", vmdk_name),
+                     fmt::arg("vmdk_size", vmdk_size), fmt::arg("capacity", disk_size));
+}
+
+}  // namespace
+
+void write_raw(const fs::path& raw, const fs::path& out) { copy_sparse_atomic(raw, out); }
+
+void write_raw_zst(const fs::path& raw, const fs::path& out) {
+  require_tool("zstd", "zstd");
+  write_through_temp(out, [&](const fs::path& temp) {
+    run({"zstd", "-q", "-f", "-T0", "-12", raw.string(), "-o", temp.string()},
+        {.quiet = true});
+  });
+}
+
+void write_bmap(const fs::path& raw, const fs::path& out) {
+  require_tool("bmaptool", "bmap-tools");
+  write_through_temp(out, [&](const fs::path& temp) {
+    run({"bmaptool", "create", "-o", temp.string(), raw.string()}, {.quiet = true});
+  });
+}
+
+void write_qcow2(const fs::path& raw, const fs::path& out) {
+  require_tool("qemu-img", "qemu-utils");
+  write_through_temp(out, [&](const fs::path& temp) {
+    run({"qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1",
+         raw.string(), temp.string()});
+  });
+}
+
+void write_vhd(const fs::path& raw, const fs::path& out, const std::string& uuid,
+               long long epoch) {
+  std::uint64_t size = fs::file_size(raw);
+  if (size % (1 << 20) != 0)
+    throw Error(fmt::format("a VHD for Azure needs a whole number of MiB; the disk is {} bytes",
+                            size));
+  std::array<std::uint8_t, 512> footer{};
+  std::memcpy(footer.data(), "conectix", 8);
+  put_be(&footer[8], 2, 4);
+  put_be(&footer[12], 0x00010000, 4);
+  put_be(&footer[16], ~0ull, 8);
+  constexpr long long kVhdEpoch = 946684800;  // 2000-01-01T00:00:00Z
+  put_be(&footer[24], static_cast<std::uint64_t>(std::max(epoch - kVhdEpoch, 0LL)), 4);
+  std::memcpy(&footer[28], "kiln", 4);
+  put_be(&footer[32], 0x00010000, 4);
+  std::memcpy(&footer[36], "Wi2k", 4);
+  put_be(&footer[40], size, 8);
+  put_be(&footer[48], size, 8);
+  vhd_geometry(size, &footer[56]);
+  put_be(&footer[60], 2, 4);  // fixed disk
+  auto id = Guid{uuid}.to_gpt_bytes();
+  std::memcpy(&footer[68], id.data(), 16);
+  std::uint32_t sum = 0;
+  for (auto byte : footer) sum += byte;
+  put_be(&footer[64], ~sum, 4);
+
+  fs::path temp = temp_sibling(out);
+  TempPath cleanup(temp);
+  copy_sparse_atomic(raw, temp);
+  int fd = ::open(temp.c_str(), O_WRONLY);
+  bool ok = fd >= 0 && ::pwrite(fd, footer.data(), footer.size(), size) == 512 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw Error("cannot write the VHD footer to " + temp.string());
+  fs::rename(temp, out);
+  cleanup.release();
+}
+
+void write_vmdk(const fs::path& raw, const fs::path& out) {
+  require_tool("qemu-img", "qemu-utils");
+  write_through_temp(out, [&](const fs::path& temp) {
+    run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o",
+         "subformat=streamOptimized,adapter_type=lsilogic", raw.string(), temp.string()});
+  });
+}
+
+void write_ova(const fs::path& vmdk, const fs::path& out, const std::string& name,
+               std::uint64_t disk_size, long long epoch) {
+  fs::path staging = temp_sibling(out.parent_path() / (name + ".ova-staging"));
+  TempPath staging_cleanup(staging);
+  fs::create_directories(staging);
+  std::string vmdk_name = name + "-disk1.vmdk";
+  std::string ovf = ovf_descriptor(name, vmdk_name, fs::file_size(vmdk), disk_size);
+  write_file_atomic(staging / (name + ".ovf"), ovf);
+  write_file_atomic(staging / (name + ".mf"),
+                    fmt::format("SHA256({}.ovf)= {}\nSHA256({})= {}\n", name, sha256_hex(ovf),
+                                vmdk_name, sha256_file(vmdk)));
+  write_through_temp(out, [&](const fs::path& temp) {
+    std::unique_ptr<struct archive, ArchiveDeleter> tar(archive_write_new());
+    archive_write_set_format_ustar(tar.get());
+    if (archive_write_open_filename(tar.get(), temp.c_str()) != ARCHIVE_OK)
+      throw Error("cannot create " + temp.string() + ": " + archive_error_string(tar.get()));
+    // OVF 1.0: the descriptor comes first, then the manifest and the disks.
+    add_file_entry(tar.get(), name + ".ovf", staging / (name + ".ovf"), epoch);
+    add_file_entry(tar.get(), name + ".mf", staging / (name + ".mf"), epoch);
+    add_file_entry(tar.get(), vmdk_name, vmdk, epoch);
+    if (archive_write_close(tar.get()) != ARCHIVE_OK)
+      throw Error("cannot finish " + temp.string() + ": " + archive_error_string(tar.get()));
+  });
+}
+
+void write_gce(const fs::path& raw, const fs::path& out, long long epoch) {
+  std::uint64_t size = fs::file_size(raw);
+  if (size % (1ull << 30) != 0) {
+    throw Error(fmt::format(
+        "GCE imports disks of a whole number of GiB; the disk is {} bytes (set disk.size, "
+        "e.g. 4G)",
+        size));
+  }
+  write_through_temp(out, [&](const fs::path& temp) {
+    std::unique_ptr<struct archive, ArchiveDeleter> tar(archive_write_new());
+    archive_write_set_format_gnutar(tar.get());
+    archive_write_add_filter_gzip(tar.get());
+    // No name or time in the gzip header: the same disk gives the same archive.
+    archive_write_set_filter_option(tar.get(), "gzip", "timestamp", nullptr);
+    archive_write_set_filter_option(tar.get(), "gzip", "compression-level", "6");
+    if (archive_write_open_filename(tar.get(), temp.c_str()) != ARCHIVE_OK)
+      throw Error("cannot create " + temp.string() + ": " + archive_error_string(tar.get()));
+    add_file_entry(tar.get(), "disk.raw", raw, epoch);
+    if (archive_write_close(tar.get()) != ARCHIVE_OK)
+      throw Error("cannot finish " + temp.string() + ": " + archive_error_string(tar.get()));
+  });
+}
+
+std::string register_ami_json(const std::string& name, const std::string& raw_name, bool arm64) {
+  return fmt::format(R"({{
+  "_import": "aws ec2 import-snapshot --disk-container Format=RAW,UserBucket={{S3Bucket=BUCKET,S3Key={raw}}}; then put the snapshot id below and run: aws ec2 register-image --cli-input-json file://register-ami.json",
+  "Name": "{name}",
+  "Description": "kiln Kubernetes worker {name}",
+  "Architecture": "{arch}",
+  "BootMode": "uefi-preferred",
+  "EnaSupport": true,
+  "ImdsSupport": "v2.0",
+  "RootDeviceName": "/dev/xvda",
+  "VirtualizationType": "hvm",
+  "BlockDeviceMappings": [
+    {{
+      "DeviceName": "/dev/xvda",
+      "Ebs": {{
+        "SnapshotId": "SNAPSHOT_ID",
+        "VolumeType": "gp3",
+        "DeleteOnTermination": true
+      }}
+    }}
+  ]
+}}
+)",
+                     fmt::arg("name", name), fmt::arg("raw", raw_name),
+                     fmt::arg("arch", arm64 ? "arm64" : "x86_64"));
+}
+
+}  // namespace kiln

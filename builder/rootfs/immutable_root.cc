@@ -1,0 +1,74 @@
+#include "builder/rootfs/immutable_root.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr const char* kDhcpNetwork = R"(# kiln: every wired interface asks DHCP for an address.
+[Match]
+Type=ether
+Kind=!*
+
+[Network]
+DHCP=yes
+)";
+
+// Runs on every boot, so a disk enlarged later (a resized cloud volume) grows too.
+constexpr const char* kGrowStateScript = R"sh(#!/bin/sh
+# Grows the state partition (the disk's last) and its ext4 file system to the end of the disk.
+set -eu
+part=$(readlink -f /dev/disk/by-partlabel/state)
+name=${part##*/}
+disk=/dev/$(basename "$(readlink -f "/sys/class/block/$name/..")")
+number=$(cat "/sys/class/block/$name/partition")
+# growpart exits 1 when there is nothing to grow.
+rc=0
+growpart "$disk" "$number" || rc=$?
+if [ "$rc" -gt 1 ]; then
+    echo "kiln: growing $part failed (growpart exit $rc)" >&2
+    exit "$rc"
+fi
+resize2fs "$part"
+)sh";
+
+constexpr const char* kGrowStateUnit = R"([Unit]
+Description=Grow the kiln state partition to fill its disk
+ConditionPathExists=/dev/disk/by-partlabel/state
+After=local-fs.target
+Before=containerd.service kubelet.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/kiln/grow-state
+
+[Install]
+WantedBy=multi-user.target
+)";
+
+void enable(RootTree& tree, const std::string& unit, const std::string& target) {
+  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
+                    "/usr/lib/systemd/system/" + unit);
+}
+
+}  // namespace
+
+void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
+  tree.write_file("/etc/systemd/network/80-kiln-dhcp.network", kDhcpNetwork);
+  enable(tree, "systemd-networkd.service", "multi-user.target");
+  enable(tree, "systemd-networkd-wait-online.service", "network-online.target");
+
+  tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
+  tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);
+  enable(tree, "kiln-grow-state.service", "multi-user.target");
+
+  // The kubelet creates its FlexVolume directory at start; /usr is read-only.
+  tree.write_file("/etc/default/kubelet",
+                  "KUBELET_EXTRA_ARGS=--volume-plugin-dir=/var/lib/kubelet/volumeplugins\n");
+
+  // systemd mounts the ESP on /efi when it finds an empty directory there; every other
+  // mount point must exist too, as nothing can create one in a read-only root.
+  tree.make_directory("/efi", 0700);
+  tree.make_directory("/var", 0755);
+}
+
+}  // namespace kiln

@@ -1,0 +1,110 @@
+#include "builder/rootfs/initrd_support.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr const char* kDracutConfig = R"(# kiln: one generic initrd for every machine the image boots on.
+hostonly="no"
+reproducible="yes"
+compress="zstd"
+add_dracutmodules+=" systemd systemd-veritysetup dm kiln-state "
+# Root file system, its verity target, the state partition and the disks they live on.
+add_drivers+=" erofs dm-verity overlay ext4 virtio_blk virtio_scsi virtio_pci nvme ahci sd_mod "
+omit_dracutmodules+=" plymouth resume lvm mdraid multipath nfs iscsi "
+)";
+
+constexpr const char* kModuleSetup = R"(#!/bin/bash
+# kiln-state: mounts the state partition (label "state") on /sysroot/var and overlays a
+# persistent /etc kept on it over the read-only root, before switch-root.
+
+check() { return 0; }
+
+depends() {
+    echo systemd
+    return 0
+}
+
+installkernel() {
+    hostonly='' instmods ext4 overlay
+}
+
+install() {
+    local unit
+    for unit in sysroot-var.mount kiln-state-dirs.service sysroot-etc.mount; do
+        inst_simple "$moddir/$unit" "$systemdsystemunitdir/$unit"
+        mkdir -p "$initdir$systemdsystemunitdir/initrd-fs.target.wants"
+        ln_r "$systemdsystemunitdir/$unit" "$systemdsystemunitdir/initrd-fs.target.wants/$unit"
+    done
+    inst_multiple mkdir
+}
+)";
+
+constexpr const char* kVarMount = R"([Unit]
+Description=kiln state partition on /var
+DefaultDependencies=no
+After=sysroot.mount
+Requires=sysroot.mount
+Before=initrd-fs.target
+
+[Mount]
+What=/dev/disk/by-partlabel/state
+Where=/sysroot/var
+Type=ext4
+Options=rw,noatime
+)";
+
+// A state partition made by hand, or wiped, lacks the overlay directories.
+constexpr const char* kStateDirsService = R"([Unit]
+Description=kiln /etc overlay directories on the state partition
+DefaultDependencies=no
+After=sysroot-var.mount
+Requires=sysroot-var.mount
+Before=sysroot-etc.mount initrd-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/mkdir -p /sysroot/var/lib/kiln/etc/upper /sysroot/var/lib/kiln/etc/work
+)";
+
+constexpr const char* kEtcMount = R"([Unit]
+Description=kiln persistent /etc overlay
+DefaultDependencies=no
+After=sysroot-var.mount kiln-state-dirs.service
+Requires=sysroot-var.mount kiln-state-dirs.service
+Before=initrd-fs.target
+
+[Mount]
+What=overlay
+Where=/sysroot/etc
+Type=overlay
+Options=lowerdir=/sysroot/etc,upperdir=/sysroot/var/lib/kiln/etc/upper,workdir=/sysroot/var/lib/kiln/etc/work
+)";
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& initrd_support_files() {
+  static const std::vector<std::pair<std::string, std::string>> files = {
+      {"etc/dracut.conf.d/50-kiln.conf", kDracutConfig},
+      {"usr/lib/dracut/modules.d/90kiln-state/module-setup.sh", kModuleSetup},
+      {"usr/lib/dracut/modules.d/90kiln-state/sysroot-var.mount", kVarMount},
+      {"usr/lib/dracut/modules.d/90kiln-state/kiln-state-dirs.service", kStateDirsService},
+      {"usr/lib/dracut/modules.d/90kiln-state/sysroot-etc.mount", kEtcMount},
+  };
+  return files;
+}
+
+std::string initrd_build_script(const std::vector<std::string>& omit_modules) {
+  std::string script = "set -eu\nfor dir in /usr/lib/modules/*/; do\n  version=$(basename \"$dir\")\n";
+  // The recipe parser only lets plain relative paths through, so quoting them is enough.
+  for (const auto& path : omit_modules)
+    script += "  rm -rf \"$dir/kernel/" + path + "\"\n";
+  script +=
+      "  depmod -a \"$version\"\n"
+      "  dracut --quiet --force --kver \"$version\" \"/boot/initrd.img-$version\"\n"
+      "done\n";
+  return script;
+}
+
+}  // namespace kiln
