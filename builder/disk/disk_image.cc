@@ -40,6 +40,22 @@ void split_var(const fs::path& root, const fs::path& state, long long epoch) {
   ::utimensat(AT_FDCWD, root.c_str(), times, AT_SYMLINK_NOFOLLOW);
 }
 
+/// The kernel and initrd boot from the ESP; keeping copies in the root would only add
+/// their ~50 MB to every image and update.
+BootEntry move_boot_files(const fs::path& root, const fs::path& to) {
+  BootEntry entry = find_boot_entry(root);
+  fs::create_directories(to);
+  for (fs::path* file : {&entry.kernel, &entry.initrd}) {
+    fs::path moved = to / file->filename();
+    fs::rename(*file, moved);
+    *file = moved;
+  }
+  for (const char* link : {"vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old"}) {
+    if (fs::is_symlink(root / link)) fs::remove(root / link);
+  }
+  return entry;
+}
+
 void create_sparse(const fs::path& path, std::uint64_t size) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0 || ::ftruncate(fd, size) != 0) {
@@ -98,7 +114,7 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   log::info("    unpacking the root file system");
   extract_tar(rootfs.tarball, root);
   split_var(root, state_seed, epoch);
-  BootEntry entry = find_boot_entry(root);
+  BootEntry entry = move_boot_files(root, work / "boot");
   entry.title = "kiln " + plan.recipe.name;
 
   // EROFS compression is the longest step and single-threaded: the rest runs beside it.
@@ -165,6 +181,7 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   for (const char* scratch : {"esp.fat", "root.erofs", "root.verity", "config.fat", "state.ext4"})
     fs::remove(work / scratch);
   fs::remove_all(work / "esp");
+  fs::remove_all(work / "boot");
   fs::remove_all(state_seed);
   fs::remove_all(work / "config");
   write_file_atomic(work / "root-hash", content.root_hash);

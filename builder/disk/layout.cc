@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "builder/recipe/recipe_parser.h"
 #include "builder/util/error.h"
 #include "builder/util/log.h"
 
@@ -15,10 +16,15 @@ std::uint64_t round_up(std::uint64_t value, std::uint64_t unit) {
 
 std::string mib(std::uint64_t bytes) { return fmt::format("{} MiB", (bytes + kMiB - 1) / kMiB); }
 
-Error too_small(const BuildPlan& plan, const std::string& key, const std::string& message) {
+/// A size the recipe set cannot work: reported like any other recipe error, at its key.
+RecipeErrors too_small(const BuildPlan& plan, const std::string& key, const std::string& message) {
   auto mark = plan.recipe.marks.find(key);
-  if (mark != plan.recipe.marks.end()) return Error(mark->second, message);
-  return Error(message);
+  if (mark != plan.recipe.marks.end()) return RecipeErrors({Error(mark->second, message)});
+  return RecipeErrors({Error(message)});
+}
+
+std::uint64_t state_minimum(const Recipe& r) {
+  return r.disk.state_bytes ? r.disk.state_bytes : kDefaultStateSize;
 }
 
 }  // namespace
@@ -31,6 +37,21 @@ std::uint64_t verity_hash_size(std::uint64_t data_bytes) {
     total += blocks;
   }
   return (total + 1) * block;  // + the verity superblock
+}
+
+void check_disk_size(const BuildPlan& plan) {
+  const Recipe& r = plan.recipe;
+  if (!r.disk.size_bytes) return;
+  std::uint64_t slots =
+      r.disk.root_bytes ? 2 * (r.disk.root_bytes + verity_hash_size(r.disk.root_bytes)) : 0;
+  std::uint64_t fixed = kMiB + kEspSize + kBiosBootSize + kConfigSize + state_minimum(r) + kMiB;
+  if (r.disk.size_bytes < fixed + slots) {
+    throw too_small(plan, "disk.size",
+                    fmt::format("disk.size is {} but the boot, config and state partitions "
+                                "alone need {}{}; raise disk.size (e.g. 4G) or lower disk.state",
+                                mib(r.disk.size_bytes), mib(fixed + slots),
+                                slots ? " with the root slots" : ", before the root slots"));
+  }
 }
 
 GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
@@ -55,7 +76,7 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
   }
   slot = round_up(slot, kMiB);
   std::uint64_t slot_b = round_up(r.disk.root_b_bytes.value_or(slot), kMiB);
-  std::uint64_t state_min = r.disk.state_bytes ? r.disk.state_bytes : kDefaultStateSize;
+  std::uint64_t state_min = state_minimum(r);
   if (content.state_used > state_min) {
     throw too_small(plan, "disk.state",
                     fmt::format("disk.state is {} but the image's /var alone needs {}",

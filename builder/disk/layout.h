@@ -29,6 +29,9 @@ inline constexpr std::uint64_t kDefaultStateSize = 1 * kGiB;
 /// data and hash blocks, as `veritysetup format` lays it out.
 std::uint64_t verity_hash_size(std::uint64_t data_bytes);
 
+/// Refuses, before any work, a disk.size that cannot hold even the fixed partitions.
+void check_disk_size(const BuildPlan& plan);
+
 /// The GPT of a kiln disk: esp, bios-boot, root, root-verity, root-b, root-b-verity,
 /// kiln-config, state — 1 MiB aligned, UUIDs derived from the recipe (the root pair's from
 /// the root hash, as the Discoverable Partitions Specification asks). Throws an Error with

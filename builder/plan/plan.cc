@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "builder/disk/layout.h"
 #include "builder/fetch/http.h"
 #include "builder/plan/stage_keys.h"
 #include "builder/util/error.h"
@@ -179,6 +180,7 @@ BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options) {
   resolve_kubernetes_source(plan, options);
   plan_kubernetes(plan, options.components.empty() ? node_components() : options.components);
   compute_stage_keys(plan);
+  if (wants_disk(recipe)) check_disk_size(plan);
   return plan;
 }
 

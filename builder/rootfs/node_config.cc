@@ -113,6 +113,16 @@ OOMScoreAdjust=-999
 WantedBy=multi-user.target
 )";
 
+constexpr const char* kSshHostKeysUnit = R"([Unit]
+Description=Generate this node's SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+)";
+
 void enable_unit(RootTree& tree, const std::string& unit,
                  const std::string& target = "multi-user.target") {
   tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
@@ -244,12 +254,17 @@ void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigIn
 
 void remove_per_node_secrets(RootTree& tree) {
   // openssh-server's postinst generates host keys at install time: every node would share
-  // them, and every build would differ. sshd-keygen.service makes fresh ones on first boot.
+  // them, and every build would differ. ssh-host-keys.service makes this node's own on its
+  // first boot, before sshd starts.
   std::vector<std::string> keys;
   for (const auto& [path, node] : tree.nodes()) {
     if (path.rfind("etc/ssh/ssh_host_", 0) == 0) keys.push_back(path);
   }
   for (const auto& key : keys) tree.remove(key);
+  if (!tree.contains("/usr/lib/systemd/system/ssh.service")) return;
+  tree.write_file("/usr/lib/systemd/system/ssh-host-keys.service", kSshHostKeysUnit);
+  tree.make_symlink("/etc/systemd/system/ssh.service.wants/ssh-host-keys.service",
+                    "/usr/lib/systemd/system/ssh-host-keys.service");
 }
 
 void add_users(RootTree& tree, const BuildPlan& plan) {

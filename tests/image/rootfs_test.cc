@@ -119,7 +119,11 @@ TEST_CASE("kernel modules, sysctls, swap and identity are set for kubeadm's pref
   CHECK(fs::file_size(extracted_root() / "etc/machine-id") == 0);
   // No per-node secrets baked in: SSH host keys are made on first boot.
   CHECK(in_root({"sh", "-c", "ls /etc/ssh/ | grep ssh_host_ || true"}).empty());
-  CHECK(fs::exists(extracted_root() / "usr/lib/systemd/system/sshd-keygen.service"));
+  CHECK(fs::read_symlink(extracted_root() /
+                         "etc/systemd/system/ssh.service.wants/ssh-host-keys.service") ==
+        "/usr/lib/systemd/system/ssh-host-keys.service");
+  CHECK_THAT(image_file("/usr/lib/systemd/system/ssh-host-keys.service"),
+             Catch::Contains("ExecStart=/usr/bin/ssh-keygen -A"));
   CHECK(image_file("/etc/crictl.yaml")
             .rfind("runtime-endpoint: unix:///run/containerd/containerd.sock\n", 0) == 0);
   // CNI plugin installers write to /opt/cni/bin: it leads to writable /var.
@@ -156,13 +160,16 @@ TEST_CASE("a no-change rebuild is served from the stage cache with an identical 
           "[image]") {
   kiln::test::TempDir out;
   kiln::test::CommandResult run =
-      kiln_build((kSource / "recipes/worker.yaml").string() + " -o " + out.path().string());
+      kiln_build((kSource / "recipes/worker.yaml").string() + " --outputs rootfs,raw -o " +
+                 out.path().string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK_THAT(run.output, Catch::Contains("    base: cached"));
   CHECK_THAT(run.output, Catch::Contains("    kubernetes: cached"));
   CHECK_THAT(run.output, Catch::Contains("    rootfs: cached"));
+  CHECK_THAT(run.output, Catch::Contains("    disk: cached"));
   CHECK(kiln::sha256_file(out.path() / "rootfs.tar") == kiln::sha256_file(kImage / "rootfs.tar"));
+  CHECK(kiln::sha256_file(out.path() / "worker.raw") == kiln::sha256_file(kImage / "worker.raw"));
 }
 
 TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
@@ -176,7 +183,8 @@ TEST_CASE("changing only an overlay re-runs only the rootfs stage", "[image]") {
       work.path() / "recipe.yaml",
       "include: " + (kSource / "recipes/worker.yaml").string() + "\noverlays: [extra]\n");
   kiln::test::CommandResult run =
-      kiln_build((work.path() / "recipe.yaml").string() + " -o " + (work.path() / "out").string());
+      kiln_build((work.path() / "recipe.yaml").string() + " --outputs rootfs -o " +
+                 (work.path() / "out").string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK_THAT(run.output, Catch::Contains("    base: cached"));
@@ -203,18 +211,24 @@ TEST_CASE("an offline build with an empty cache fails clearly and writes nothing
   CHECK_FALSE(fs::exists(work.path() / "out/rootfs.tar"));
 }
 
-TEST_CASE("two full builds of the same recipe give byte-identical tarballs", "[image][slow]") {
+TEST_CASE("two full builds of the same recipe give byte-identical tarballs and disk images",
+          "[image][slow]") {
   // --rebuild re-runs mmdebstrap, the Go builds and the composition; only downloads are
   // reused. Both builds run now, so both see the same Debian archive state.
   kiln::test::TempDir first, second;
   std::string recipe = (kSource / "recipes/worker.yaml").string();
-  kiln::test::CommandResult a = kiln_build(recipe + " --rebuild -o " + first.path().string());
+  kiln::test::CommandResult a =
+      kiln_build(recipe + " --rebuild --outputs rootfs,raw -o " + first.path().string());
   INFO(a.output);
   REQUIRE(a.exit_code == 0);
-  kiln::test::CommandResult b = kiln_build(recipe + " --rebuild -o " + second.path().string());
+  kiln::test::CommandResult b =
+      kiln_build(recipe + " --rebuild --outputs rootfs,raw -o " + second.path().string());
   INFO(b.output);
   REQUIRE(b.exit_code == 0);
   CHECK_THAT(b.output, !Catch::Contains(": cached"));
   CHECK(kiln::sha256_file(first.path() / "rootfs.tar") ==
         kiln::sha256_file(second.path() / "rootfs.tar"));
+  // EROFS, verity tree, FAT and ext4 file systems, GPT and GRUB embedding: all reproducible.
+  CHECK(kiln::sha256_file(first.path() / "worker.raw") ==
+        kiln::sha256_file(second.path() / "worker.raw"));
 }

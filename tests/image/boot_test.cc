@@ -1,0 +1,153 @@
+// Boots the fixture's disk images under qemu (software emulation) and checks, from inside
+// the guest, what the image promises: a verified read-only root, /var and /etc on the state
+// partition surviving reboots, the state partition grown to fill its disk, and a root that
+// refuses to boot once tampered with.
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "builder/disk/gpt.h"
+#include "builder/disk/sparse_copy.h"
+#include "builder/util/process.h"
+#include "support/qemu_vm.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using kiln::test::Firmware;
+using kiln::test::QemuVm;
+
+namespace {
+
+const fs::path kImage = fs::path(KILN_TEST_IMAGES) / "worker";
+constexpr auto kBootTimeout = std::chrono::seconds(900);
+
+// Runs inside the guest on every boot, prints what it finds, then powers the guest off.
+constexpr const char* kProbeScript = R"sh(#!/bin/sh
+say() { echo "KILN-PROBE $1=$2"; }
+say firmware "$([ -d /sys/firmware/efi ] && echo uefi || echo bios)"
+say boot_id "$(cat /proc/sys/kernel/random/boot_id)"
+say machine_id "$(cat /etc/machine-id)"
+say root_source "$(findmnt -no SOURCE /)"
+say root_fstype "$(findmnt -no FSTYPE /)"
+say root_options "$(findmnt -no OPTIONS /)"
+dm=$(basename "$(readlink -f /dev/mapper/root)")
+say root_dm_uuid "$(cat /sys/block/$dm/dm/uuid)"
+say root_write "$(touch /usr/kiln-probe 2>&1 || true)"
+say var_source "$(readlink -f "$(findmnt -no SOURCE /var)")"
+say state_device "$(readlink -f /dev/disk/by-partlabel/state)"
+say etc_fstype "$(findmnt -no FSTYPE /etc)"
+say containerd "$(systemctl is-active containerd)"
+say kubelet_version "$(kubelet --version)"
+say ssh "$(systemctl is-active ssh)"
+say grow_state "$(systemctl is-active kiln-grow-state)"
+say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
+part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
+say state_part_end_bytes "$(( ($(cat /sys/class/block/$part/start) + $(cat /sys/class/block/$part/size)) * 512 ))"
+say var_fs_bytes "$(df -B1 --output=size /var | tail -1 | tr -d ' ')"
+say var_marker "$(cat /var/lib/kiln-probe-marker 2>/dev/null || echo none)"
+say etc_marker "$(cat /etc/kiln-probe-marker 2>/dev/null || echo none)"
+cat /proc/sys/kernel/random/boot_id > /var/lib/kiln-probe-marker
+cat /proc/sys/kernel/random/boot_id > /etc/kiln-probe-marker
+sync
+say done yes
+systemctl poweroff --no-block
+)sh";
+
+std::map<std::string, std::string> boot_and_probe(const fs::path& disk, Firmware firmware,
+                                                  const fs::path& log) {
+  QemuVm vm({.disk = disk, .firmware = firmware, .serial_log = log});
+  bool finished = vm.wait_for("KILN-PROBE done=yes", kBootTimeout);
+  INFO(vm.console());
+  REQUIRE(finished);
+  vm.wait_exit(std::chrono::seconds(120));
+  return kiln::test::probe_results(vm.console());
+}
+
+void check_verified_node(const std::map<std::string, std::string>& probe) {
+  CHECK(probe.at("root_source") == "/dev/mapper/root");
+  CHECK(probe.at("root_fstype") == "erofs");
+  CHECK(probe.at("root_options").rfind("ro,", 0) == 0);
+  CHECK(probe.at("root_dm_uuid").rfind("CRYPT-VERITY-", 0) == 0);
+  CHECK_THAT(probe.at("root_write"), Catch::Contains("Read-only file system"));
+  CHECK(probe.at("var_source") == probe.at("state_device"));
+  CHECK(probe.at("etc_fstype") == "overlay");
+  CHECK(probe.at("containerd") == "active");
+  CHECK(probe.at("kubelet_version") == "Kubernetes v1.34.12");
+  CHECK(probe.at("ssh") == "active");
+  CHECK(probe.at("machine_id").size() == 32);
+}
+
+}  // namespace
+
+TEST_CASE("the raw image boots under UEFI and BIOS with a verified root, grows its state "
+          "partition and keeps /var and /etc across reboots",
+          "[image][boot]") {
+  kiln::test::TempDir work;
+  fs::path disk = work.path() / "node.raw";
+  kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
+  // As if flashed onto a disk 3 GiB larger than the image.
+  std::uint64_t image_bytes = fs::file_size(disk);
+  fs::resize_file(disk, image_bytes + (3ull << 30));
+  kiln::test::install_probe(disk, kProbeScript);
+
+  auto first = boot_and_probe(disk, Firmware::uefi, work.path() / "uefi.log");
+  CHECK(first.at("firmware") == "uefi");
+  check_verified_node(first);
+  CHECK(first.at("var_marker") == "none");
+  CHECK(first.at("grow_state") == "active");
+  std::uint64_t disk_bytes = std::stoull(first.at("disk_bytes"));
+  CHECK(disk_bytes == image_bytes + (3ull << 30));
+  // state runs to the last MiB before the backup GPT, and its ext4 fills it.
+  std::uint64_t state_end = std::stoull(first.at("state_part_end_bytes"));
+  CHECK(state_end > disk_bytes - (2ull << 20));
+  CHECK(std::stoull(first.at("var_fs_bytes")) > image_bytes);
+
+  auto second = boot_and_probe(disk, Firmware::bios, work.path() / "bios.log");
+  CHECK(second.at("firmware") == "bios");
+  check_verified_node(second);
+  CHECK(second.at("boot_id") != first.at("boot_id"));
+  CHECK(second.at("var_marker") == first.at("boot_id"));
+  CHECK(second.at("etc_marker") == first.at("boot_id"));
+  CHECK(second.at("machine_id") == first.at("machine_id"));
+}
+
+TEST_CASE("the qcow2 output boots to a login prompt with its verity root", "[image][boot]") {
+  kiln::test::TempDir work;
+  fs::path overlay = work.path() / "node.qcow2";
+  kiln::run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+             (kImage / "worker.qcow2").string(), overlay.string()});
+  QemuVm vm({.disk = overlay, .format = "qcow2", .firmware = Firmware::bios,
+             .serial_log = work.path() / "console.log"});
+  bool login = vm.wait_for("login: ", kBootTimeout);
+  INFO(vm.console());
+  REQUIRE(login);
+  CHECK_THAT(vm.console(), Catch::Contains("Finished systemd-veritysetup@root"));
+  CHECK_THAT(vm.console(), Catch::Contains("Mounted sysroot-var.mount"));
+}
+
+TEST_CASE("a root partition altered by one byte is refused at boot", "[image][boot]") {
+  kiln::test::TempDir work;
+  fs::path disk = work.path() / "tampered.raw";
+  kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
+  kiln::GptDisk layout = kiln::read_gpt(disk);
+  const kiln::GptPartition& root = kiln::find_partition(layout, "root", disk);
+  // Inside the EROFS superblock, which the initrd reads first when it mounts the root.
+  std::uint64_t at = root.offset + 1024 + 8;
+  int fd = ::open(disk.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  unsigned char byte = 0;
+  REQUIRE(::pread(fd, &byte, 1, at) == 1);
+  byte ^= 0x01;
+  REQUIRE(::pwrite(fd, &byte, 1, at) == 1);
+  ::close(fd);
+
+  QemuVm vm({.disk = disk, .firmware = Firmware::bios, .serial_log = work.path() / "console.log"});
+  bool refused = vm.wait_for("device-mapper: verity: .* is corrupted", kBootTimeout);
+  INFO(vm.console());
+  CHECK(refused);
+  vm.wait_for("Kernel panic", std::chrono::seconds(120));
+  CHECK_THAT(vm.console(), Catch::Contains("Kernel panic"));
+  CHECK_THAT(vm.console(), !Catch::Contains("login: "));
+}

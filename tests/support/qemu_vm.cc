@@ -1,0 +1,142 @@
+#include "support/qemu_vm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "builder/disk/gpt.h"
+#include "builder/util/files.h"
+#include "builder/util/process.h"
+
+namespace kiln::test {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kOvmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const char* kOvmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+constexpr const char* kProbeUnit = R"([Unit]
+Description=kiln test probe
+After=multi-user.target containerd.service kiln-grow-state.service ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/etc/kiln-probe.sh
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+
+[Install]
+WantedBy=multi-user.target
+)";
+
+}  // namespace
+
+QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
+  std::vector<std::string> argv = {
+      "qemu-system-x86_64", "-accel", "tcg", "-m", std::to_string(options_.memory_mb), "-smp",
+      std::to_string(options_.cpus), "-display", "none", "-monitor", "none", "-no-reboot",
+      "-serial", "file:" + options_.serial_log.string(), "-drive",
+      "file=" + options_.disk.string() + ",format=" + options_.format + ",if=virtio",
+      "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"};
+  if (options_.firmware == Firmware::uefi) {
+    fs::path vars = options_.serial_log.string() + ".vars";
+    fs::copy_file(kOvmfVars, vars, fs::copy_options::overwrite_existing);
+    argv.insert(argv.end(), {"-drive", std::string("if=pflash,format=raw,readonly=on,file=") +
+                                           kOvmfCode,
+                             "-drive", "if=pflash,format=raw,file=" + vars.string()});
+  }
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  start_ = std::chrono::steady_clock::now();
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int log = ::open((options_.serial_log.string() + ".qemu").c_str(),
+                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+}
+
+QemuVm::~QemuVm() {
+  if (pid_ > 0 && !exited_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::string QemuVm::console() const {
+  try {
+    return read_file(options_.serial_log);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+double QemuVm::seconds_since_start() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+bool QemuVm::wait_for(const std::string& pattern, std::chrono::seconds timeout) {
+  std::regex re(pattern);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (std::regex_search(console(), re)) return true;
+    if (!exited_ && ::waitpid(pid_, nullptr, WNOHANG) == pid_) exited_ = true;
+    if (exited_) return std::regex_search(console(), re);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  return false;
+}
+
+bool QemuVm::wait_exit(std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!exited_ && std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) exited_ = true;
+    else std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  return exited_;
+}
+
+std::map<std::string, std::string> probe_results(const std::string& console) {
+  std::map<std::string, std::string> results;
+  std::regex line(R"(KILN-PROBE ([a-z_]+)=([^\r\n]*))");
+  for (auto it = std::sregex_iterator(console.begin(), console.end(), line);
+       it != std::sregex_iterator(); ++it)
+    results[(*it)[1]] = (*it)[2];
+  return results;
+}
+
+void install_probe(const fs::path& raw_image, const std::string& script) {
+  GptDisk disk = read_gpt(raw_image);
+  const GptPartition& state = find_partition(disk, "state", raw_image);
+  fs::path staging = raw_image.string() + ".probe";
+  fs::create_directories(staging);
+  write_file_atomic(staging / "kiln-probe.sh", script, 0755);
+  write_file_atomic(staging / "kiln-probe.service", kProbeUnit);
+  std::string commands =
+      "cd /lib/kiln/etc/upper\n"
+      "mkdir systemd\nmkdir systemd/system\nmkdir systemd/system/multi-user.target.wants\n"
+      "write " + (staging / "kiln-probe.sh").string() + " kiln-probe.sh\n"
+      "write " + (staging / "kiln-probe.service").string() + " systemd/system/kiln-probe.service\n"
+      "symlink systemd/system/multi-user.target.wants/kiln-probe.service "
+      "/etc/systemd/system/kiln-probe.service\n";
+  write_file_atomic(staging / "debugfs.cmd", commands);
+  run({"debugfs", "-w", "-f", (staging / "debugfs.cmd").string(),
+       raw_image.string() + "?offset=" + std::to_string(state.offset)},
+      {.quiet = true});
+  fs::remove_all(staging);
+}
+
+}  // namespace kiln::test

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::test {
+
+enum class Firmware { bios, uefi };
+
+struct VmOptions {
+  std::filesystem::path disk;
+  std::string format = "raw";
+  Firmware firmware = Firmware::bios;
+  std::filesystem::path serial_log;  ///< the guest's serial console, appended
+  int memory_mb = 2048;
+  int cpus = 1;
+};
+
+/// One qemu-system-x86_64 guest under software emulation (TCG; no KVM here), with user
+/// networking (the host's loopback is 10.0.2.2 from inside) and its serial console in a file.
+/// The guest is killed when the object goes away.
+class QemuVm {
+ public:
+  explicit QemuVm(VmOptions options);
+  ~QemuVm();
+  QemuVm(const QemuVm&) = delete;
+  QemuVm& operator=(const QemuVm&) = delete;
+
+  /// Waits until the console log matches `pattern` (ECMAScript regex); false on timeout or
+  /// when the guest exits first.
+  bool wait_for(const std::string& pattern, std::chrono::seconds timeout);
+  /// Waits for qemu to exit (the guest powered off); false on timeout.
+  bool wait_exit(std::chrono::seconds timeout);
+  std::string console() const;
+  double seconds_since_start() const;
+
+ private:
+  VmOptions options_;
+  int pid_ = -1;
+  bool exited_ = false;
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// Reads "KILN-PROBE key=value" lines the probe printed on the console into a map (the last
+/// value of each key wins).
+std::map<std::string, std::string> probe_results(const std::string& console);
+
+/// Adds a oneshot unit to a kiln disk image's persistent /etc overlay (on its state
+/// partition, written with debugfs; the verified root is untouched) that runs `script`
+/// after multi-user.target on every boot. The script's output goes to the serial console.
+void install_probe(const std::filesystem::path& raw_image, const std::string& script);
+
+}  // namespace kiln::test
