@@ -39,6 +39,7 @@ Before=containerd.service kubelet.service
 
 [Service]
 Type=oneshot
+RemainAfterExit=yes
 ExecStart=/usr/lib/kiln/grow-state
 
 [Install]
