@@ -1,12 +1,18 @@
 #include "builder/build.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <future>
 #include <optional>
 
+#include "builder/disk/config_partition.h"
 #include "builder/disk/disk_image.h"
+#include "builder/disk/sparse_copy.h"
 #include "builder/export/exports.h"
 #include "builder/fetch/cache.h"
+#include "builder/join/discovery.h"
+#include "builder/util/time.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
 #include "builder/rootfs/kubernetes_binaries.h"
@@ -112,7 +118,21 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
       copy_file_atomic(rootfs.tarball, dir / "rootfs.tar");
       exported.push_back({"rootfs.tar", fs::file_size(dir / "rootfs.tar"), rootfs.tarball_sha256});
     }
-    if (disk) {
+    if (disk && !options.join_config.empty()) {
+      // The cached disk stays token-free: stamp a private copy and export from it.
+      JoinConfig join = load_join_config(options.join_config);
+      check_not_expired(join, unix_now());
+      ::umask(077);  // every file written from here on may hold the token
+      DiskArtifact stamped = *disk;
+      stamped.raw = temp_sibling(dir / ".stamped.raw");
+      TempPath cleanup(stamped.raw);
+      copy_sparse_atomic(disk->raw, stamped.raw);
+      stamp_join_config(stamped.raw, join);
+      log::info("    stamped the join config for {} (token {}) into the disk outputs",
+                join.endpoint, join.token.masked());
+      auto disk_files = export_disk_formats(plan, stamped, dir);
+      exported.insert(exported.end(), disk_files.begin(), disk_files.end());
+    } else if (disk) {
       auto disk_files = export_disk_formats(plan, *disk, dir);
       exported.insert(exported.end(), disk_files.begin(), disk_files.end());
     }

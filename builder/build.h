@@ -15,6 +15,8 @@ struct BuildOptions {
   bool offline = false;
   bool rebuild = false;  ///< re-run every stage; downloads stay cached
   int jobs = 2;
+  /// A join config to stamp into every disk output (never into the cache).
+  std::filesystem::path join_config;
 };
 
 /// What a build leaves in the output directory.

@@ -23,6 +23,9 @@ namespace {
 
 const std::vector<Flag> kBuildFlags = {
     {"-o, --output", "DIR", "output directory (default: images/<name>)"},
+    {"--join", "FILE",
+     "stamp this join config (from `kiln token create`) into the disk outputs; they are "
+     "written mode 0600"},
     {"--outputs", "LIST",
      "comma-separated formats to write instead of the recipe's outputs, e.g. raw,qcow2"},
     {"--mirror", "URL|DIR",
@@ -141,6 +144,11 @@ ExitCode run_build(const std::vector<std::string>& args) {
   options.offline = parsed.has("offline");
   options.rebuild = parsed.has("rebuild");
   options.jobs = jobs;
+  if (parsed.has("join")) {
+    if (!wants_disk(plan.recipe))
+      throw UsageError("--join needs a disk output (raw, qcow2, ...); the recipe asks for none");
+    options.join_config = parsed.get("join");
+  }
   BuildResult result = build(plan, options);
   for (const auto& file : result.files) std::printf("%s\n", file.c_str());
   return ExitCode::ok;

@@ -20,6 +20,7 @@ Commands:
   plan RECIPE       print the resolved plan (packages, artifacts, checksums, stages)
   binaries RECIPE   fetch or build Kubernetes binaries of the recipe's version (e.g. kube-apiserver)
   token create      create a short-lived bootstrap token and write a node join config
+  stamp             write a join config into a built raw image (or --show it)
   version           print kiln's version
   help [COMMAND]    show help for a command
 
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     if (command == "plan") return int(kiln::cli::run_plan(args));
     if (command == "binaries") return int(kiln::cli::run_binaries(args));
     if (command == "token") return int(kiln::cli::run_token(args));
+    if (command == "stamp") return int(kiln::cli::run_stamp(args));
     if (command == "version" || command == "--version") return int(kiln::cli::run_version(args));
     std::fprintf(stderr, "kiln: error: unknown command '%s'\n%s", command.c_str(), kUsage);
     return int(ExitCode::usage);

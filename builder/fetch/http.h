@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "builder/fetch/http_types.h"
+
 namespace kiln::http {
 
 struct Progress {
@@ -27,24 +29,6 @@ GetResult get_text(const std::string& url, std::string& body, long timeout_secon
 
 /// An HTTPS API call. An empty `ca_pem` skips server verification: only for fetching
 /// something that is verified by other means afterwards (bootstrap discovery).
-struct Request {
-  std::string method = "GET";
-  std::string url;
-  std::string body;
-  std::string content_type = "application/json";
-  std::string ca_pem;
-  std::string client_cert_pem;
-  std::string client_key_pem;
-  std::string bearer_token;
-  long timeout_seconds = 30;
-};
-
-struct Response {
-  long status = 0;
-  std::string body;
-  std::string error;  ///< transport failure (no HTTP answer); empty when the server answered
-};
-
 Response request(const Request& request);
 
 /// True when a HEAD/GET of `url` gets any HTTP answer within the timeout.

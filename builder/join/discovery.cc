@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "builder/fetch/http.h"
 #include "builder/join/ca_pin.h"
 #include "builder/join/jws.h"
 #include "builder/join/kubeconfig.h"
@@ -14,12 +13,13 @@ namespace {
 
 constexpr const char* kClusterInfoPath = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
 
-std::string fetch_cluster_info(const JoinConfig& config, const std::string& ca_pem, long timeout) {
+std::string fetch_cluster_info(const JoinConfig& config, const HttpTransport& transport,
+                               const std::string& ca_pem, long timeout) {
   http::Request call;
   call.url = config.endpoint + kClusterInfoPath;
   call.ca_pem = ca_pem;
   call.timeout_seconds = timeout;
-  http::Response response = http::request(call);
+  http::Response response = transport(call);
   if (!response.error.empty()) {
     throw DiscoveryError(
         ca_pem.empty() ? DiscoveryFailure::unreachable : DiscoveryFailure::tls_mismatch,
@@ -39,8 +39,9 @@ std::string fetch_cluster_info(const JoinConfig& config, const std::string& ca_p
 
 }  // namespace
 
-DiscoveredCluster discover_cluster(const JoinConfig& config, long timeout_seconds) {
-  std::string body = fetch_cluster_info(config, "", timeout_seconds);
+DiscoveredCluster discover_cluster(const JoinConfig& config, const HttpTransport& transport,
+                                   long timeout_seconds) {
+  std::string body = fetch_cluster_info(config, transport, "", timeout_seconds);
   YAML::Node configmap;
   try {
     configmap = YAML::Load(body);
@@ -85,7 +86,7 @@ DiscoveredCluster discover_cluster(const JoinConfig& config, long timeout_second
             config.endpoint, pin, config.ca_cert_hash));
   }
   // Only now is the CA trusted; the server must prove it holds a key that CA certified.
-  std::string verified = fetch_cluster_info(config, cluster.ca_pem, timeout_seconds);
+  std::string verified = fetch_cluster_info(config, transport, cluster.ca_pem, timeout_seconds);
   YAML::Node again = YAML::Load(verified);
   if (!again["data"] || !again["data"]["kubeconfig"] ||
       again["data"]["kubeconfig"].Scalar() != kubeconfig) {

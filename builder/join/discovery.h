@@ -1,7 +1,9 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
+#include "builder/fetch/http_types.h"
 #include "builder/join/join_config.h"
 #include "builder/util/error.h"
 
@@ -40,6 +42,12 @@ struct DiscoveredCluster {
 /// against the pin, then fetch again over TLS verified by that CA and expect the same content.
 /// Throws DiscoveryError naming the failure.
 DiscoveredCluster discover_cluster(const JoinConfig& config, long timeout_seconds = 10);
+
+/// How discovery makes its HTTPS calls: libcurl in the kiln CLI, a small OpenSSL client in
+/// the static first-boot agent.
+using HttpTransport = std::function<http::Response(const http::Request&)>;
+DiscoveredCluster discover_cluster(const JoinConfig& config, const HttpTransport& transport,
+                                   long timeout_seconds);
 
 /// Throws kiln::Error when the token expired at `now` (with how long ago).
 void check_not_expired(const JoinConfig& config, long long now);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "builder/plan/plan.h"
+#include "builder/rootfs/firstboot_payload.h"
 #include "builder/rootfs/initrd_support.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
@@ -70,6 +71,7 @@ void compute_stage_keys(BuildPlan& plan) {
   rootfs.update(fmt::format("rootfs/{}\n{}\n{}\n{}\n", kRootfsStageFormat, plan.base_key,
                             plan.kubernetes_key, plan.recipe_hash));
   for (const auto& overlay : r.overlays) rootfs.update(hash_tree(overlay.directory) + "\n");
+  rootfs.update("firstboot " + firstboot_payload().digest + "\n");
   plan.rootfs_key = rootfs.hex();
 
   if (!wants_disk(r)) return;

@@ -1,5 +1,8 @@
 #include "builder/rootfs/immutable_root.h"
 
+#include "builder/rootfs/firstboot_payload.h"
+#include "builder/util/files.h"
+
 namespace kiln {
 
 namespace {
@@ -57,6 +60,11 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
   tree.write_file("/etc/systemd/network/80-kiln-dhcp.network", kDhcpNetwork);
   enable(tree, "systemd-networkd.service", "multi-user.target");
   enable(tree, "systemd-networkd-wait-online.service", "network-online.target");
+
+  const FirstbootPayload& firstboot = firstboot_payload();
+  tree.write_file("/usr/lib/kiln/kiln-firstboot", read_file(firstboot.agent), 0755);
+  tree.write_file("/usr/lib/systemd/system/kiln-firstboot.service", read_file(firstboot.unit));
+  enable(tree, "kiln-firstboot.service", "multi-user.target");
 
   tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);

@@ -1,0 +1,33 @@
+#include "builder/rootfs/firstboot_payload.h"
+
+#include <cstdlib>
+
+#include "builder/util/error.h"
+#include "builder/util/sha256.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+const FirstbootPayload& firstboot_payload() {
+  static const FirstbootPayload payload = [] {
+    fs::path dir;
+    if (const char* env = std::getenv("KILN_FIRSTBOOT_DIR"); env && *env) {
+      dir = env;
+    } else {
+      std::error_code ec;
+      dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
+    }
+    FirstbootPayload p{dir / "kiln-firstboot", dir / "kiln-firstboot.service", ""};
+    for (const auto& file : {p.agent, p.unit}) {
+      if (!fs::exists(file)) {
+        throw Error("the first-boot agent is missing: " + file.string() +
+                    " (build it with `cmake --build build`, or point KILN_FIRSTBOOT_DIR at it)");
+      }
+    }
+    p.digest = sha256_hex(sha256_file(p.agent) + sha256_file(p.unit));
+    return p;
+  }();
+  return payload;
+}
+
+}  // namespace kiln

@@ -1,0 +1,238 @@
+// kiln-firstboot: joins this node to its Tenant Control Plane on first boot.
+//
+// Runs once per boot from kiln-firstboot.service, before the kubelet. Reads the join config
+// from the KILNCFG partition (or cloud user data when that is empty), checks the token's
+// expiry, verifies the control plane itself (cluster-info signed for our token id, CA pinned),
+// then runs `kubeadm join --config`. On success it erases the token from the partition and
+// records the join on the state partition, so later boots do nothing. Every outcome is
+// reported on the console, in the journal and in /etc/issue.d.
+//
+// Statically linked: the image's distribution need not match the build host's libraries.
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "builder/join/discovery.h"
+#include "builder/join/join_config.h"
+#include "builder/join/kubeadm_join.h"
+#include "builder/recipe/recipe_parser.h"
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+#include "builder/util/process.h"
+#include "builder/util/time.h"
+#include "firstboot/https_client.h"
+#include "firstboot/node_name.h"
+#include "firstboot/user_data.h"
+
+namespace fs = std::filesystem;
+using namespace kiln;
+
+namespace {
+
+const fs::path kConfigDevice = "/dev/disk/by-partlabel/kiln-config";
+const fs::path kRun = "/run/kiln";
+const fs::path kJoinedMarker = "/var/lib/kiln/joined";
+const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
+constexpr const char* kConfigFile = "join.yaml";
+
+/// Console (for someone at the screen), journal (stdout) and the login banner.
+void status(const std::string& message) {
+  std::printf("%s\n", message.c_str());
+  std::fflush(stdout);
+  if (FILE* console = std::fopen("/dev/console", "w")) {
+    std::fprintf(console, "%s\n", message.c_str());
+    std::fclose(console);
+  }
+  std::error_code ec;
+  fs::create_directories(kIssue.parent_path(), ec);
+  try {
+    write_file_atomic(kIssue, message + "\n\n");
+  } catch (const std::exception&) {
+  }
+}
+
+bool mount_filesystem(const fs::path& device, const fs::path& target) {
+  std::error_code ec;
+  fs::create_directories(target, ec);
+  for (const char* type : {"vfat", "iso9660"}) {
+    if (::mount(device.c_str(), target.c_str(), type, MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                std::string(type) == "vfat" ? "umask=0077" : nullptr) == 0)
+      return true;
+  }
+  return false;
+}
+
+/// Overwrites the file's bytes in place, then removes it: on FAT the clusters that held the
+/// token are the ones overwritten, so no copy of it survives on the partition.
+void scrub(const fs::path& file) {
+  std::uint64_t size = fs::file_size(file);
+  {
+    std::fstream out(file, std::ios::in | std::ios::out | std::ios::binary);
+    std::string zeros(size, '\0');
+    out.write(zeros.data(), zeros.size());
+  }
+  fsync_path(file);
+  fs::remove(file);
+  fsync_path(file.parent_path());
+}
+
+struct ConfigSource {
+  std::string text;
+  std::string origin;
+  std::optional<fs::path> scrub_after_join;  ///< set when the source is ours to erase
+};
+
+std::optional<ConfigSource> find_config() {
+  fs::path config_mount = kRun / "config";
+  if (fs::exists(kConfigDevice) && mount_filesystem(kConfigDevice, config_mount)) {
+    if (fs::exists(config_mount / kConfigFile)) {
+      return ConfigSource{read_file(config_mount / kConfigFile), "the KILNCFG partition",
+                          config_mount / kConfigFile};
+    }
+  }
+  // NoCloud seed (Cluster API, libvirt, Proxmox): a cidata file system with user-data.
+  for (const char* label : {"cidata", "CIDATA"}) {
+    fs::path seed = fs::path("/dev/disk/by-label") / label;
+    if (!fs::exists(seed) || !mount_filesystem(seed, kRun / "seed")) continue;
+    if (fs::exists(kRun / "seed/user-data")) {
+      auto config = firstboot::join_config_from_user_data(read_file(kRun / "seed/user-data"));
+      ::umount((kRun / "seed").c_str());
+      if (config) return ConfigSource{*config, "NoCloud user-data", std::nullopt};
+    }
+  }
+  // EC2-style metadata service (AWS IMDSv1, OpenStack): user data of a launch template.
+  http::Request call;
+  call.url = "http://169.254.169.254/latest/user-data";
+  call.timeout_seconds = 2;
+  http::Response response = firstboot::request(call);
+  if (response.error.empty() && response.status == 200) {
+    if (auto config = firstboot::join_config_from_user_data(response.body))
+      return ConfigSource{*config, "cloud metadata user-data", std::nullopt};
+  }
+  return std::nullopt;
+}
+
+std::string cloud_hostname() {
+  http::Request call;
+  call.url = "http://169.254.169.254/latest/meta-data/local-hostname";
+  call.timeout_seconds = 2;
+  http::Response response = firstboot::request(call);
+  return response.error.empty() && response.status == 200 ? response.body : "";
+}
+
+/// Discovery, retried with capped exponential backoff while the endpoint is unreachable
+/// and the token is still valid; any verification failure ends it at once.
+DiscoveredCluster discover_with_backoff(const JoinConfig& config, long long give_up_at) {
+  int delay = 2;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return discover_cluster(config, firstboot::request, 10);
+    } catch (const DiscoveryError& e) {
+      if (e.failure() != DiscoveryFailure::unreachable) throw;
+      long long now = unix_now();
+      if (now + delay >= give_up_at || now + delay >= config.expires) {
+        throw Error("kiln: giving up on " + config.endpoint + " after " +
+                    std::to_string(attempt) + " attempts: " + e.what());
+      }
+      status("kiln: waiting for " + config.endpoint + " (attempt " + std::to_string(attempt) +
+             ", next in " + std::to_string(delay) + " s): " + e.what());
+      std::this_thread::sleep_for(std::chrono::seconds(delay));
+      delay = std::min(delay * 2, 60);
+    }
+  }
+}
+
+Version kubeadm_version() {
+  std::string text = run({"kubeadm", "version", "-o", "short"}, {.capture_stdout = true}).stdout_text;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  auto version = parse_version(text);
+  if (!version) throw Error("cannot read kubeadm's version from '" + text + "'");
+  return *version;
+}
+
+int join() {
+  if (fs::exists(kJoinedMarker)) {
+    status("kiln: " + read_file(kJoinedMarker) + " (already joined; nothing to do)");
+    return 0;
+  }
+  auto source = find_config();
+  if (!source) {
+    status("kiln: no join config (KILNCFG is empty, no NoCloud seed or cloud user data): "
+           "this node does not join a cluster; stamp one with `kiln stamp`");
+    return 0;
+  }
+  JoinConfig config;
+  try {
+    config = parse_join_config(source->text, source->origin);
+  } catch (const RecipeErrors& e) {
+    std::string all;
+    for (const auto& error : e.errors()) all += "\n  " + error.render();
+    status("kiln: refusing to join: the join config from " + source->origin +
+           " is malformed:" + all);
+    return 1;
+  }
+  std::string target = config.control_plane_name.empty() ? config.endpoint
+                                                         : config.control_plane_name;
+  try {
+    check_not_expired(config, unix_now());
+  } catch (const Error& e) {
+    status("kiln: refusing to join " + target + ": " + e.what());
+    return 1;
+  }
+  long wait_limit = 900;
+  if (const char* limit = std::getenv("KILN_FIRSTBOOT_WAIT_SECONDS")) wait_limit = std::atol(limit);
+  DiscoveredCluster cluster;
+  try {
+    cluster = discover_with_backoff(config, unix_now() + wait_limit);
+  } catch (const Error& e) {
+    status(std::string("kiln: refusing to join ") + target + ": " + e.what());
+    return 1;
+  }
+  firstboot::NodeFacts facts;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  facts.hostname = host;
+  if (config.node_name == NodeNamePolicy::cloud) facts.cloud_hostname = cloud_hostname();
+  std::string node = firstboot::node_name(config.node_name, facts);
+
+  fs::path kubeadm_config = kRun / "kubeadm-join.yaml";
+  write_file_atomic(kubeadm_config,
+                    render_kubeadm_join_configuration(config, node, kubeadm_version()), 0600);
+  status("kiln: joining " + target + " (" + cluster.server + ") as " + node);
+  try {
+    run({"kubeadm", "join", "--config", kubeadm_config.string()});
+  } catch (const Error& e) {
+    fs::remove(kubeadm_config);
+    // Leave nothing half-joined behind: the next boot retries from scratch.
+    try {
+      run({"kubeadm", "reset", "--force"}, {.quiet = true});
+    } catch (const Error&) {
+    }
+    status("kiln: kubeadm join to " + target + " failed; the token is kept until it expires " +
+           "and the next boot retries. " + e.what());
+    return 1;
+  }
+  fs::remove(kubeadm_config);
+  if (source->scrub_after_join) scrub(*source->scrub_after_join);
+  std::string record = "joined " + target + " as " + node + " at " + format_utc(unix_now());
+  write_file_atomic(kJoinedMarker, record + "\n");
+  status("kiln: " + record);
+  return 0;
+}
+
+}  // namespace
+
+int main() {
+  try {
+    return join();
+  } catch (const std::exception& e) {
+    status(std::string("kiln: first-boot join failed: ") + e.what());
+    return 1;
+  }
+}
