@@ -19,6 +19,7 @@
 #include "builder/join/kubeconfig.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "firstboot/https_client.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -151,12 +152,20 @@ TEST_CASE("discovery verifies bootstrapsigner's signature and the CA pin of the 
 
 TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and an absent server",
           "[cluster]") {
+  // Both HTTPS transports: libcurl in the CLI, the first-boot agent's own OpenSSL client.
+  std::string transport_name = GENERATE(as<std::string>{}, "libcurl", "agent");
+  kiln::HttpTransport transport = transport_name == "agent"
+                                      ? kiln::HttpTransport(kiln::firstboot::request)
+                                      : kiln::HttpTransport(kiln::http::request);
+  INFO("transport: " << transport_name);
   kiln::test::TempDir dir;
   kiln::JoinConfig good = created_token(dir.path());
   discover_when_signed(good);
-  auto failure_of = [](const kiln::JoinConfig& config) {
+  kiln::DiscoveredCluster cluster = kiln::discover_cluster(good, transport, 10);
+  CHECK(kiln::ca_pin_from_pem(cluster.ca_pem) == good.ca_cert_hash);
+  auto failure_of = [&](const kiln::JoinConfig& config) {
     try {
-      kiln::discover_cluster(config, 3);
+      kiln::discover_cluster(config, transport, 3);
     } catch (const kiln::DiscoveryError& e) {
       return std::pair{e.failure(), std::string(e.what())};
     }

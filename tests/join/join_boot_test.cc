@@ -1,0 +1,177 @@
+// The whole join flow against a real control plane (tests/cluster/control-plane.sh): a token
+// from `kiln token create`, stamped into a copy of the default image with `kiln stamp`, booted
+// under qemu. The guest reaches the control plane at 10.0.2.2, as a node reaches a Kamaji
+// Tenant Control Plane at its load-balancer address.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "builder/disk/sparse_copy.h"
+#include "builder/fetch/http.h"
+#include "builder/join/join_config.h"
+#include "builder/join/kubeconfig.h"
+#include "builder/util/files.h"
+#include "builder/util/process.h"
+#include "support/qemu_vm.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using kiln::test::QemuVm;
+
+namespace {
+
+const fs::path kImage = fs::path(KILN_TEST_IMAGES) / "worker";
+constexpr auto kJoinTimeout = std::chrono::seconds(1500);
+
+std::string control_plane(const std::string& key) {
+  std::ifstream in(fs::path(KILN_CONTROL_PLANE_STATE) / "env");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+  }
+  FAIL("control-plane.sh did not report " << key);
+  return {};
+}
+
+kiln::http::Response admin_get(const std::string& path) {
+  kiln::Kubeconfig admin = kiln::load_kubeconfig(control_plane("ADMIN_KUBECONFIG"));
+  kiln::http::Request request;
+  request.url = admin.server + path;
+  request.ca_pem = admin.ca_pem;
+  request.client_cert_pem = admin.client_cert_pem;
+  request.client_key_pem = admin.client_key_pem;
+  return kiln::http::request(request);
+}
+
+kiln::test::CommandResult kiln_cli(const std::string& args) {
+  return kiln::test::run_command(std::string(KILN_BINARY) + " " + args);
+}
+
+/// True when `needle` occurs anywhere in the file (read in overlapping blocks).
+bool file_contains(const fs::path& file, const std::string& needle) {
+  std::ifstream in(file, std::ios::binary);
+  std::string carry, block(8 << 20, '\0');
+  while (in) {
+    in.read(block.data(), block.size());
+    std::string window = carry + block.substr(0, in.gcount());
+    if (window.find(needle) != std::string::npos) return true;
+    carry = window.size() >= needle.size() ? window.substr(window.size() - needle.size()) : window;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a stamped image joins the control plane on first boot, erases its token and does "
+          "not rejoin",
+          "[join][boot]") {
+  kiln::test::TempDir work;
+  // The endpoint as the guest sees it: qemu maps 10.0.2.2 to the host's loopback.
+  auto token = kiln_cli("token create --kubeconfig " + control_plane("ADMIN_KUBECONFIG") +
+                        " --endpoint " + control_plane("GUEST_API_URL") +
+                        " --name tenant-e2e --ttl 45m --labels pool=edge,tier=e2e -o " +
+                        (work.path() / "join.yaml").string());
+  INFO(token.output);
+  REQUIRE(token.exit_code == 0);
+  kiln::JoinConfig config = kiln::load_join_config(work.path() / "join.yaml");
+  const std::string secret = config.token.secret;
+
+  fs::path disk = work.path() / "node.raw";
+  kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
+  auto stamp = kiln_cli("stamp " + disk.string() + " --join " + (work.path() / "join.yaml").string());
+  INFO(stamp.output);
+  REQUIRE(stamp.exit_code == 0);
+  CHECK(stamp.output.find(secret) == std::string::npos);
+  auto shown = kiln_cli("stamp --show " + disk.string());
+  CHECK_THAT(shown.output, Catch::Contains("token          " + config.token.masked()));
+  CHECK_THAT(shown.output, Catch::Contains("label          pool=edge"));
+  CHECK(shown.output.find(secret) == std::string::npos);
+  REQUIRE(file_contains(disk, secret));  // stamped, so the erasure check below means something
+
+  std::string node;
+  {
+    QemuVm vm({.disk = disk, .serial_log = work.path() / "first-boot.log", .cpus = 2});
+    bool joined = vm.wait_for("kiln: joined tenant-e2e as [a-z0-9.-]+", kJoinTimeout);
+    INFO(vm.console());
+    REQUIRE(joined);
+    std::smatch match;
+    std::string console = vm.console();
+    REQUIRE(std::regex_search(console, match, std::regex("kiln: joined tenant-e2e as ([a-z0-9.-]+)")));
+    node = match[1];
+    CHECK(console.find(secret) == std::string::npos);
+
+    // The API server has the Node with the join config's labels...
+    kiln::http::Response got;
+    for (int i = 0; i < 120; ++i) {
+      got = admin_get("/api/v1/nodes/" + node);
+      if (got.status == 200) break;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    INFO(got.body);
+    REQUIRE(got.status == 200);
+    CHECK_THAT(got.body, Catch::Contains("\"pool\":\"edge\""));
+    CHECK_THAT(got.body, Catch::Contains("\"tier\":\"e2e\""));
+    // ...and its kubelet's client certificate came through the CSR flow: requested with the
+    // bootstrap token, approved and issued.
+    kiln::http::Response csrs = admin_get("/apis/certificates.k8s.io/v1/certificatesigningrequests");
+    INFO(csrs.body);
+    REQUIRE(csrs.status == 200);
+    CHECK_THAT(csrs.body, Catch::Contains("\"username\":\"system:bootstrap:" + config.token.id + "\""));
+    CHECK_THAT(csrs.body, Catch::Contains("\"type\":\"Approved\""));
+    CHECK_THAT(csrs.body, Catch::Contains("\"certificate\":\""));
+    // Give the agent's scrub and the guest's writes a moment to reach the image file.
+    vm.wait_for("kiln-firstboot.service", std::chrono::seconds(5));
+  }
+
+  // The token is gone from the config partition and from the whole disk: journal, /var, /etc.
+  auto after = kiln_cli("stamp --show " + disk.string());
+  CHECK_THAT(after.output, Catch::Contains("nothing stamped"));
+  CHECK_FALSE(file_contains(disk, secret));
+
+  QemuVm second({.disk = disk, .serial_log = work.path() / "second-boot.log", .cpus = 2});
+  bool idle = second.wait_for("already joined; nothing to do", kJoinTimeout);
+  INFO(second.console());
+  CHECK(idle);
+  CHECK_THAT(second.console(), Catch::Contains("joined tenant-e2e as " + node));
+  CHECK_THAT(second.console(), !Catch::Contains("kiln: joining"));
+}
+
+TEST_CASE("kiln build --join stamps its outputs 0600 and keeps the token out of the cache",
+          "[join]") {
+  kiln::test::TempDir work;
+  auto token = kiln_cli("token create --kubeconfig " + control_plane("ADMIN_KUBECONFIG") +
+                        " --endpoint " + control_plane("GUEST_API_URL") +
+                        " --ttl 30m -o " + (work.path() / "join.yaml").string());
+  REQUIRE(token.exit_code == 0);
+  std::string secret = kiln::load_join_config(work.path() / "join.yaml").token.secret;
+  fs::path marker = work.path() / "before-build";
+  kiln::write_file_atomic(marker, "");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto build = kiln_cli("build " + std::string(KILN_SOURCE_DIR) + "/recipes/worker.yaml --outputs raw --join " +
+                        (work.path() / "join.yaml").string() + " -o " + (work.path() / "out").string());
+  INFO(build.output);
+  REQUIRE(build.exit_code == 0);
+  CHECK(build.output.find(secret) == std::string::npos);
+  struct stat st {};
+  REQUIRE(::stat((work.path() / "out/worker.raw").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0077) == 0);
+  auto shown = kiln_cli("stamp --show " + (work.path() / "out/worker.raw").string());
+  CHECK_THAT(shown.output, Catch::Contains("endpoint       https://10.0.2.2:"));
+  // Nothing the build wrote into the cache holds the token.
+  std::string cache = std::getenv("KILN_CACHE") ? std::getenv("KILN_CACHE")
+                                                : std::string(std::getenv("HOME")) + "/.cache/kiln";
+  std::string touched = kiln::run({"find", cache, "-type", "f", "-newer", marker.string()},
+                                  {.capture_stdout = true})
+                            .stdout_text;
+  std::istringstream files(touched);
+  for (std::string file; std::getline(files, file);) {
+    INFO(file);
+    CHECK_FALSE(file_contains(file, secret));
+  }
+}
