@@ -88,6 +88,23 @@ struct ConfigSource {
   std::optional<fs::path> scrub_after_join;  ///< set when the source is ours to erase
 };
 
+class BootstrapKubeconfigOnTmpfs {
+ public:
+  BootstrapKubeconfigOnTmpfs() {
+    fs::create_directories(kLink.parent_path());
+    if (!fs::exists(fs::symlink_status(kLink))) fs::create_symlink(kTarget, kLink);
+  }
+  ~BootstrapKubeconfigOnTmpfs() {
+    std::error_code ec;
+    fs::remove(kTarget, ec);
+    if (fs::is_symlink(fs::symlink_status(kLink, ec))) fs::remove(kLink, ec);
+  }
+
+ private:
+  const fs::path kLink = "/etc/kubernetes/bootstrap-kubelet.conf";
+  const fs::path kTarget = kRun / "bootstrap-kubelet.conf";
+};
+
 std::optional<ConfigSource> find_config() {
   fs::path config_mount = kRun / "config";
   if (fs::exists(kConfigDevice) && mount_filesystem(kConfigDevice, config_mount)) {
@@ -205,6 +222,10 @@ int join() {
   write_file_atomic(kubeadm_config,
                     render_kubeadm_join_configuration(config, node, kubeadm_version()), 0600);
   status("kiln: joining " + target + " (" + cluster.server + ") as " + node);
+  // kubeadm writes the token into /etc/kubernetes/bootstrap-kubelet.conf for the kubelet's
+  // TLS bootstrap and deletes it afterwards, but on ext4 the deleted blocks would keep the
+  // token. Through this link it lands on /run (tmpfs) instead and never reaches the disk.
+  BootstrapKubeconfigOnTmpfs bootstrap_kubeconfig;
   try {
     run({"kubeadm", "join", "--config", kubeadm_config.string()});
   } catch (const Error& e) {
