@@ -12,7 +12,6 @@
 #include "builder/export/exports.h"
 #include "builder/fetch/cache.h"
 #include "builder/join/discovery.h"
-#include "builder/util/time.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
 #include "builder/rootfs/kubernetes_binaries.h"
@@ -20,6 +19,7 @@
 #include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "builder/util/sha256.h"
+#include "builder/util/time.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
@@ -45,8 +45,7 @@ bool wants(const Recipe& recipe, const std::string& output) {
 
 /// Runs `work` as a logged stage and records its duration for the closing report.
 template <typename Work>
-auto timed(std::vector<std::pair<std::string, double>>& times, const std::string& name,
-           Work work) {
+auto timed(std::vector<std::pair<std::string, double>>& times, const std::string& name, Work work) {
   log::Stage stage(name);
   struct Record {
     std::vector<std::pair<std::string, double>>& times;
@@ -137,8 +136,8 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
       exported.insert(exported.end(), disk_files.begin(), disk_files.end());
     }
     copy_file_atomic(rootfs.manifest, dir / "manifest.json");
-    exported.push_back(
-        {"manifest.json", fs::file_size(dir / "manifest.json"), sha256_file(dir / "manifest.json")});
+    exported.push_back({"manifest.json", fs::file_size(dir / "manifest.json"),
+                        sha256_file(dir / "manifest.json")});
     std::string sums;
     for (const auto& f : exported) sums += f.sha256 + "  " + f.name + "\n";
     write_file_atomic(dir / "SHA256SUMS", sums);

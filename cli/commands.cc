@@ -87,8 +87,8 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
       if (std::find(known.begin(), known.end(), output) == known.end()) {
         std::string choices;
         for (const auto& k : known) choices += (choices.empty() ? "" : ", ") + k;
-        throw UsageError("--outputs: unknown output format '" + output + "' (known: " +
-                         choices + ")");
+        throw UsageError("--outputs: unknown output format '" + output + "' (known: " + choices +
+                         ")");
       }
       if (std::find(recipe.outputs.begin(), recipe.outputs.end(), output) == recipe.outputs.end())
         recipe.outputs.push_back(output);

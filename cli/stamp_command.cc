@@ -73,8 +73,8 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
   JoinConfig config = load_join_config(parsed.get("join"));
   check_not_expired(config, unix_now());
   stamp_join_config(image, config);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "kiln: stamped %s with token %s for %s (expires %s) in %.0f ms\n",
                image.c_str(), config.token.masked().c_str(), config.endpoint.c_str(),
                format_utc(config.expires).c_str(), ms);

@@ -1,16 +1,16 @@
 #include "firstboot/https_client.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <openssl/pem.h>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -68,8 +68,10 @@ int connect_with_timeout(const Url& url, long timeout, std::string& error) {
       int so_error = 0;
       socklen_t len = sizeof so_error;
       ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
-      if (rc != 0) errno = ETIMEDOUT;
-      else if (so_error) errno = so_error, rc = -1;
+      if (rc != 0)
+        errno = ETIMEDOUT;
+      else if (so_error)
+        errno = so_error, rc = -1;
     }
     if (rc == 0) {
       ::fcntl(fd, F_SETFL, 0);  // blocking again, bounded by the timeouts below
@@ -132,14 +134,15 @@ http::Response request(const http::Request& call) {
   int fd = connect_with_timeout(url, call.timeout_seconds, response.error);
   if (fd < 0) return response;
 
-  std::string host_header = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  std::string host_header =
+      url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   std::string wire = call.method + " " + url.path + " HTTP/1.1\r\nHost: " + host_header + ":" +
                      url.port + "\r\nAccept: application/json\r\nUser-Agent: kiln-firstboot\r\n" +
                      "Connection: close\r\n";
   if (!call.bearer_token.empty()) wire += "Authorization: Bearer " + call.bearer_token + "\r\n";
   if (!call.body.empty()) {
-    wire += "Content-Type: " + call.content_type + "\r\nContent-Length: " +
-            std::to_string(call.body.size()) + "\r\n";
+    wire += "Content-Type: " + call.content_type +
+            "\r\nContent-Length: " + std::to_string(call.body.size()) + "\r\n";
   }
   wire += "\r\n" + call.body;
 
@@ -171,15 +174,16 @@ http::Response request(const http::Request& call) {
     if (!is_ip) SSL_set_tlsext_host_name(ssl.get(), url.host.c_str());
     if (!call.ca_pem.empty()) {
       X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
-      if (is_ip) X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
-      else X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0);
+      if (is_ip)
+        X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
+      else
+        X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0);
     }
     if (SSL_connect(ssl.get()) != 1) {
       long verify = SSL_get_verify_result(ssl.get());
-      response.error = verify != X509_V_OK
-                           ? std::string("certificate verification failed: ") +
-                                 X509_verify_cert_error_string(verify)
-                           : "TLS handshake failed: " + ssl_error();
+      response.error = verify != X509_V_OK ? std::string("certificate verification failed: ") +
+                                                 X509_verify_cert_error_string(verify)
+                                           : "TLS handshake failed: " + ssl_error();
       ::close(fd);
       return response;
     }

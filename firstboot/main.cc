@@ -154,8 +154,8 @@ DiscoveredCluster discover_with_backoff(const JoinConfig& config, long long give
       if (e.failure() != DiscoveryFailure::unreachable) throw;
       long long now = unix_now();
       if (now + delay >= give_up_at || now + delay >= config.expires) {
-        throw Error("kiln: giving up on " + config.endpoint + " after " +
-                    std::to_string(attempt) + " attempts: " + e.what());
+        throw Error("kiln: giving up on " + config.endpoint + " after " + std::to_string(attempt) +
+                    " attempts: " + e.what());
       }
       status("kiln: waiting for " + config.endpoint + " (attempt " + std::to_string(attempt) +
              ", next in " + std::to_string(delay) + " s): " + e.what());
@@ -166,7 +166,8 @@ DiscoveredCluster discover_with_backoff(const JoinConfig& config, long long give
 }
 
 Version kubeadm_version() {
-  std::string text = run({"kubeadm", "version", "-o", "short"}, {.capture_stdout = true}).stdout_text;
+  std::string text =
+      run({"kubeadm", "version", "-o", "short"}, {.capture_stdout = true}).stdout_text;
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   auto version = parse_version(text);
   if (!version) throw Error("cannot read kubeadm's version from '" + text + "'");
@@ -180,8 +181,9 @@ int join() {
   }
   auto source = find_config();
   if (!source) {
-    status("kiln: no join config (KILNCFG is empty, no NoCloud seed or cloud user data): "
-           "this node does not join a cluster; stamp one with `kiln stamp`");
+    status(
+        "kiln: no join config (KILNCFG is empty, no NoCloud seed or cloud user data): "
+        "this node does not join a cluster; stamp one with `kiln stamp`");
     return 0;
   }
   JoinConfig config;
@@ -194,8 +196,8 @@ int join() {
            " is malformed:" + all);
     return 1;
   }
-  std::string target = config.control_plane_name.empty() ? config.endpoint
-                                                         : config.control_plane_name;
+  std::string target =
+      config.control_plane_name.empty() ? config.endpoint : config.control_plane_name;
   try {
     check_not_expired(config, unix_now());
   } catch (const Error& e) {

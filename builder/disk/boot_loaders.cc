@@ -76,11 +76,12 @@ void populate_esp(const fs::path& esp, const fs::path& root, const BootEntry& en
 
   // UEFI: systemd-boot at the removable-media path boots with empty NVRAM.
   fs::path systemd_boot = root / "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
-  if (!fs::exists(systemd_boot)) systemd_boot = root / "usr/lib/systemd/boot/efi/systemd-bootaa64.efi";
+  if (!fs::exists(systemd_boot))
+    systemd_boot = root / "usr/lib/systemd/boot/efi/systemd-bootaa64.efi";
   if (!fs::exists(systemd_boot))
     throw Error("the image has no systemd-boot EFI binary (package systemd-boot-efi)");
-  std::string efi_name = systemd_boot.filename() == "systemd-bootx64.efi" ? "BOOTX64.EFI"
-                                                                          : "BOOTAA64.EFI";
+  std::string efi_name =
+      systemd_boot.filename() == "systemd-bootx64.efi" ? "BOOTX64.EFI" : "BOOTAA64.EFI";
   fs::create_directories(esp / "EFI/BOOT");
   fs::copy_file(systemd_boot, esp / "EFI/BOOT" / efi_name);
   write_file_atomic(esp / "loader/loader.conf", "default kiln.conf\ntimeout 0\neditor no\n");
@@ -99,13 +100,12 @@ void populate_esp(const fs::path& esp, const fs::path& root, const BootEntry& en
     if (ext == ".mod" || ext == ".lst")
       fs::copy_file(file.path(), esp / "grub/i386-pc" / file.path().filename());
   }
-  write_file_atomic(esp / "grub/grub.cfg",
-                    fmt::format("set timeout=0\n"
-                                "menuentry '{}' {{\n"
-                                "  linux /kiln/vmlinuz {}\n"
-                                "  initrd /kiln/initrd.img\n"
-                                "}}\n",
-                                entry.title, entry.cmdline));
+  write_file_atomic(esp / "grub/grub.cfg", fmt::format("set timeout=0\n"
+                                                       "menuentry '{}' {{\n"
+                                                       "  linux /kiln/vmlinuz {}\n"
+                                                       "  initrd /kiln/initrd.img\n"
+                                                       "}}\n",
+                                                       entry.title, entry.cmdline));
 }
 
 void make_grub_core(const fs::path& core, std::uint32_t esp_volume_id) {

@@ -88,7 +88,8 @@ void stamp_join_config(const fs::path& image, const JoinConfig& config) {
   make_fat(fat, partition.size, "KILNCFG", volume_id, scratch.path() / "files", unix_now());
   std::string content = read_file(fat);
   int fd = ::open(image.c_str(), O_WRONLY);
-  if (fd < 0) throw Error("cannot open " + image.string() + " for writing: " + std::strerror(errno));
+  if (fd < 0)
+    throw Error("cannot open " + image.string() + " for writing: " + std::strerror(errno));
   ssize_t written = ::pwrite(fd, content.data(), content.size(), partition.offset);
   bool synced = ::fsync(fd) == 0;
   ::close(fd);

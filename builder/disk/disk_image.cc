@@ -1,8 +1,8 @@
 #include "builder/disk/disk_image.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <future>
@@ -23,8 +23,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::uint32_t volume_id(const BuildPlan& plan, const std::string& what) {
-  return static_cast<std::uint32_t>(
-      std::stoul(sha256_hex("kiln/" + plan.recipe_hash + "/fat/" + what).substr(0, 8), nullptr, 16));
+  return static_cast<std::uint32_t>(std::stoul(
+      sha256_hex("kiln/" + plan.recipe_hash + "/fat/" + what).substr(0, 8), nullptr, 16));
 }
 
 /// The image's /var becomes the state partition's seed; the root keeps an empty mount point.
@@ -34,7 +34,8 @@ void split_var(const fs::path& root, const fs::path& state, long long epoch) {
   for (const char* dir : {"lib/kiln/etc/upper", "lib/kiln/etc/work"})
     fs::create_directories(state / dir);
   const timespec times[2] = {{epoch, 0}, {epoch, 0}};
-  for (const char* dir : {"", "lib/kiln", "lib/kiln/etc", "lib/kiln/etc/upper", "lib/kiln/etc/work"})
+  for (const char* dir :
+       {"", "lib/kiln", "lib/kiln/etc", "lib/kiln/etc/upper", "lib/kiln/etc/work"})
     ::utimensat(AT_FDCWD, (state / dir).c_str(), times, AT_SYMLINK_NOFOLLOW);
   ::utimensat(AT_FDCWD, (root / "var").c_str(), times, AT_SYMLINK_NOFOLLOW);
   ::utimensat(AT_FDCWD, root.c_str(), times, AT_SYMLINK_NOFOLLOW);
@@ -138,10 +139,9 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   }
   root_image.get();
   content.root_bytes = fs::file_size(work / "root.erofs");
-  content.root_hash =
-      make_verity(work / "root.erofs", work / "root.verity",
-                  sha256_hex("kiln/" + plan.recipe_hash + "/verity-salt"),
-                  Guid::derived("kiln/" + plan.recipe_hash + "/verity").text);
+  content.root_hash = make_verity(work / "root.erofs", work / "root.verity",
+                                  sha256_hex("kiln/" + plan.recipe_hash + "/verity-salt"),
+                                  Guid::derived("kiln/" + plan.recipe_hash + "/verity").text);
 
   entry.cmdline = kernel_cmdline(plan, content.root_hash);
   populate_esp(work / "esp", root, entry, bios);

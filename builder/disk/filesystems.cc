@@ -2,8 +2,8 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string epoch_text(long long epoch) { return std::to_string(epoch); }
+std::string epoch_text(long long epoch) {
+  return std::to_string(epoch);
+}
 
 void require_tool(const std::string& program, const std::string& package) {
   if (find_program(program).empty())
@@ -66,8 +68,7 @@ void extract_tar(const fs::path& archive, const fs::path& directory) {
     const void* block = nullptr;
     size_t size = 0;
     la_int64_t offset = 0;
-    while ((status = archive_read_data_block(reader.get(), &block, &size, &offset)) ==
-           ARCHIVE_OK) {
+    while ((status = archive_read_data_block(reader.get(), &block, &size, &offset)) == ARCHIVE_OK) {
       if (archive_write_data_block(writer.get(), block, size, offset) != ARCHIVE_OK)
         throw Error("cannot write " + path + ": " + archive_error_string(writer.get()));
     }
@@ -81,8 +82,7 @@ void extract_tar(const fs::path& archive, const fs::path& directory) {
 void make_erofs(const fs::path& tree, const fs::path& image, const std::string& uuid,
                 long long epoch) {
   require_tool("mkfs.erofs", "erofs-utils");
-  run({"mkfs.erofs", "-zlz4hc", "-T", epoch_text(epoch), "-U", uuid, image.string(),
-       tree.string()},
+  run({"mkfs.erofs", "-zlz4hc", "-T", epoch_text(epoch), "-U", uuid, image.string(), tree.string()},
       {.quiet = true});
 }
 
@@ -105,8 +105,8 @@ void make_fat(const fs::path& image, std::uint64_t size, const std::string& labe
   require_tool("mkfs.fat", "dosfstools");
   require_tool("mcopy", "mtools");
   fs::remove(image);
-  std::vector<std::string> mkfs = {"mkfs.fat", "-C", "--invariant", "-n", label, "-i",
-                                   fmt::format("{:08X}", volume_id)};
+  std::vector<std::string> mkfs = {
+      "mkfs.fat", "-C", "--invariant", "-n", label, "-i", fmt::format("{:08X}", volume_id)};
   if (size >= 64ull << 20) mkfs.insert(mkfs.end(), {"-F", "32"});
   mkfs.insert(mkfs.end(), {image.string(), std::to_string(size / 1024)});
   run(mkfs, {.quiet = true});

@@ -53,6 +53,8 @@ Guid Guid::derived(std::string_view seed) {
   return {format_canonical(bytes)};
 }
 
-Guid Guid::from_hex(std::string_view hex32) { return {format_canonical(parse_hex(hex32))}; }
+Guid Guid::from_hex(std::string_view hex32) {
+  return {format_canonical(parse_hex(hex32))};
+}
 
 }  // namespace kiln

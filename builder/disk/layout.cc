@@ -14,7 +14,9 @@ std::uint64_t round_up(std::uint64_t value, std::uint64_t unit) {
   return (value + unit - 1) / unit * unit;
 }
 
-std::string mib(std::uint64_t bytes) { return fmt::format("{} MiB", (bytes + kMiB - 1) / kMiB); }
+std::string mib(std::uint64_t bytes) {
+  return fmt::format("{} MiB", (bytes + kMiB - 1) / kMiB);
+}
 
 /// A size the recipe set cannot work: reported like any other recipe error, at its key.
 RecipeErrors too_small(const BuildPlan& plan, const std::string& key, const std::string& message) {
@@ -66,8 +68,8 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
                             mib(content.esp_used), mib(kEspSize)));
   }
   // Room for the next release in the same slot: updates write the other slot's size.
-  std::uint64_t slot = r.disk.root_bytes ? r.disk.root_bytes
-                                         : round_up(content.root_bytes * 5 / 4, 16 * kMiB);
+  std::uint64_t slot =
+      r.disk.root_bytes ? r.disk.root_bytes : round_up(content.root_bytes * 5 / 4, 16 * kMiB);
   if (content.root_bytes > slot) {
     throw too_small(plan, "disk.root",
                     fmt::format("disk.root is {} but the root file system needs {}; raise "

@@ -16,7 +16,8 @@ namespace {
 
 class Fd {
  public:
-  Fd(const fs::path& path, int flags, unsigned mode = 0644) : fd_(::open(path.c_str(), flags, mode)) {
+  Fd(const fs::path& path, int flags, unsigned mode = 0644)
+      : fd_(::open(path.c_str(), flags, mode)) {
     if (fd_ < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
   }
   ~Fd() { ::close(fd_); }

@@ -66,7 +66,7 @@ struct ArchiveDeleter {
 void add_file_entry(struct archive* tar, const std::string& name, const fs::path& source,
                     long long epoch) {
   std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(),
-                                                                       archive_entry_free);
+                                                                      archive_entry_free);
   archive_entry_set_pathname(entry.get(), name.c_str());
   archive_entry_set_size(entry.get(), fs::file_size(source));
   archive_entry_set_filetype(entry.get(), AE_IFREG);
@@ -168,13 +168,14 @@ std::string ovf_descriptor(const std::string& name, const std::string& vmdk_name
 
 }  // namespace
 
-void write_raw(const fs::path& raw, const fs::path& out) { copy_sparse_atomic(raw, out); }
+void write_raw(const fs::path& raw, const fs::path& out) {
+  copy_sparse_atomic(raw, out);
+}
 
 void write_raw_zst(const fs::path& raw, const fs::path& out) {
   require_tool("zstd", "zstd");
   write_through_temp(out, [&](const fs::path& temp) {
-    run({"zstd", "-q", "-f", "-T0", "-12", raw.string(), "-o", temp.string()},
-        {.quiet = true});
+    run({"zstd", "-q", "-f", "-T0", "-12", raw.string(), "-o", temp.string()}, {.quiet = true});
   });
 }
 
@@ -193,12 +194,11 @@ void write_qcow2(const fs::path& raw, const fs::path& out) {
   });
 }
 
-void write_vhd(const fs::path& raw, const fs::path& out, const std::string& uuid,
-               long long epoch) {
+void write_vhd(const fs::path& raw, const fs::path& out, const std::string& uuid, long long epoch) {
   std::uint64_t size = fs::file_size(raw);
   if (size % (1 << 20) != 0)
-    throw Error(fmt::format("a VHD for Azure needs a whole number of MiB; the disk is {} bytes",
-                            size));
+    throw Error(
+        fmt::format("a VHD for Azure needs a whole number of MiB; the disk is {} bytes", size));
   std::array<std::uint8_t, 512> footer{};
   std::memcpy(footer.data(), "conectix", 8);
   put_be(&footer[8], 2, 4);

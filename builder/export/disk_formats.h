@@ -21,10 +21,8 @@ void write_vmdk(const std::filesystem::path& raw, const std::filesystem::path& o
 void write_ova(const std::filesystem::path& vmdk, const std::filesystem::path& out,
                const std::string& name, std::uint64_t disk_size, long long epoch);
 /// GCE's image import format: `disk.raw` in an old-GNU tar, gzip-compressed.
-void write_gce(const std::filesystem::path& raw, const std::filesystem::path& out,
-               long long epoch);
+void write_gce(const std::filesystem::path& raw, const std::filesystem::path& out, long long epoch);
 /// What `aws ec2 register-image` needs once the raw image is imported as a snapshot.
-std::string register_ami_json(const std::string& name, const std::string& raw_name,
-                              bool arm64);
+std::string register_ami_json(const std::string& name, const std::string& raw_name, bool arm64);
 
 }  // namespace kiln

@@ -82,8 +82,8 @@ struct OverlaySpec {
 };
 
 struct DiskSpec {
-  std::uint64_t size_bytes = 0;  ///< 0 = the partitions plus the default state size
-  std::uint64_t root_bytes = 0;  ///< per root slot; 0 = fitted to the root filesystem
+  std::uint64_t size_bytes = 0;               ///< 0 = the partitions plus the default state size
+  std::uint64_t root_bytes = 0;               ///< per root slot; 0 = fitted to the root filesystem
   std::optional<std::uint64_t> root_b_bytes;  ///< unset = as root; 0 = no spare slot
   std::uint64_t state_bytes = 0;              ///< 0 = default minimum
 };

@@ -534,8 +534,7 @@ std::vector<Field> top_fields() {
                                                   {"cloud", NodeNamePolicy::cloud}}))
            r.node_name = *v;
        }},
-      {"outputs",
-       "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami.",
+      {"outputs", "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (!expect(n, YAML::NodeType::Sequence, "a list of output formats", c)) return;
          r.outputs.clear();

@@ -1,11 +1,10 @@
 #include "builder/rootfs/bootstrap.h"
 
-#include "builder/rootfs/initrd_support.h"
-
 #include <fmt/format.h>
 
 #include <sstream>
 
+#include "builder/rootfs/initrd_support.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"

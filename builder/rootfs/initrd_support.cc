@@ -4,7 +4,8 @@ namespace kiln {
 
 namespace {
 
-constexpr const char* kDracutConfig = R"(# kiln: one generic initrd for every machine the image boots on.
+constexpr const char* kDracutConfig =
+    R"(# kiln: one generic initrd for every machine the image boots on.
 hostonly="no"
 reproducible="yes"
 compress="zstd"
@@ -96,10 +97,10 @@ const std::vector<std::pair<std::string, std::string>>& initrd_support_files() {
 }
 
 std::string initrd_build_script(const std::vector<std::string>& omit_modules) {
-  std::string script = "set -eu\nfor dir in /usr/lib/modules/*/; do\n  version=$(basename \"$dir\")\n";
+  std::string script =
+      "set -eu\nfor dir in /usr/lib/modules/*/; do\n  version=$(basename \"$dir\")\n";
   // The recipe parser only lets plain relative paths through, so quoting them is enough.
-  for (const auto& path : omit_modules)
-    script += "  rm -rf \"$dir/kernel/" + path + "\"\n";
+  for (const auto& path : omit_modules) script += "  rm -rf \"$dir/kernel/" + path + "\"\n";
   script +=
       "  depmod -a \"$version\"\n"
       "  dracut --quiet --force --kver \"$version\" \"/boot/initrd.img-$version\"\n"

@@ -35,7 +35,7 @@ done
 [ "${#args[@]}" -eq 2 ] || usage
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-config_dir="$here/mkosi"
+config_dir="${MKOSI_CONFIG:-$here/mkosi}"
 outdir="$(realpath -m "${args[0]}")"
 cachedir="$(realpath -m "${args[1]}")"
 

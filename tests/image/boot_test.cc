@@ -2,10 +2,10 @@
 // the guest, what the image promises: a verified read-only root, /var and /etc on the state
 // partition surviving reboots, the state partition grown to fill its disk, and a root that
 // refuses to boot once tampered with.
-#include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
 
@@ -82,9 +82,10 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
 
 }  // namespace
 
-TEST_CASE("the raw image boots under UEFI and BIOS with a verified root, grows its state "
-          "partition and keeps /var and /etc across reboots",
-          "[image][boot]") {
+TEST_CASE(
+    "the raw image boots under UEFI and BIOS with a verified root, grows its state "
+    "partition and keeps /var and /etc across reboots",
+    "[image][boot]") {
   kiln::test::TempDir work;
   fs::path disk = work.path() / "node.raw";
   kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
@@ -119,7 +120,9 @@ TEST_CASE("the qcow2 output boots to a login prompt with its verity root", "[ima
   fs::path overlay = work.path() / "node.qcow2";
   kiln::run({"qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
              (kImage / "worker.qcow2").string(), overlay.string()});
-  QemuVm vm({.disk = overlay, .format = "qcow2", .firmware = Firmware::bios,
+  QemuVm vm({.disk = overlay,
+             .format = "qcow2",
+             .firmware = Firmware::bios,
              .serial_log = work.path() / "console.log"});
   bool login = vm.wait_for("login: ", kBootTimeout);
   INFO(vm.console());

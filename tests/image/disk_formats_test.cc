@@ -1,7 +1,6 @@
 // Checks every output format the fixture exported from the default recipe's disk, and the
 // disk stage's refusals, without booting anything.
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <regex>
 
@@ -30,7 +29,9 @@ std::string json_field(const std::string& json, const std::string& key) {
   return match[1];
 }
 
-std::uint64_t raw_size() { return fs::file_size(kImage / "worker.raw"); }
+std::uint64_t raw_size() {
+  return fs::file_size(kImage / "worker.raw");
+}
 
 }  // namespace
 
@@ -47,10 +48,11 @@ TEST_CASE("the raw image has kiln's GPT layout with the root pair named by its v
   std::string root_uuid = kiln::find_partition(disk, "root", kImage / "worker.raw").uuid.text;
   std::string verity_uuid =
       kiln::find_partition(disk, "root-verity", kImage / "worker.raw").uuid.text;
-  std::string loader = capture({"mtype", "-i",
-                                (kImage / "worker.raw").string() + "@@" +
-                                    std::to_string(kiln::find_partition(disk, "esp", kImage / "worker.raw").offset),
-                                "::/loader/entries/kiln.conf"});
+  std::string loader =
+      capture({"mtype", "-i",
+               (kImage / "worker.raw").string() + "@@" +
+                   std::to_string(kiln::find_partition(disk, "esp", kImage / "worker.raw").offset),
+               "::/loader/entries/kiln.conf"});
   std::smatch match;
   REQUIRE(std::regex_search(loader, match, std::regex("roothash=([0-9a-f]{64})")));
   std::string hash = match[1];
@@ -150,9 +152,9 @@ TEST_CASE("SHA256SUMS lists every output with its digest", "[image][disk]") {
 TEST_CASE("a disk too small for the image is refused before any work, with the numbers",
           "[image][disk]") {
   kiln::test::TempDir work;
-  kiln::write_file_atomic(work.path() / "small.yaml",
-                          "include: " + (kSource / "recipes/worker.yaml").string() +
-                              "\ndisk:\n  size: 512M\n");
+  kiln::write_file_atomic(
+      work.path() / "small.yaml",
+      "include: " + (kSource / "recipes/worker.yaml").string() + "\ndisk:\n  size: 512M\n");
   auto run = kiln::test::run_command(std::string(KILN_BINARY) + " build " +
                                      (work.path() / "small.yaml").string() + " -o " +
                                      (work.path() / "out").string());

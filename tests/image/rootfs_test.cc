@@ -159,9 +159,8 @@ TEST_CASE("the manifest records the recipe, packages and artifacts that are in t
 TEST_CASE("a no-change rebuild is served from the stage cache with an identical tarball",
           "[image]") {
   kiln::test::TempDir out;
-  kiln::test::CommandResult run =
-      kiln_build((kSource / "recipes/worker.yaml").string() + " --outputs rootfs,raw -o " +
-                 out.path().string());
+  kiln::test::CommandResult run = kiln_build((kSource / "recipes/worker.yaml").string() +
+                                             " --outputs rootfs,raw -o " + out.path().string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK_THAT(run.output, Catch::Contains("    base: cached"));

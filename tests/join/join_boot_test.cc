@@ -68,9 +68,10 @@ bool file_contains(const fs::path& file, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("a stamped image joins the control plane on first boot, erases its token and does "
-          "not rejoin",
-          "[join][boot]") {
+TEST_CASE(
+    "a stamped image joins the control plane on first boot, erases its token and does "
+    "not rejoin",
+    "[join][boot]") {
   kiln::test::TempDir work;
   // The endpoint as the guest sees it: qemu maps 10.0.2.2 to the host's loopback.
   auto token = kiln_cli("token create --kubeconfig " + control_plane("ADMIN_KUBECONFIG") +
@@ -84,7 +85,8 @@ TEST_CASE("a stamped image joins the control plane on first boot, erases its tok
 
   fs::path disk = work.path() / "node.raw";
   kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
-  auto stamp = kiln_cli("stamp " + disk.string() + " --join " + (work.path() / "join.yaml").string());
+  auto stamp =
+      kiln_cli("stamp " + disk.string() + " --join " + (work.path() / "join.yaml").string());
   INFO(stamp.output);
   REQUIRE(stamp.exit_code == 0);
   CHECK(stamp.output.find(secret) == std::string::npos);
@@ -102,7 +104,8 @@ TEST_CASE("a stamped image joins the control plane on first boot, erases its tok
     REQUIRE(joined);
     std::smatch match;
     std::string console = vm.console();
-    REQUIRE(std::regex_search(console, match, std::regex("kiln: joined tenant-e2e as ([a-z0-9.-]+)")));
+    REQUIRE(
+        std::regex_search(console, match, std::regex("kiln: joined tenant-e2e as ([a-z0-9.-]+)")));
     node = match[1];
     CHECK(console.find(secret) == std::string::npos);
 
@@ -119,10 +122,12 @@ TEST_CASE("a stamped image joins the control plane on first boot, erases its tok
     CHECK_THAT(got.body, Catch::Contains("\"tier\":\"e2e\""));
     // ...and its kubelet's client certificate came through the CSR flow: requested with the
     // bootstrap token, approved and issued.
-    kiln::http::Response csrs = admin_get("/apis/certificates.k8s.io/v1/certificatesigningrequests");
+    kiln::http::Response csrs =
+        admin_get("/apis/certificates.k8s.io/v1/certificatesigningrequests");
     INFO(csrs.body);
     REQUIRE(csrs.status == 200);
-    CHECK_THAT(csrs.body, Catch::Contains("\"username\":\"system:bootstrap:" + config.token.id + "\""));
+    CHECK_THAT(csrs.body,
+               Catch::Contains("\"username\":\"system:bootstrap:" + config.token.id + "\""));
     CHECK_THAT(csrs.body, Catch::Contains("\"type\":\"Approved\""));
     CHECK_THAT(csrs.body, Catch::Contains("\"certificate\":\""));
     // Give the agent's scrub and the guest's writes a moment to reach the image file.
@@ -146,15 +151,16 @@ TEST_CASE("kiln build --join stamps its outputs 0600 and keeps the token out of 
           "[join]") {
   kiln::test::TempDir work;
   auto token = kiln_cli("token create --kubeconfig " + control_plane("ADMIN_KUBECONFIG") +
-                        " --endpoint " + control_plane("GUEST_API_URL") +
-                        " --ttl 30m -o " + (work.path() / "join.yaml").string());
+                        " --endpoint " + control_plane("GUEST_API_URL") + " --ttl 30m -o " +
+                        (work.path() / "join.yaml").string());
   REQUIRE(token.exit_code == 0);
   std::string secret = kiln::load_join_config(work.path() / "join.yaml").token.secret;
   fs::path marker = work.path() / "before-build";
   kiln::write_file_atomic(marker, "");
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  auto build = kiln_cli("build " + std::string(KILN_SOURCE_DIR) + "/recipes/worker.yaml --outputs raw --join " +
-                        (work.path() / "join.yaml").string() + " -o " + (work.path() / "out").string());
+  auto build = kiln_cli(
+      "build " + std::string(KILN_SOURCE_DIR) + "/recipes/worker.yaml --outputs raw --join " +
+      (work.path() / "join.yaml").string() + " -o " + (work.path() / "out").string());
   INFO(build.output);
   REQUIRE(build.exit_code == 0);
   CHECK(build.output.find(secret) == std::string::npos);
@@ -166,9 +172,9 @@ TEST_CASE("kiln build --join stamps its outputs 0600 and keeps the token out of 
   // Nothing the build wrote into the cache holds the token.
   std::string cache = std::getenv("KILN_CACHE") ? std::getenv("KILN_CACHE")
                                                 : std::string(std::getenv("HOME")) + "/.cache/kiln";
-  std::string touched = kiln::run({"find", cache, "-type", "f", "-newer", marker.string()},
-                                  {.capture_stdout = true})
-                            .stdout_text;
+  std::string touched =
+      kiln::run({"find", cache, "-type", "f", "-newer", marker.string()}, {.capture_stdout = true})
+          .stdout_text;
   std::istringstream files(touched);
   for (std::string file; std::getline(files, file);) {
     INFO(file);

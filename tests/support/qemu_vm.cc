@@ -41,17 +41,32 @@ WantedBy=multi-user.target
 
 QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   std::vector<std::string> argv = {
-      "qemu-system-x86_64", "-accel", "tcg", "-m", std::to_string(options_.memory_mb), "-smp",
-      std::to_string(options_.cpus), "-display", "none", "-monitor", "none", "-no-reboot",
-      "-serial", "file:" + options_.serial_log.string(), "-drive",
+      "qemu-system-x86_64",
+      "-accel",
+      "tcg",
+      "-m",
+      std::to_string(options_.memory_mb),
+      "-smp",
+      std::to_string(options_.cpus),
+      "-display",
+      "none",
+      "-monitor",
+      "none",
+      "-no-reboot",
+      "-serial",
+      "file:" + options_.serial_log.string(),
+      "-drive",
       "file=" + options_.disk.string() + ",format=" + options_.format + ",if=virtio",
-      "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"};
+      "-netdev",
+      "user,id=net0",
+      "-device",
+      "virtio-net-pci,netdev=net0"};
   if (options_.firmware == Firmware::uefi) {
     fs::path vars = options_.serial_log.string() + ".vars";
     fs::copy_file(kOvmfVars, vars, fs::copy_options::overwrite_existing);
-    argv.insert(argv.end(), {"-drive", std::string("if=pflash,format=raw,readonly=on,file=") +
-                                           kOvmfCode,
-                             "-drive", "if=pflash,format=raw,file=" + vars.string()});
+    argv.insert(argv.end(),
+                {"-drive", std::string("if=pflash,format=raw,readonly=on,file=") + kOvmfCode,
+                 "-drive", "if=pflash,format=raw,file=" + vars.string()});
   }
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -59,8 +74,8 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   start_ = std::chrono::steady_clock::now();
   pid_ = ::fork();
   if (pid_ == 0) {
-    int log = ::open((options_.serial_log.string() + ".qemu").c_str(),
-                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int log = ::open((options_.serial_log.string() + ".qemu").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                     0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
     ::execvp(args[0], args.data());
@@ -103,8 +118,10 @@ bool QemuVm::wait_for(const std::string& pattern, std::chrono::seconds timeout) 
 bool QemuVm::wait_exit(std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!exited_ && std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) exited_ = true;
-    else std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_)
+      exited_ = true;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   return exited_;
 }
@@ -128,8 +145,12 @@ void install_probe(const fs::path& raw_image, const std::string& script) {
   std::string commands =
       "cd /lib/kiln/etc/upper\n"
       "mkdir systemd\nmkdir systemd/system\nmkdir systemd/system/multi-user.target.wants\n"
-      "write " + (staging / "kiln-probe.sh").string() + " kiln-probe.sh\n"
-      "write " + (staging / "kiln-probe.service").string() + " systemd/system/kiln-probe.service\n"
+      "write " +
+      (staging / "kiln-probe.sh").string() +
+      " kiln-probe.sh\n"
+      "write " +
+      (staging / "kiln-probe.service").string() +
+      " systemd/system/kiln-probe.service\n"
       "symlink systemd/system/multi-user.target.wants/kiln-probe.service "
       "/etc/systemd/system/kiln-probe.service\n";
   write_file_atomic(staging / "debugfs.cmd", commands);

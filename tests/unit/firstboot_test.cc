@@ -32,7 +32,8 @@ TEST_CASE("node names follow the join config's policy and are valid DNS names") 
   kiln::test::TempDir sys;
   kiln::write_file_atomic(sys.path() / "net/lo/address", "00:00:00:00:00:00\n");
   kiln::write_file_atomic(sys.path() / "net/ens3/address", "52:54:00:12:34:56\n");
-  kiln::write_file_atomic(sys.path() / "dmi/product_uuid", "4C4C4544-0042-3010-8057-B7C04F4B3232\n");
+  kiln::write_file_atomic(sys.path() / "dmi/product_uuid",
+                          "4C4C4544-0042-3010-8057-B7C04F4B3232\n");
   NodeFacts facts;
   facts.sys_class_net = sys.path() / "net";
   facts.dmi_product_uuid = sys.path() / "dmi/product_uuid";
