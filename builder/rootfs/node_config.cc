@@ -65,6 +65,9 @@ Description=kubelet: The Kubernetes Node Agent
 Documentation=https://kubernetes.io/docs/
 Wants=network-online.target
 After=network-online.target
+# An unjoined node has no kubelet configuration: rather than crash-looping every 10 s until
+# then, the kubelet waits for `kubeadm join` to write it (kubeadm restarts the kubelet).
+ConditionPathExists=/var/lib/kubelet/config.yaml
 
 [Service]
 ExecStart=/usr/bin/kubelet

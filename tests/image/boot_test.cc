@@ -42,6 +42,8 @@ say etc_fstype "$(findmnt -no FSTYPE /etc)"
 say containerd "$(systemctl is-active containerd)"
 say kubelet_version "$(kubelet --version)"
 say ssh "$(systemctl is-active ssh)"
+say kubelet "$(systemctl is-active kubelet)"
+say kubelet_condition "$(systemctl show -p ConditionResult --value kubelet)"
 say grow_state "$(systemctl is-active kiln-grow-state)"
 say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
 part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
@@ -77,6 +79,9 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
   CHECK(probe.at("containerd") == "active");
   CHECK(probe.at("kubelet_version") == "Kubernetes v1.34.12");
   CHECK(probe.at("ssh") == "active");
+  // Not joined (nothing stamped): the kubelet waits for kubeadm's configuration.
+  CHECK(probe.at("kubelet") == "inactive");
+  CHECK(probe.at("kubelet_condition") == "no");
   CHECK(probe.at("machine_id").size() == 32);
 }
 
