@@ -88,11 +88,12 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   }
   // The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the Kubernetes
   // binaries meanwhile takes them off the critical path.
-  auto kubernetes_future = std::async(std::launch::async, [&] {
-    log::Stage stage("kubernetes binaries");
-    return provide_kubernetes(plan, cache, options.rebuild, options.jobs);
-  });
   std::vector<std::pair<std::string, double>> times;
+  std::vector<std::pair<std::string, double>> kubernetes_time;  // filled by its own thread
+  auto kubernetes_future = std::async(std::launch::async, [&] {
+    return timed(kubernetes_time, "kubernetes binaries",
+                 [&] { return provide_kubernetes(plan, cache, options.rebuild, options.jobs); });
+  });
   BaseArtifact base;
   try {
     base = timed(times, "base " + plan.recipe.base.suite,
@@ -102,6 +103,7 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
     throw;
   }
   KubernetesArtifact kubernetes = kubernetes_future.get();
+  times.insert(times.end(), kubernetes_time.begin(), kubernetes_time.end());
   RootfsArtifact rootfs = timed(times, "rootfs", [&] {
     return compose_rootfs(plan, base, kubernetes, cache, options.rebuild);
   });
