@@ -12,18 +12,8 @@ export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /var/tmp/kiln-disk-bench.XXXXXX)
 trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-seconds() {
-  local start end
-  start=$(date +%s.%N)
-  if ! "$@" >"$work/last.log" 2>&1; then
-    cat "$work/last.log" >&2
-    echo "bench: failed: $*" >&2
-    exit 1
-  fi
-  end=$(date +%s.%N)
-  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# shellcheck source=tests/bench/lib.sh
+source "$root/tests/bench/lib.sh"
 stage_seconds() { sed -n "s/^<== $1 (\([0-9.]*\) s)$/\1/p" "$2" | tail -1; }
 
 # boot_to_login DISK FIRMWARE: seconds from qemu's start to a login prompt on the console.

@@ -12,19 +12,8 @@ export PATH="/usr/local/go/bin:$PATH"
 work=$(mktemp -d /var/tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# seconds CMD...: runs CMD quietly and prints its wall-clock seconds; shows its log on failure.
-seconds() {
-  local start end
-  start=$(date +%s.%N)
-  if ! "$@" >"$work/last.log" 2>&1; then
-    cat "$work/last.log" >&2
-    echo "bench: failed: $*" >&2
-    exit 1
-  fi
-  end=$(date +%s.%N)
-  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# shellcheck source=tests/bench/lib.sh
+source "$root/tests/bench/lib.sh"
 
 # The worker recipe plus one overlay of our own, so that changing one file is possible.
 mkdir -p "$work/overlay/etc/kiln"

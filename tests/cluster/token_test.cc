@@ -20,6 +20,7 @@
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "firstboot/https_client.h"
+#include "support/control_plane.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -27,25 +28,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// KEY=value lines control-plane.sh printed when it came up.
-const std::map<std::string, std::string>& control_plane() {
-  static const std::map<std::string, std::string> values = [] {
-    std::map<std::string, std::string> out;
-    std::ifstream in(fs::path(KILN_CONTROL_PLANE_STATE) / "env");
-    for (std::string line; std::getline(in, line);) {
-      auto eq = line.find('=');
-      if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    return out;
-  }();
-  return values;
-}
-
-const std::string& cp(const std::string& key) {
-  auto it = control_plane().find(key);
-  if (it == control_plane().end()) FAIL("control-plane.sh did not report " << key);
-  return it->second;
-}
+using kiln::test::admin_get;
+using kiln::test::cp;
 
 using Run = kiln::test::CommandResult;
 Run run_shell(const std::string& command) {
@@ -54,16 +38,6 @@ Run run_shell(const std::string& command) {
 
 long long now() {
   return kiln::unix_now();
-}
-
-kiln::http::Response admin_get(const std::string& path) {
-  kiln::Kubeconfig admin = kiln::load_kubeconfig(cp("ADMIN_KUBECONFIG"));
-  kiln::http::Request request;
-  request.url = admin.server + path;
-  request.ca_pem = admin.ca_pem;
-  request.client_cert_pem = admin.client_cert_pem;
-  request.client_key_pem = admin.client_key_pem;
-  return kiln::http::request(request);
 }
 
 /// A join config from `kiln token create` against the test control plane (reached on loopback).

@@ -18,6 +18,7 @@
 #include "builder/join/kubeconfig.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "support/control_plane.h"
 #include "support/qemu_vm.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
@@ -30,23 +31,10 @@ namespace {
 const fs::path kImage = fs::path(KILN_TEST_IMAGES) / "worker";
 constexpr auto kJoinTimeout = std::chrono::seconds(1500);
 
-std::string control_plane(const std::string& key) {
-  std::ifstream in(fs::path(KILN_CONTROL_PLANE_STATE) / "env");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
-  }
-  FAIL("control-plane.sh did not report " << key);
-  return {};
-}
+using kiln::test::admin_get;
 
-kiln::http::Response admin_get(const std::string& path) {
-  kiln::Kubeconfig admin = kiln::load_kubeconfig(control_plane("ADMIN_KUBECONFIG"));
-  kiln::http::Request request;
-  request.url = admin.server + path;
-  request.ca_pem = admin.ca_pem;
-  request.client_cert_pem = admin.client_cert_pem;
-  request.client_key_pem = admin.client_key_pem;
-  return kiln::http::request(request);
+const std::string& control_plane(const std::string& key) {
+  return kiln::test::cp(key);
 }
 
 kiln::test::CommandResult kiln_cli(const std::string& args) {
