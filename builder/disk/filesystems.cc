@@ -7,10 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <regex>
 
 #include "builder/util/error.h"
+#include "builder/util/files.h"
 #include "builder/util/process.h"
 
 namespace kiln {
@@ -128,10 +131,26 @@ void make_ext4(const fs::path& image, std::uint64_t size, const std::string& lab
                const std::string& uuid, const fs::path& tree, long long epoch) {
   require_tool("mkfs.ext4", "e2fsprogs");
   fs::remove(image);
+  std::map<std::string, std::string> fake_time = {{"E2FSPROGS_FAKE_TIME", epoch_text(epoch)}};
   run({"mkfs.ext4", "-q", "-F", "-L", label, "-U", uuid, "-b", "4096", "-E",
        "root_owner=0:0,hash_seed=" + uuid + ",lazy_itable_init=1,nodiscard", "-d", tree.string(),
        image.string(), std::to_string(size / 1024) + "k"},
-      {.env = {{"E2FSPROGS_FAKE_TIME", epoch_text(epoch)}}, .quiet = true});
+      {.env = fake_time, .quiet = true});
+  // mke2fs -d copies each file's times from the host, where ctime is the time of unpacking
+  // (and directories kiln added to have moved mtimes); debugfs sets them all to the epoch.
+  std::vector<std::string> paths;
+  for (const auto& entry : fs::recursive_directory_iterator(tree))
+    paths.push_back("/" + entry.path().lexically_relative(tree).string());
+  std::sort(paths.begin(), paths.end());
+  std::string commands;
+  for (const auto& path : paths) {
+    for (const char* field : {"atime", "ctime", "mtime", "crtime"})
+      commands += fmt::format("set_inode_field \"{}\" {} @{}\n", path, field, epoch);
+  }
+  fs::path script = image.string() + ".debugfs";
+  write_file_atomic(script, commands);
+  run({"debugfs", "-w", "-f", script.string(), image.string()}, {.env = fake_time, .quiet = true});
+  fs::remove(script);
 }
 
 std::uint64_t tree_usage(const fs::path& tree) {

@@ -18,6 +18,6 @@ std::string hash_tree(const std::filesystem::path& root);
 inline constexpr int kBaseStageFormat = 3;
 inline constexpr int kKubernetesStageFormat = 3;
 inline constexpr int kRootfsStageFormat = 6;
-inline constexpr int kDiskStageFormat = 2;
+inline constexpr int kDiskStageFormat = 4;
 
 }  // namespace kiln
