@@ -49,7 +49,8 @@ kiln_cold=$(seconds "$kiln" build "$root/recipes/worker.yaml" --outputs raw --ca
 # seconds, reported apart) and the disk stage and exports run in full.
 printf 'include: %s\ndisk: {state: 1100M}\n' "$root/recipes/worker.yaml" >"$work/resized.yaml"
 # Traced, to count what it executes: no qemu, supermin or libguestfs appliance.
-strace -f -qq -e trace=execve -e signal=none -o "$work/exec.trace" \
+# (--seccomp-bpf stops the build only at execve, so the timing is not disturbed.)
+strace -f --seccomp-bpf -qq -e trace=execve -e signal=none -o "$work/exec.trace" \
   "$kiln" build "$work/resized.yaml" --outputs raw,qcow2,raw.zst --cache "$work/cache" \
   -o "$work/assembly" >"$work/assembly.log" 2>&1 || { cat "$work/assembly.log"; exit 1; }
 disk_stage=$(stage_seconds disk "$work/assembly.log")
@@ -75,6 +76,12 @@ printf '%-52s %10s\n' "kiln boot to login, UEFI (OVMF), s" "$kiln_boot_uefi"
 printf '%-52s %10s\n' "kiln boot to login, BIOS (SeaBIOS), s" "$kiln_boot_bios"
 
 if [ "${BENCH_SKIP_MKOSI:-0}" != 1 ]; then
+  # mkosi's disk build runs host tools: depmod, cpio for its initrd, bootctl (backports'
+  # systemd-boot, matching the backports systemd mkosi 24 needs).
+  command -v depmod >/dev/null && command -v cpio >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kmod cpio >/dev/null
+  command -v bootctl >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports systemd-boot >/dev/null
   MKOSI_CONFIG="$root/tests/bench/mkosi-disk" "$root/tests/bench/mkosi_build.sh" --install \
     "$work/mkosi-out" "$work/mkosi-cache" >"$work/mkosi.log" 2>&1 || { tail -40 "$work/mkosi.log"; exit 1; }
   mkosi_cold=$(sed -n 's/^mkosi_seconds=//p' "$work/mkosi.log")
