@@ -1,8 +1,6 @@
 #include "builder/disk/boot_loaders.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -27,25 +25,6 @@ constexpr std::size_t kBlocklistStart = 0x200 - 12;  // diskboot's first blockli
 
 void put_le64(std::string& buffer, std::size_t at, std::uint64_t value) {
   for (int i = 0; i < 8; ++i) buffer[at + i] = static_cast<char>(value >> (8 * i));
-}
-
-void pwrite_all(const fs::path& path, const std::string& data, std::uint64_t offset) {
-  int fd = ::open(path.c_str(), O_WRONLY);
-  if (fd < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
-  ssize_t written = ::pwrite(fd, data.data(), data.size(), offset);
-  ::close(fd);
-  if (written != static_cast<ssize_t>(data.size()))
-    throw Error("cannot write " + path.string() + ": " + std::strerror(errno));
-}
-
-std::string pread_all(const fs::path& path, std::size_t size, std::uint64_t offset) {
-  std::string data(size, '\0');
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
-  ssize_t got = ::pread(fd, data.data(), size, offset);
-  ::close(fd);
-  if (got != static_cast<ssize_t>(size)) throw Error("cannot read " + path.string());
-  return data;
 }
 
 }  // namespace
@@ -109,8 +88,7 @@ void populate_esp(const fs::path& esp, const fs::path& root, const BootEntry& en
 }
 
 void make_grub_core(const fs::path& core, std::uint32_t esp_volume_id) {
-  if (find_program("grub-mkimage").empty())
-    throw Error("grub-mkimage is not installed; install it with: apt-get install grub-pc-bin");
+  require_program("grub-mkimage", "grub-pc-bin");
   fs::path early = core.parent_path() / "grub-early.cfg";
   write_file_atomic(early, fmt::format("search --no-floppy --fs-uuid --set=root {:04X}-{:04X}\n"
                                        "set prefix=($root)/grub\n",
@@ -131,7 +109,7 @@ void install_grub_bios(const fs::path& disk_image, const GptPartition& bios_boot
                             image.size()));
   }
   std::uint64_t first_sector = bios_boot.offset / kSectorSize;
-  std::string mbr = pread_all(disk_image, kSectorSize, 0);
+  std::string mbr = read_at(disk_image, 0, kSectorSize);
   std::memcpy(boot.data() + kBpbStart, mbr.data() + kBpbStart, kBpbEnd - kBpbStart);
   std::memcpy(boot.data() + kPartitionTableStart, mbr.data() + kPartitionTableStart,
               kSectorSize - kPartitionTableStart);
@@ -140,8 +118,8 @@ void install_grub_bios(const fs::path& disk_image, const GptPartition& bios_boot
   boot[kDriveCheck] = boot[kDriveCheck + 1] = static_cast<char>(0x90);
   // diskboot.img loads the rest of core.img from the sectors right after its own.
   put_le64(image, kBlocklistStart, first_sector + 1);
-  pwrite_all(disk_image, image, bios_boot.offset);
-  pwrite_all(disk_image, boot, 0);
+  write_at(disk_image, image, bios_boot.offset);
+  write_at(disk_image, boot, 0);
 }
 
 }  // namespace kiln

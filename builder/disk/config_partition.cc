@@ -49,19 +49,9 @@ class PrivateDir {
   fs::path path_;
 };
 
-std::string read_range(const fs::path& file, std::uint64_t offset, std::uint64_t size) {
-  std::string data(size, '\0');
-  int fd = ::open(file.c_str(), O_RDONLY);
-  if (fd < 0) throw Error("cannot open " + file.string() + ": " + std::strerror(errno));
-  ssize_t n = ::pread(fd, data.data(), size, offset);
-  ::close(fd);
-  if (n != static_cast<ssize_t>(size)) throw Error("cannot read " + file.string());
-  return data;
-}
-
 const GptPartition& config_partition(const fs::path& image, GptDisk& disk) {
   if (!fs::is_regular_file(image)) throw Error(image.string() + " is not a file");
-  std::string magic = read_range(image, 0, 4);
+  std::string magic = read_at(image, 0, 4);
   if (magic == "QFI\xfb") {
     throw Error(image.string() +
                 " is a qcow2 image; kiln stamp writes raw images in place. Stamp the raw "
@@ -77,7 +67,7 @@ void stamp_join_config(const fs::path& image, const JoinConfig& config) {
   GptDisk disk;
   const GptPartition& partition = config_partition(image, disk);
   // Keep the file system's identity (volume ID at 0x27 of a FAT12/16 boot sector).
-  std::string boot_sector = read_range(image, partition.offset, 512);
+  std::string boot_sector = read_at(image, partition.offset, 512);
   std::uint32_t volume_id = 0;
   for (int i = 3; i >= 0; --i) volume_id = (volume_id << 8) | std::uint8_t(boot_sector[0x27 + i]);
 
@@ -86,15 +76,7 @@ void stamp_join_config(const fs::path& image, const JoinConfig& config) {
   write_join_config(scratch.path() / "files" / kConfigName, config);
   fs::path fat = scratch.path() / "config.fat";
   make_fat(fat, partition.size, "KILNCFG", volume_id, scratch.path() / "files", unix_now());
-  std::string content = read_file(fat);
-  int fd = ::open(image.c_str(), O_WRONLY);
-  if (fd < 0)
-    throw Error("cannot open " + image.string() + " for writing: " + std::strerror(errno));
-  ssize_t written = ::pwrite(fd, content.data(), content.size(), partition.offset);
-  bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (written != static_cast<ssize_t>(content.size()) || !synced)
-    throw Error("cannot write the kiln-config partition of " + image.string());
+  write_at(image, read_file(fat), partition.offset);
 }
 
 std::optional<std::string> read_stamped_config(const fs::path& image) {
@@ -102,7 +84,7 @@ std::optional<std::string> read_stamped_config(const fs::path& image) {
   const GptPartition& partition = config_partition(image, disk);
   PrivateDir scratch;
   fs::path fat = scratch.path() / "config.fat";
-  write_file_atomic(fat, read_range(image, partition.offset, partition.size), 0600);
+  write_file_atomic(fat, read_at(image, partition.offset, partition.size), 0600);
   try {
     return run({"mtype", "-i", fat.string(), std::string("::/") + kConfigName},
                {.env = {{"MTOOLS_SKIP_CHECK", "1"}}, .capture_stdout = true, .quiet = true})

@@ -25,11 +25,6 @@ std::string epoch_text(long long epoch) {
   return std::to_string(epoch);
 }
 
-void require_tool(const std::string& program, const std::string& package) {
-  if (find_program(program).empty())
-    throw Error(program + " is not installed; install it with: apt-get install " + package);
-}
-
 void set_tree_times(const fs::path& tree, long long epoch) {
   const timespec times[2] = {{epoch, 0}, {epoch, 0}};
   for (const auto& entry : fs::recursive_directory_iterator(tree))
@@ -84,14 +79,14 @@ void extract_tar(const fs::path& archive, const fs::path& directory) {
 
 void make_erofs(const fs::path& tree, const fs::path& image, const std::string& uuid,
                 long long epoch) {
-  require_tool("mkfs.erofs", "erofs-utils");
+  require_program("mkfs.erofs", "erofs-utils");
   run({"mkfs.erofs", "-zlz4hc", "-T", epoch_text(epoch), "-U", uuid, image.string(), tree.string()},
       {.quiet = true});
 }
 
 std::string make_verity(const fs::path& data, const fs::path& hash, const std::string& salt_hex,
                         const std::string& uuid) {
-  require_tool("veritysetup", "cryptsetup-bin");
+  require_program("veritysetup", "cryptsetup-bin");
   auto out = run({"veritysetup", "format", "--data-block-size=4096", "--hash-block-size=4096",
                   "--salt=" + salt_hex, "--uuid=" + uuid, data.string(), hash.string()},
                  {.capture_stdout = true})
@@ -105,8 +100,8 @@ std::string make_verity(const fs::path& data, const fs::path& hash, const std::s
 
 void make_fat(const fs::path& image, std::uint64_t size, const std::string& label,
               std::uint32_t volume_id, const fs::path& tree, long long epoch) {
-  require_tool("mkfs.fat", "dosfstools");
-  require_tool("mcopy", "mtools");
+  require_program("mkfs.fat", "dosfstools");
+  require_program("mcopy", "mtools");
   fs::remove(image);
   std::vector<std::string> mkfs = {
       "mkfs.fat", "-C", "--invariant", "-n", label, "-i", fmt::format("{:08X}", volume_id)};
@@ -129,7 +124,7 @@ void make_fat(const fs::path& image, std::uint64_t size, const std::string& labe
 
 void make_ext4(const fs::path& image, std::uint64_t size, const std::string& label,
                const std::string& uuid, const fs::path& tree, long long epoch) {
-  require_tool("mkfs.ext4", "e2fsprogs");
+  require_program("mkfs.ext4", "e2fsprogs");
   fs::remove(image);
   std::map<std::string, std::string> fake_time = {{"E2FSPROGS_FAKE_TIME", epoch_text(epoch)}};
   run({"mkfs.ext4", "-q", "-F", "-L", label, "-U", uuid, "-b", "4096", "-E",

@@ -22,11 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void require_tool(const std::string& program, const std::string& package) {
-  if (find_program(program).empty())
-    throw Error(program + " is not installed; install it with: apt-get install " + package);
-}
-
 /// Runs `make(temp)` and renames temp to `out` only when it succeeded.
 template <typename Make>
 void write_through_temp(const fs::path& out, Make make) {
@@ -173,21 +168,21 @@ void write_raw(const fs::path& raw, const fs::path& out) {
 }
 
 void write_raw_zst(const fs::path& raw, const fs::path& out) {
-  require_tool("zstd", "zstd");
+  require_program("zstd", "zstd");
   write_through_temp(out, [&](const fs::path& temp) {
     run({"zstd", "-q", "-f", "-T0", "-12", raw.string(), "-o", temp.string()}, {.quiet = true});
   });
 }
 
 void write_bmap(const fs::path& raw, const fs::path& out) {
-  require_tool("bmaptool", "bmap-tools");
+  require_program("bmaptool", "bmap-tools");
   write_through_temp(out, [&](const fs::path& temp) {
     run({"bmaptool", "create", "-o", temp.string(), raw.string()}, {.quiet = true});
   });
 }
 
 void write_qcow2(const fs::path& raw, const fs::path& out) {
-  require_tool("qemu-img", "qemu-utils");
+  require_program("qemu-img", "qemu-utils");
   write_through_temp(out, [&](const fs::path& temp) {
     run({"qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", "-o", "compat=1.1",
          raw.string(), temp.string()});
@@ -222,16 +217,14 @@ void write_vhd(const fs::path& raw, const fs::path& out, const std::string& uuid
   fs::path temp = temp_sibling(out);
   TempPath cleanup(temp);
   copy_sparse_atomic(raw, temp);
-  int fd = ::open(temp.c_str(), O_WRONLY);
-  bool ok = fd >= 0 && ::pwrite(fd, footer.data(), footer.size(), size) == 512 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ok) throw Error("cannot write the VHD footer to " + temp.string());
+  write_at(temp, std::string_view(reinterpret_cast<const char*>(footer.data()), footer.size()),
+           size);
   fs::rename(temp, out);
   cleanup.release();
 }
 
 void write_vmdk(const fs::path& raw, const fs::path& out) {
-  require_tool("qemu-img", "qemu-utils");
+  require_program("qemu-img", "qemu-utils");
   write_through_temp(out, [&](const fs::path& temp) {
     run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o",
          "subformat=streamOptimized,adapter_type=lsilogic", raw.string(), temp.string()});

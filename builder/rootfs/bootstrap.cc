@@ -44,9 +44,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
         "--offline: the base stage (" + plan.recipe.base.suite +
         " with the recipe's packages) is not in the cache; run the build once online");
   }
-  if (find_program("mmdebstrap").empty()) {
-    throw Error("mmdebstrap is not installed; install it with: apt-get install mmdebstrap");
-  }
+  require_program("mmdebstrap", "mmdebstrap");
   fs::path work = cache.scratch_path("base");
   TempPath cleanup(work);
   fs::remove_all(work);

@@ -43,6 +43,28 @@ fs::path temp_sibling(const fs::path& path) {
                                std::to_string(::getpid()) + "-" + std::to_string(counter++));
 }
 
+std::string read_at(const fs::path& path, std::uint64_t offset, std::size_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path.string() + ": " + errno_text());
+  std::string data(size, '\0');
+  ssize_t got = ::pread(fd, data.data(), size, offset);
+  ::close(fd);
+  if (got != static_cast<ssize_t>(size))
+    throw Error("cannot read " + std::to_string(size) + " bytes at " + std::to_string(offset) +
+                " of " + path.string());
+  return data;
+}
+
+void write_at(const fs::path& path, std::string_view data, std::uint64_t offset) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path.string() + " for writing: " + errno_text());
+  bool ok = ::pwrite(fd, data.data(), data.size(), offset) == static_cast<ssize_t>(data.size()) &&
+            ::fsync(fd) == 0;
+  std::string why = errno_text();
+  ::close(fd);
+  if (!ok) throw Error("cannot write " + path.string() + ": " + why);
+}
+
 void fsync_path(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;

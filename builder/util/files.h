@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -19,6 +20,12 @@ void copy_file_atomic(const std::filesystem::path& from, const std::filesystem::
 
 /// A temporary path beside `path`, unique to this process and call.
 std::filesystem::path temp_sibling(const std::filesystem::path& path);
+
+/// Reads `size` bytes at `offset` of an existing file; throws naming the file when short.
+std::string read_at(const std::filesystem::path& path, std::uint64_t offset, std::size_t size);
+
+/// Writes `data` at `offset` into an existing file in place and fsyncs it.
+void write_at(const std::filesystem::path& path, std::string_view data, std::uint64_t offset);
 
 /// fsync a file or directory by path.
 void fsync_path(const std::filesystem::path& path);

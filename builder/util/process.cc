@@ -134,4 +134,9 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
   return {options.capture_stdout ? captured : std::string()};
 }
 
+void require_program(const std::string& program, const std::string& package) {
+  if (find_program(program).empty())
+    throw Error(program + " is not installed; install it with: apt-get install " + package);
+}
+
 }  // namespace kiln

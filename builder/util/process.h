@@ -33,4 +33,8 @@ std::string quote_command(const std::vector<std::string>& argv);
 /// Looks a program up in PATH; empty when absent.
 std::filesystem::path find_program(const std::string& name);
 
+/// Throws kiln::Error "<program> is not installed; install it with: apt-get install <package>"
+/// when `program` is not in PATH.
+void require_program(const std::string& program, const std::string& package);
+
 }  // namespace kiln
