@@ -9,11 +9,14 @@
 
 #include "builder/build.h"
 #include "builder/fetch/cache.h"
+#include "builder/join/discovery.h"
+#include "builder/join/join_config.h"
 #include "builder/plan/plan.h"
 #include "builder/recipe/recipe_parser.h"
 #include "builder/rootfs/kubernetes_binaries.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
+#include "builder/util/time.h"
 #include "cli/options.h"
 
 namespace kiln::cli {
@@ -148,6 +151,8 @@ ExitCode run_build(const std::vector<std::string>& args) {
     if (!wants_disk(plan.recipe))
       throw UsageError("--join needs a disk output (raw, qcow2, ...); the recipe asks for none");
     options.join_config = parsed.get("join");
+    // A malformed or expired join config is reported now, not after the build's minutes.
+    check_not_expired(load_join_config(options.join_config), unix_now());
   }
   BuildResult result = build(plan, options);
   for (const auto& file : result.files) std::printf("%s\n", file.c_str());
