@@ -8,6 +8,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -54,6 +55,23 @@ bool file_contains(const fs::path& file, const std::string& needle) {
   return false;
 }
 
+/// Boots a guest and waits for `pattern`. A guest whose kernel crashed before it ran init
+/// (see QemuVm::panicked_before_init) has touched nothing on its disk: it is booted once more.
+std::unique_ptr<QemuVm> boot_until(const kiln::test::VmOptions& options, const std::string& pattern,
+                                   bool& matched) {
+  auto vm = std::make_unique<QemuVm>(options);
+  matched = vm->wait_for(pattern, kJoinTimeout);
+  if (!matched && vm->panicked_before_init()) {
+    WARN("the emulated kernel panicked before init; booting again\n" << vm->console());
+    vm.reset();
+    kiln::test::VmOptions again = options;
+    again.serial_log += ".again";
+    vm = std::make_unique<QemuVm>(again);
+    matched = vm->wait_for(pattern, kJoinTimeout);
+  }
+  return vm;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -86,8 +104,11 @@ TEST_CASE(
 
   std::string node;
   {
-    QemuVm vm({.disk = disk, .serial_log = work.path() / "first-boot.log", .cpus = 2});
-    bool joined = vm.wait_for("kiln: joined tenant-e2e as [a-z0-9.-]+", kJoinTimeout);
+    bool joined = false;
+    auto booted =
+        boot_until({.disk = disk, .serial_log = work.path() / "first-boot.log", .cpus = 2},
+                   "kiln: joined tenant-e2e as [a-z0-9.-]+", joined);
+    QemuVm& vm = *booted;
     INFO(vm.console());
     REQUIRE(joined);
     std::smatch match;
@@ -127,8 +148,11 @@ TEST_CASE(
   CHECK_THAT(after.output, Catch::Contains("nothing stamped"));
   CHECK_FALSE(file_contains(disk, secret));
 
-  QemuVm second({.disk = disk, .serial_log = work.path() / "second-boot.log", .cpus = 2});
-  bool idle = second.wait_for("already joined; nothing to do", kJoinTimeout);
+  bool idle = false;
+  auto second_boot =
+      boot_until({.disk = disk, .serial_log = work.path() / "second-boot.log", .cpus = 2},
+                 "already joined; nothing to do", idle);
+  QemuVm& second = *second_boot;
   INFO(second.console());
   CHECK(idle);
   CHECK_THAT(second.console(), Catch::Contains("joined tenant-e2e as " + node));

@@ -40,27 +40,32 @@ WantedBy=multi-user.target
 }  // namespace
 
 QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
-  std::vector<std::string> argv = {
-      "qemu-system-x86_64",
-      "-accel",
-      "tcg",
-      "-m",
-      std::to_string(options_.memory_mb),
-      "-smp",
-      std::to_string(options_.cpus),
-      "-display",
-      "none",
-      "-monitor",
-      "none",
-      "-no-reboot",
-      "-serial",
-      "file:" + options_.serial_log.string(),
-      "-drive",
-      "file=" + options_.disk.string() + ",format=" + options_.format + ",if=virtio",
-      "-netdev",
-      "user,id=net0",
-      "-device",
-      "virtio-net-pci,netdev=net0"};
+  std::vector<std::string> argv = {"qemu-system-x86_64",
+                                   "-accel",
+                                   "tcg",
+                                   "-m",
+                                   std::to_string(options_.memory_mb),
+                                   "-smp",
+                                   std::to_string(options_.cpus),
+                                   "-display",
+                                   "none",
+                                   "-monitor",
+                                   "none",
+                                   "-no-reboot",
+                                   "-serial",
+                                   "file:" + options_.serial_log.string(),
+                                   "-netdev",
+                                   "user,id=net0",
+                                   "-device",
+                                   "virtio-net-pci,netdev=net0"};
+  if (!options_.disk.empty()) {
+    argv.insert(argv.end(), {"-drive", "file=" + options_.disk.string() +
+                                           ",format=" + options_.format + ",if=virtio"});
+  }
+  if (!options_.kernel.empty()) {
+    argv.insert(argv.end(), {"-kernel", options_.kernel.string(), "-initrd",
+                             options_.initrd.string(), "-append", options_.append});
+  }
   if (options_.firmware == Firmware::uefi) {
     fs::path vars = options_.serial_log.string() + ".vars";
     fs::copy_file(kOvmfVars, vars, fs::copy_options::overwrite_existing);
@@ -103,11 +108,21 @@ double QemuVm::seconds_since_start() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+bool QemuVm::panicked_before_init() const {
+  std::string log = console();
+  auto panic = log.find("Kernel panic - not syncing");
+  return panic != std::string::npos &&
+         log.rfind("Run /init as init process", panic) == std::string::npos;
+}
+
 bool QemuVm::wait_for(const std::string& pattern, std::chrono::seconds timeout) {
   std::regex re(pattern);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (std::regex_search(console(), re)) return true;
+    std::string log = console();
+    if (std::regex_search(log, re)) return true;
+    // A panicked kernel never prints anything else; waiting out the timeout only hides it.
+    if (log.find("end Kernel panic") != std::string::npos) return false;
     if (!exited_ && ::waitpid(pid_, nullptr, WNOHANG) == pid_) exited_ = true;
     if (exited_) return std::regex_search(console(), re);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -12,10 +12,15 @@ namespace kiln::test {
 enum class Firmware { bios, uefi };
 
 struct VmOptions {
-  std::filesystem::path disk;
+  std::filesystem::path disk;  ///< none: a diskless (netbooted) guest
+  /// Direct kernel boot, as a PXE loader would hand over: kernel, one initrd (several
+  /// concatenated, as iPXE does) and the command line.
+  std::filesystem::path kernel;
+  std::filesystem::path initrd;
+  std::string append;
   std::string format = "raw";
   Firmware firmware = Firmware::bios;
-  std::filesystem::path serial_log;  ///< the guest's serial console, appended
+  std::filesystem::path serial_log;  ///< the guest's serial console
   int memory_mb = 2048;
   int cpus = 1;
 };
@@ -30,12 +35,15 @@ class QemuVm {
   QemuVm(const QemuVm&) = delete;
   QemuVm& operator=(const QemuVm&) = delete;
 
-  /// Waits until the console log matches `pattern` (ECMAScript regex); false on timeout or
-  /// when the guest exits first.
+  /// Waits until the console log matches `pattern` (ECMAScript regex); false on timeout, when
+  /// the guest exits first or when its kernel panicked.
   bool wait_for(const std::string& pattern, std::chrono::seconds timeout);
   /// Waits for qemu to exit (the guest powered off); false on timeout.
   bool wait_exit(std::chrono::seconds timeout);
   std::string console() const;
+  /// The guest kernel panicked before it started the initrd's init: a crash of the emulated
+  /// machine's early boot (seen rarely with two vCPUs under TCG), not of anything in the image.
+  bool panicked_before_init() const;
   double seconds_since_start() const;
 
  private:
