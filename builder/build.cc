@@ -10,7 +10,9 @@
 #include "builder/disk/disk_image.h"
 #include "builder/disk/sparse_copy.h"
 #include "builder/export/exports.h"
+#include "builder/export/pxe_folder.h"
 #include "builder/fetch/cache.h"
+#include "builder/join/config_initrd.h"
 #include "builder/join/discovery.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
@@ -136,6 +138,16 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
     } else if (disk) {
       auto disk_files = export_disk_formats(plan, *disk, dir);
       exported.insert(exported.end(), disk_files.begin(), disk_files.end());
+    }
+    if (disk && wants(plan.recipe, "pxe")) {
+      // The netboot folder itself never holds a token; a join config rides beside it as an
+      // initrd of its own.
+      auto pxe_files = export_pxe_folder(plan, *disk, dir);
+      exported.insert(exported.end(), pxe_files.begin(), pxe_files.end());
+      if (!options.join_config.empty()) {
+        write_join_initrd(load_join_config(options.join_config), dir / "pxe" / "join.img");
+        log::info("    wrote pxe/join.img (0600) with the join config");
+      }
     }
     copy_file_atomic(rootfs.manifest, dir / "manifest.json");
     exported.push_back({"manifest.json", fs::file_size(dir / "manifest.json"),

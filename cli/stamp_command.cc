@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "builder/disk/config_partition.h"
+#include "builder/join/config_initrd.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
+#include "builder/util/error.h"
 #include "builder/util/time.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -18,7 +20,31 @@ namespace {
 const std::vector<Flag> kStampFlags = {
     {"--join", "FILE", "join config from `kiln token create` to write into the image"},
     {"--show", "", "print what is stamped in the image (token masked) instead"},
+    {"--pxe", "PATH",
+     "write a join config initrd instead: PATH/join.img in a PXE folder, or PATH itself "
+     "when it ends in .img"},
 };
+
+/// `kiln stamp --pxe`: the netboot counterpart of a stamped disk, an initrd the PXE loader
+/// appends after kiln's own.
+ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config) {
+  namespace fs = std::filesystem;
+  fs::path out = target;
+  if (target.extension() != ".img") {
+    if (!fs::exists(target / "boot.ipxe"))
+      throw Error(target.string() +
+                  " is not a kiln PXE folder (no boot.ipxe); build one with "
+                  "`outputs: [pxe]`, or give a path ending in .img");
+    out = target / "join.img";
+  }
+  write_join_initrd(config, out);
+  std::fprintf(stderr,
+               "kiln: wrote %s (0600) with token %s for %s (expires %s); boot it as an extra "
+               "initrd (iPXE: set kiln-join to its URL)\n",
+               out.c_str(), config.token.masked().c_str(), config.endpoint.c_str(),
+               format_utc(config.expires).c_str());
+  return ExitCode::ok;
+}
 
 void show(const std::filesystem::path& image) {
   auto text = read_stamped_config(image);
@@ -52,15 +78,24 @@ void show(const std::filesystem::path& image) {
 ExitCode run_stamp(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, kStampFlags);
   if (parsed.help) {
-    std::fputs(render_help("kiln stamp IMAGE --join FILE | kiln stamp --show IMAGE",
+    std::fputs(render_help("kiln stamp IMAGE --join FILE | kiln stamp --show IMAGE | "
+                           "kiln stamp --pxe PATH --join FILE",
                            "Writes a join config into a built raw disk image's KILNCFG partition "
                            "in place, without\nbooting or mounting it (well under a second), so "
                            "each node or batch gets a fresh,\nshort-lived token just before "
-                           "flashing. --show prints what is stamped, token masked.",
+                           "flashing. --show prints what is stamped, token masked. --pxe writes "
+                           "the same config\nas an initrd for netbooted nodes.",
                            kStampFlags)
                    .c_str(),
                stdout);
     return ExitCode::ok;
+  }
+  if (parsed.has("pxe")) {
+    if (!parsed.positional.empty()) throw UsageError("kiln stamp --pxe takes no IMAGE");
+    if (!parsed.has("join")) throw UsageError("kiln stamp --pxe needs --join FILE");
+    JoinConfig config = load_join_config(parsed.get("join"));
+    check_not_expired(config, unix_now());
+    return stamp_pxe(parsed.get("pxe"), config);
   }
   if (parsed.positional.size() != 1) throw UsageError("kiln stamp needs exactly one IMAGE");
   std::filesystem::path image = parsed.positional[0];

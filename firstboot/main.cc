@@ -1,7 +1,8 @@
 // kiln-firstboot: joins this node to its Tenant Control Plane on first boot.
 //
 // Runs once per boot from kiln-firstboot.service, before the kubelet. Reads the join config
-// from the KILNCFG partition (or cloud user data when that is empty), checks the token's
+// from the KILNCFG partition (netbooted nodes: an appended initrd or a pinned URL; else cloud
+// user data), checks the token's
 // expiry, verifies the control plane itself (cluster-info signed for our token id, CA pinned),
 // then runs `kubeadm join --config`. On success it erases the token from the partition and
 // records the join on the state partition, so later boots do nothing. Every outcome is
@@ -25,8 +26,10 @@
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "builder/util/sha256.h"
 #include "builder/util/time.h"
 #include "firstboot/https_client.h"
+#include "firstboot/kernel_cmdline.h"
 #include "firstboot/node_name.h"
 #include "firstboot/user_data.h"
 
@@ -37,6 +40,7 @@ namespace {
 
 const fs::path kConfigDevice = "/dev/disk/by-partlabel/kiln-config";
 const fs::path kRun = "/run/kiln";
+const fs::path kNetbootConfig = "/run/kiln/netboot-join.yaml";
 const fs::path kJoinedMarker = "/var/lib/kiln/joined";
 const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
 constexpr const char* kConfigFile = "join.yaml";
@@ -105,6 +109,36 @@ class BootstrapKubeconfigOnTmpfs {
   const fs::path kTarget = kRun / "bootstrap-kubelet.conf";
 };
 
+/// `kiln.join_url=URL kiln.join_sha256=HEX`: one PXE server hands each node pool its own
+/// config. The digest makes a config altered on the way (or on the server) a refusal.
+std::optional<ConfigSource> config_from_kernel_url() {
+  const std::string cmdline = firstboot::read_kernel_cmdline();
+  auto url = firstboot::kernel_argument(cmdline, "kiln.join_url");
+  if (!url) return std::nullopt;
+  auto pin = firstboot::kernel_argument(cmdline, "kiln.join_sha256");
+  if (!pin || pin->size() != 64)
+    throw Error("kiln.join_url needs kiln.join_sha256=<64 hex digits> beside it");
+  http::Request call;
+  call.url = *url;
+  call.timeout_seconds = 10;
+  http::Response response;
+  for (int delay = 2;; delay = std::min(delay * 2, 30)) {
+    response = firstboot::request(call);
+    if (response.error.empty() && response.status == 200) break;
+    std::string why =
+        response.error.empty() ? "HTTP " + std::to_string(response.status) : response.error;
+    if (delay >= 30) throw Error("cannot fetch the join config from " + *url + ": " + why);
+    status("kiln: fetching the join config from " + *url + " failed (" + why + "); retrying in " +
+           std::to_string(delay) + " s");
+    std::this_thread::sleep_for(std::chrono::seconds(delay));
+  }
+  if (sha256_hex(response.body) != *pin) {
+    throw Error("the join config from " + *url + " does not match kiln.join_sha256 (got sha256 " +
+                sha256_hex(response.body) + "); refusing it");
+  }
+  return ConfigSource{response.body, "kiln.join_url " + *url, std::nullopt};
+}
+
 std::optional<ConfigSource> find_config() {
   fs::path config_mount = kRun / "config";
   if (fs::exists(kConfigDevice) && mount_filesystem(kConfigDevice, config_mount)) {
@@ -113,6 +147,11 @@ std::optional<ConfigSource> find_config() {
                           config_mount / kConfigFile};
     }
   }
+  // Netbooted nodes: a config image appended to the initrd (`kiln stamp --pxe`), which
+  // kiln-netroot moved to /run, or a URL on the kernel command line pinned by its SHA-256.
+  if (fs::exists(kNetbootConfig))
+    return ConfigSource{read_file(kNetbootConfig), "the netboot config initrd", kNetbootConfig};
+  if (auto config = config_from_kernel_url()) return config;
   // NoCloud seed (Cluster API, libvirt, Proxmox): a cidata file system with user-data.
   for (const char* label : {"cidata", "CIDATA"}) {
     fs::path seed = fs::path("/dev/disk/by-label") / label;
@@ -182,8 +221,10 @@ int join() {
   auto source = find_config();
   if (!source) {
     status(
-        "kiln: no join config (KILNCFG is empty, no NoCloud seed or cloud user data): "
-        "this node does not join a cluster; stamp one with `kiln stamp`");
+        "kiln: no join config (KILNCFG is empty, no netboot config, NoCloud seed or cloud user "
+        "data): "
+        "this node does not join a cluster; stamp one with `kiln stamp` (netbooted: `kiln stamp "
+        "--pxe` or kiln.join_url=)");
     return 0;
   }
   JoinConfig config;

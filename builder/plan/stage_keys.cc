@@ -55,6 +55,7 @@ void compute_stage_keys(BuildPlan& plan) {
   for (const auto& path : r.kernel.omit_modules) base.update("omit " + path + "\n");
   for (const auto& [path, content] : initrd_support_files()) base.update(path + "\n" + content);
   base.update(initrd_build_script(r.kernel.omit_modules));
+  base.update("netroot " + firstboot_payload().netroot_digest + "\n");
   plan.base_key = base.hex();
 
   Sha256 k8s;

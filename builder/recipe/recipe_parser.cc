@@ -674,7 +674,8 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
 
 const std::vector<std::string>& known_outputs() {
   static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
-                                                   "vmdk",   "ova", "gce",     "ami"};
+                                                   "vmdk",   "ova", "gce",     "ami",
+                                                   "pxe"};
   return outputs;
 }
 

@@ -4,7 +4,9 @@
 
 #include <sstream>
 
+#include "builder/rootfs/firstboot_payload.h"
 #include "builder/rootfs/initrd_support.h"
+#include "builder/rootfs/netboot_initrd.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -56,8 +58,10 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
   fs::path support = work / "initrd-support";
   for (const auto& [path, content] : initrd_support_files()) {
     write_file_atomic(support / path, content);
-    if (path.ends_with(".sh")) fs::permissions(support / path, fs::perms(0755));
+    if (path.ends_with(".sh") || path.ends_with("-generator"))
+      fs::permissions(support / path, fs::perms(0755));
   }
+  write_file_atomic(support / kNetrootBinaryPath, read_file(firstboot_payload().netroot), 0755);
   write_file_atomic(work / "build-initrd.sh", initrd_build_script(plan.recipe.kernel.omit_modules));
 
   std::string include;

@@ -1,5 +1,7 @@
 #include "builder/rootfs/initrd_support.h"
 
+#include "builder/rootfs/netboot_initrd.h"
+
 namespace kiln {
 
 namespace {
@@ -9,7 +11,7 @@ constexpr const char* kDracutConfig =
 hostonly="no"
 reproducible="yes"
 compress="zstd"
-add_dracutmodules+=" systemd systemd-veritysetup dm kiln-state "
+add_dracutmodules+=" systemd systemd-veritysetup dm kiln-state kiln-netroot "
 # Root file system, its verity target, the state partition and the disks they live on.
 add_drivers+=" erofs dm-verity overlay ext4 virtio_blk virtio_scsi virtio_pci nvme ahci sd_mod "
 omit_dracutmodules+=" plymouth resume lvm mdraid multipath nfs iscsi "
@@ -86,13 +88,18 @@ Options=lowerdir=/sysroot/etc,upperdir=/sysroot/var/lib/kiln/etc/upper,workdir=/
 }  // namespace
 
 const std::vector<std::pair<std::string, std::string>>& initrd_support_files() {
-  static const std::vector<std::pair<std::string, std::string>> files = {
-      {"etc/dracut.conf.d/50-kiln.conf", kDracutConfig},
-      {"usr/lib/dracut/modules.d/90kiln-state/module-setup.sh", kModuleSetup},
-      {"usr/lib/dracut/modules.d/90kiln-state/sysroot-var.mount", kVarMount},
-      {"usr/lib/dracut/modules.d/90kiln-state/kiln-state-dirs.service", kStateDirsService},
-      {"usr/lib/dracut/modules.d/90kiln-state/sysroot-etc.mount", kEtcMount},
-  };
+  static const std::vector<std::pair<std::string, std::string>> files = [] {
+    std::vector<std::pair<std::string, std::string>> all = {
+        {"etc/dracut.conf.d/50-kiln.conf", kDracutConfig},
+        {"usr/lib/dracut/modules.d/90kiln-state/module-setup.sh", kModuleSetup},
+        {"usr/lib/dracut/modules.d/90kiln-state/sysroot-var.mount", kVarMount},
+        {"usr/lib/dracut/modules.d/90kiln-state/kiln-state-dirs.service", kStateDirsService},
+        {"usr/lib/dracut/modules.d/90kiln-state/sysroot-etc.mount", kEtcMount},
+    };
+    const auto& netboot = netboot_initrd_files();
+    all.insert(all.end(), netboot.begin(), netboot.end());
+    return all;
+  }();
   return files;
 }
 

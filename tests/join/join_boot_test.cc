@@ -19,9 +19,11 @@
 #include "builder/join/kubeconfig.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "builder/util/sha256.h"
 #include "support/control_plane.h"
 #include "support/qemu_vm.h"
 #include "support/run_command.h"
+#include "support/served_folder.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -192,4 +194,51 @@ TEST_CASE("kiln build --join stamps its outputs 0600 and keeps the token out of 
     INFO(file);
     CHECK_FALSE(file_contains(file, secret));
   }
+}
+
+TEST_CASE("a netbooted node joins the control plane with a join config given by URL",
+          "[join][pxe][boot]") {
+  kiln::test::TempDir work;
+  fs::path configs = work.path() / "configs";
+  fs::create_directory(configs);
+  auto token = kiln_cli("token create --kubeconfig " + control_plane("ADMIN_KUBECONFIG") +
+                        " --endpoint " + control_plane("GUEST_API_URL") +
+                        " --name tenant-pxe --ttl 45m --labels pool=netboot -o " +
+                        (configs / "join.yaml").string());
+  INFO(token.output);
+  REQUIRE(token.exit_code == 0);
+
+  // One server for the PXE folder, one handing out per-pool join configs, pinned by digest.
+  const fs::path pxe = kImage / "pxe";
+  kiln::test::ServedFolder boot_server(pxe);
+  kiln::test::ServedFolder config_server(configs);
+  std::string join_args = "kiln.join_url=" + config_server.guest_url("join.yaml") +
+                          " kiln.join_sha256=" + kiln::sha256_file(configs / "join.yaml");
+  bool joined = false;
+  auto booted = boot_until(
+      {.serial_log = work.path() / "netboot.log",
+       .kernel = pxe / "vmlinuz",
+       .initrd = pxe / "initrd.img",
+       .append = kiln::test::boot_ipxe_cmdline(pxe, boot_server.guest_url(""), join_args),
+       .memory_mb = 3072,
+       .cpus = 2},
+      "kiln: joined tenant-pxe as [a-z0-9.-]+", joined);
+  INFO(booted->console());
+  INFO(config_server.log());
+  REQUIRE(joined);
+  std::smatch match;
+  std::string console = booted->console();
+  REQUIRE(
+      std::regex_search(console, match, std::regex("kiln: joined tenant-pxe as ([a-z0-9.-]+)")));
+  CHECK_THAT(config_server.log(), Catch::Contains("GET /join.yaml"));
+
+  kiln::http::Response got;
+  for (int i = 0; i < 120; ++i) {
+    got = admin_get("/api/v1/nodes/" + std::string(match[1]));
+    if (got.status == 200) break;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  INFO(got.body);
+  REQUIRE(got.status == 200);
+  CHECK_THAT(got.body, Catch::Contains("\"pool\":\"netboot\""));
 }

@@ -1,10 +1,14 @@
 #include "support/qemu_vm.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -37,7 +41,71 @@ TTYPath=/dev/ttyS0
 WantedBy=multi-user.target
 )";
 
+// Runs in the initrd once the RAM /etc overlay is mounted.
+constexpr const char* kProbeInstaller = R"sh(#!/bin/sh
+set -e
+mkdir -p /sysroot/etc/systemd/system/multi-user.target.wants
+cat /kiln-test/kiln-probe.sh > /sysroot/etc/kiln-probe.sh
+chmod 0755 /sysroot/etc/kiln-probe.sh
+cat /kiln-test/kiln-probe.service > /sysroot/etc/systemd/system/kiln-probe.service
+ln -sf /etc/systemd/system/kiln-probe.service \
+    /sysroot/etc/systemd/system/multi-user.target.wants/kiln-probe.service
+)sh";
+
+constexpr const char* kProbeInstallerUnit = R"([Unit]
+Description=kiln test probe installer
+DefaultDependencies=no
+After=sysroot-etc.mount
+Requires=sysroot-etc.mount
+Before=initrd.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /kiln-test/install-probe.sh
+)";
+
+void add_cpio_entry(archive* out, const std::string& path, mode_t type, mode_t mode,
+                    const std::string& data = "", const std::string& link = "") {
+  archive_entry* entry = archive_entry_new();
+  archive_entry_set_pathname(entry, path.c_str());
+  archive_entry_set_filetype(entry, type);
+  archive_entry_set_perm(entry, mode);
+  archive_entry_set_size(entry, static_cast<la_int64_t>(data.size()));
+  if (!link.empty()) archive_entry_set_symlink(entry, link.c_str());
+  archive_write_header(out, entry);
+  if (!data.empty()) archive_write_data(out, data.data(), data.size());
+  archive_entry_free(entry);
+}
+
 }  // namespace
+
+void write_probe_initrd(const fs::path& out, const std::string& script) {
+  archive* writer = archive_write_new();
+  archive_write_set_format_cpio_newc(writer);
+  archive_write_add_filter_none(writer);
+  if (archive_write_open_filename(writer, out.c_str()) != ARCHIVE_OK)
+    throw std::runtime_error("cannot write " + out.string());
+  add_cpio_entry(writer, "kiln-test", AE_IFDIR, 0755);
+  add_cpio_entry(writer, "kiln-test/kiln-probe.sh", AE_IFREG, 0755, script);
+  add_cpio_entry(writer, "kiln-test/kiln-probe.service", AE_IFREG, 0644, kProbeUnit);
+  add_cpio_entry(writer, "kiln-test/install-probe.sh", AE_IFREG, 0755, kProbeInstaller);
+  for (const char* dir :
+       {"etc", "etc/systemd", "etc/systemd/system", "etc/systemd/system/initrd.target.wants"})
+    add_cpio_entry(writer, dir, AE_IFDIR, 0755);
+  add_cpio_entry(writer, "etc/systemd/system/kiln-test-probe.service", AE_IFREG, 0644,
+                 kProbeInstallerUnit);
+  add_cpio_entry(writer, "etc/systemd/system/initrd.target.wants/kiln-test-probe.service", AE_IFLNK,
+                 0777, "", "../kiln-test-probe.service");
+  archive_write_close(writer);
+  archive_write_free(writer);
+}
+
+void concatenate(const fs::path& first, const fs::path& second, const fs::path& out) {
+  fs::copy_file(first, out, fs::copy_options::overwrite_existing);
+  // Each archive starts 4-byte aligned, as the kernel's initramfs unpacker expects.
+  std::string padding((4 - fs::file_size(first) % 4) % 4, '\0');
+  std::ofstream(out, std::ios::binary | std::ios::app) << padding << read_file(second);
+}
 
 QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   std::vector<std::string> argv = {"qemu-system-x86_64",
@@ -61,6 +129,11 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   if (!options_.disk.empty()) {
     argv.insert(argv.end(), {"-drive", "file=" + options_.disk.string() +
                                            ",format=" + options_.format + ",if=virtio"});
+  }
+  if (!options_.pxe_bootfile.empty()) {
+    auto netdev = std::find(argv.begin(), argv.end(), "user,id=net0");
+    *netdev += ",bootfile=" + options_.pxe_bootfile;
+    argv.insert(argv.end(), {"-boot", "n"});
   }
   if (!options_.kernel.empty()) {
     argv.insert(argv.end(), {"-kernel", options_.kernel.string(), "-initrd",

@@ -13,14 +13,16 @@ enum class Firmware { bios, uefi };
 
 struct VmOptions {
   std::filesystem::path disk;  ///< none: a diskless (netbooted) guest
+  std::string format = "raw";
+  Firmware firmware = Firmware::bios;
+  std::filesystem::path serial_log;  ///< the guest's serial console
   /// Direct kernel boot, as a PXE loader would hand over: kernel, one initrd (several
   /// concatenated, as iPXE does) and the command line.
   std::filesystem::path kernel;
   std::filesystem::path initrd;
   std::string append;
-  std::string format = "raw";
-  Firmware firmware = Firmware::bios;
-  std::filesystem::path serial_log;  ///< the guest's serial console
+  /// Network boot through the firmware's iPXE, which DHCP points at this URL.
+  std::string pxe_bootfile;
   int memory_mb = 2048;
   int cpus = 1;
 };
@@ -61,5 +63,14 @@ std::map<std::string, std::string> probe_results(const std::string& console);
 /// partition, written with debugfs; the verified root is untouched) that runs `script`
 /// after multi-user.target on every boot. The script's output goes to the serial console.
 void install_probe(const std::filesystem::path& raw_image, const std::string& script);
+
+/// The same probe for a diskless (netbooted) guest: a cpio to append to its initrd, whose
+/// initrd unit writes the probe into the RAM-backed /etc overlay before switch-root. Stands
+/// in for what an operator adds to a netboot; the verified root is untouched.
+void write_probe_initrd(const std::filesystem::path& out, const std::string& script);
+
+/// `first` then `second`, concatenated into `out`: how PXE loaders hand several initrds over.
+void concatenate(const std::filesystem::path& first, const std::filesystem::path& second,
+                 const std::filesystem::path& out);
 
 }  // namespace kiln::test

@@ -1,0 +1,164 @@
+#include "builder/export/pxe_folder.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "builder/disk/gpt.h"
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+#include "builder/util/log.h"
+#include "builder/util/process.h"
+#include "builder/util/sha256.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::uint64_t used_bytes(const DiskArtifact& disk, const std::string& partition) {
+  for (const auto& u : disk.usage)
+    if (u.name == partition) return u.used;
+  throw Error("the disk stage recorded no usage for partition " + partition);
+}
+
+/// Appends `size` bytes of `from` starting at `offset` to the open descriptor.
+void append_range(const fs::path& from, std::uint64_t offset, std::uint64_t size, int to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw Error("cannot open " + from.string());
+  std::vector<char> buffer(1 << 20);
+  while (size > 0) {
+    ssize_t n = ::pread(in, buffer.data(), std::min<std::uint64_t>(size, buffer.size()), offset);
+    if (n <= 0 || ::write(to, buffer.data(), n) != n) {
+      ::close(in);
+      throw Error("cannot copy from " + from.string());
+    }
+    offset += n, size -= n;
+  }
+  ::close(in);
+}
+
+/// The same EROFS root and hash tree the disk boots, in one file: root, then tree.
+std::uint64_t write_root_image(const DiskArtifact& disk, const fs::path& out) {
+  const GptPartition& root = find_partition(disk.layout, "root", disk.raw);
+  const GptPartition& verity = find_partition(disk.layout, "root-verity", disk.raw);
+  std::uint64_t root_bytes = used_bytes(disk, "root");
+  int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error("cannot create " + out.string());
+  append_range(disk.raw, root.offset, root_bytes, fd);
+  append_range(disk.raw, verity.offset, used_bytes(disk, "root-verity"), fd);
+  ::close(fd);
+  return root_bytes;
+}
+
+/// The kernel and initrd the disk boots, from its ESP (read with mtools, as written).
+void copy_from_esp(const DiskArtifact& disk, const std::string& file, const fs::path& out) {
+  const GptPartition& esp = find_partition(disk.layout, "esp", disk.raw);
+  run({"mcopy", "-n", "-m", "-i", disk.raw.string() + "@@" + std::to_string(esp.offset),
+       "::/kiln/" + file, out.string()},
+      {.quiet = true});
+}
+
+std::string ipxe_script(const BuildPlan& plan, const std::string& cmdline) {
+  return fmt::format(R"ipxe(#!ipxe
+# kiln {name}: boots the verified root image beside this script into RAM.
+# Served over HTTP (kiln serve, nginx, matchbox); chain it from DHCP or an iPXE menu.
+# Optional, set before chaining:
+#   kiln-join  URL of a join config initrd from `kiln stamp --pxe`
+#   kiln-args  more kernel arguments, e.g. kiln.join_url=URL kiln.join_sha256=HEX
+isset ${{kiln-args}} || set kiln-args
+kernel vmlinuz initrd=initrd.img {cmdline} ${{kiln-args}}
+initrd initrd.img
+isset ${{kiln-join}} && initrd --name join.img ${{kiln-join}} ||
+boot
+)ipxe",
+                     fmt::arg("name", plan.recipe.name), fmt::arg("cmdline", cmdline));
+}
+
+std::string grub_config(const BuildPlan& plan, const std::string& cmdline) {
+  // clang-format off
+  return fmt::format(R"grub(# kiln {name}: GRUB network boot (UEFI HTTP boot, or PXE with grubnetx64.efi).
+# The folder is expected at http://<boot server>${{kiln_path}}/; kiln_path defaults to the
+# server's root. Set kiln_join to a `kiln stamp --pxe` initrd's path to join a cluster.
+if [ -z "$kiln_path" ]; then set kiln_path=""; fi
+set timeout=3
+menuentry "kiln {name} (network, RAM)" {{
+  linux ${{kiln_path}}/vmlinuz {cmdline}
+  if [ -n "$kiln_join" ]; then
+    initrd ${{kiln_path}}/initrd.img ${{kiln_join}}
+  else
+    initrd ${{kiln_path}}/initrd.img
+  fi
+}}
+)grub",
+                     fmt::arg("name", plan.recipe.name), fmt::arg("cmdline", cmdline));
+  // clang-format on
+}
+
+}  // namespace
+
+std::string netboot_cmdline(const BuildPlan& plan, const std::string& root_url,
+                            const std::string& root_hash, std::uint64_t hash_offset) {
+  std::string cmdline = "kiln.root_url=" + root_url + " kiln.roothash=" + root_hash +
+                        " kiln.root_hash_offset=" + std::to_string(hash_offset) +
+                        " ro systemd.firstboot=off";
+  for (const auto& arg : plan.recipe.kernel.cmdline) cmdline += " " + arg;
+  return cmdline;
+}
+
+std::vector<ExportedFile> export_pxe_folder(const BuildPlan& plan, const DiskArtifact& disk,
+                                            const fs::path& dir) {
+  log::Stage stage("export pxe/");
+  fs::path final_dir = dir / "pxe";
+  fs::path work = temp_sibling(final_dir);
+  TempPath cleanup(work);
+  fs::remove_all(work);
+  fs::create_directories(work);
+
+  copy_from_esp(disk, "vmlinuz", work / "vmlinuz");
+  copy_from_esp(disk, "initrd.img", work / "initrd.img");
+  std::uint64_t hash_offset = write_root_image(disk, work / "root.img");
+  write_file_atomic(
+      work / "boot.ipxe",
+      ipxe_script(plan, netboot_cmdline(plan, "${cwduri}/root.img", disk.root_hash, hash_offset)));
+  write_file_atomic(
+      work / "grub.cfg",
+      grub_config(plan, netboot_cmdline(plan, "http://${net_default_server}${kiln_path}/root.img",
+                                        disk.root_hash, hash_offset)));
+
+  std::vector<ExportedFile> files;
+  std::string sums;
+  for (const char* name : {"boot.ipxe", "grub.cfg", "initrd.img", "root.img", "vmlinuz"}) {
+    ExportedFile file{std::string("pxe/") + name, fs::file_size(work / name),
+                      sha256_file(work / name)};
+    sums += file.sha256 + "  " + name + "\n";
+    files.push_back(std::move(file));
+  }
+  write_file_atomic(work / "SHA256SUMS", sums);
+  files.push_back(
+      {"pxe/SHA256SUMS", fs::file_size(work / "SHA256SUMS"), sha256_file(work / "SHA256SUMS")});
+  for (const auto& entry : fs::directory_iterator(work)) {
+    const timespec times[2] = {{plan.source_date_epoch, 0}, {plan.source_date_epoch, 0}};
+    ::utimensat(AT_FDCWD, entry.path().c_str(), times, 0);
+    fsync_path(entry.path());
+  }
+  // Replacing a previous build's folder: the old one moves aside first, as a directory
+  // cannot be renamed over a non-empty one.
+  if (fs::exists(final_dir)) {
+    fs::path old = temp_sibling(final_dir);
+    fs::rename(final_dir, old);
+    fs::remove_all(old);
+  }
+  fs::rename(work, final_dir);
+  cleanup.release();
+  fsync_path(dir);
+  std::sort(files.begin(), files.end(),
+            [](const ExportedFile& a, const ExportedFile& b) { return a.name < b.name; });
+  return files;
+}
+
+}  // namespace kiln

@@ -1,0 +1,61 @@
+#include "builder/join/config_initrd.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+
+#include <memory>
+
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+
+namespace kiln {
+namespace fs = std::filesystem;
+
+namespace {
+
+void add_entry(archive* out, const std::string& path, mode_t type, mode_t mode,
+               const std::string& data) {
+  std::unique_ptr<archive_entry, decltype(&archive_entry_free)> entry(archive_entry_new(),
+                                                                      archive_entry_free);
+  archive_entry_set_pathname(entry.get(), path.c_str());
+  archive_entry_set_filetype(entry.get(), type);
+  archive_entry_set_perm(entry.get(), mode);
+  archive_entry_set_size(entry.get(), static_cast<la_int64_t>(data.size()));
+  // Fixed times: the same config gives the same bytes.
+  archive_entry_set_mtime(entry.get(), 0, 0);
+  if (archive_write_header(out, entry.get()) != ARCHIVE_OK ||
+      (!data.empty() &&
+       archive_write_data(out, data.data(), data.size()) != static_cast<la_ssize_t>(data.size())))
+    throw Error(std::string("cannot write the join initrd: ") + archive_error_string(out));
+}
+
+}  // namespace
+
+void write_join_initrd(const JoinConfig& config, const fs::path& out) {
+  const std::string yaml = render_join_config(config);
+
+  fs::path temp = temp_sibling(out);
+  TempPath cleanup(temp);
+  {
+    std::unique_ptr<archive, decltype(&archive_write_free)> writer(archive_write_new(),
+                                                                   archive_write_free);
+    archive_write_set_format_cpio_newc(writer.get());
+    archive_write_add_filter_none(writer.get());
+    mode_t old_umask = ::umask(077);
+    int rc = archive_write_open_filename(writer.get(), temp.c_str());
+    ::umask(old_umask);
+    if (rc != ARCHIVE_OK)
+      throw Error("cannot create " + out.string() + ": " + archive_error_string(writer.get()));
+    add_entry(writer.get(), "kiln", AE_IFDIR, 0700, "");
+    add_entry(writer.get(), "kiln/join.yaml", AE_IFREG, 0600, yaml);
+    if (archive_write_close(writer.get()) != ARCHIVE_OK)
+      throw Error("cannot write " + out.string() + ": " + archive_error_string(writer.get()));
+  }
+  ::chmod(temp.c_str(), 0600);
+  fsync_path(temp);
+  fs::rename(temp, out);
+  cleanup.release();
+}
+
+}  // namespace kiln

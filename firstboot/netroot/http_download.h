@@ -1,0 +1,29 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace kiln::firstboot {
+
+/// Where an http:// URL points.
+struct HttpUrl {
+  std::string host;
+  std::string port = "80";
+  std::string path = "/";
+};
+
+/// Parses http://host[:port][/path]; throws std::runtime_error naming what is wrong (https://
+/// included: the netboot root is checked by its hash, and the initrd carries no TLS stack).
+HttpUrl parse_http_url(const std::string& url);
+
+/// Downloads `url` into `target`, retrying for as long as it takes with a capped backoff and
+/// resuming an interrupted transfer with a Range request. `prepare` is called once with the
+/// size, before the first byte is written; `say` reports progress and each failed attempt.
+/// Returns the size.
+std::uint64_t download_with_retries(const std::string& url, const std::filesystem::path& target,
+                                    const std::function<void(std::uint64_t)>& prepare,
+                                    const std::function<void(const std::string&)>& say);
+
+}  // namespace kiln::firstboot

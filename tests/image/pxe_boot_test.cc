@@ -1,0 +1,171 @@
+// Boots the fixture's PXE folder under qemu with no disk attached: `kiln serve` is the lab
+// HTTP server, the guest fetches its root image from it into RAM, verifies it against the
+// root hash on its kernel command line, and runs it. A root image altered on the server is
+// refused. One boot goes all the way through qemu's own iPXE ROM and the folder's boot.ipxe.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "builder/join/config_initrd.h"
+#include "builder/join/join_config.h"
+#include "builder/util/files.h"
+#include "support/qemu_vm.h"
+#include "support/served_folder.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using kiln::test::QemuVm;
+using kiln::test::ServedFolder;
+
+namespace {
+
+const fs::path kPxe = fs::path(KILN_TEST_IMAGES) / "worker" / "pxe";
+constexpr auto kBootTimeout = std::chrono::seconds(900);
+// Holds the root image in RAM beside the running system.
+constexpr int kNetbootMemoryMb = 3072;
+
+constexpr const char* kNetbootProbe = R"sh(#!/bin/sh
+say() { echo "KILN-PROBE $1=$2"; }
+say root_source "$(findmnt -no SOURCE /)"
+say root_fstype "$(findmnt -no FSTYPE /)"
+dm=$(basename "$(readlink -f /dev/mapper/root)")
+say root_dm_uuid "$(cat /sys/block/$dm/dm/uuid)"
+say root_backing "$(cat /sys/block/$(ls /sys/block/$dm/slaves | head -1)/loop/backing_file)"
+say root_write "$(touch /usr/kiln-probe 2>&1 || true)"
+say var_fstype "$(findmnt -no FSTYPE /var)"
+say etc_fstype "$(findmnt -no FSTYPE /etc)"
+say disks "$(lsblk -dno NAME -e 7,11 | tr '\n' ' ')"
+say containerd "$(systemctl is-active containerd)"
+say kubelet_version "$(kubelet --version)"
+say grow_state "$(systemctl is-active kiln-grow-state)"
+say done yes
+systemctl poweroff --no-block
+)sh";
+
+std::uint64_t hash_offset(const std::string& cmdline) {
+  std::smatch m;
+  REQUIRE(std::regex_search(cmdline, m, std::regex(R"(kiln\.root_hash_offset=(\d+))")));
+  return std::stoull(m[1]);
+}
+
+/// A join config whose token expired an hour ago, as a config initrd.
+void write_expired_join_initrd(const fs::path& out) {
+  kiln::JoinConfig config = kiln::parse_join_config(R"(apiVersion: kiln.dev/v1alpha1
+kind: JoinConfig
+controlPlane:
+  name: tcp-netboot
+  endpoint: https://10.0.2.2:6443
+  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
+token: abcdef.0123456789abcdef
+expires: 2026-01-01T00:00:00Z
+)",
+                                                    "join.yaml");
+  kiln::write_join_initrd(config, out);
+}
+
+}  // namespace
+
+TEST_CASE("a netbooted node fetches its root over HTTP, verifies it and runs it from RAM",
+          "[pxe][boot]") {
+  kiln::test::TempDir work;
+  ServedFolder server(kPxe);
+  std::string cmdline = kiln::test::boot_ipxe_cmdline(kPxe, server.guest_url(""));
+  // The folder's initrd, then the probe, then a join config appended as `kiln stamp --pxe`
+  // writes it (expired, so the agent must refuse it: that proves it reached the agent).
+  kiln::test::write_probe_initrd(work.path() / "probe.cpio", kNetbootProbe);
+  write_expired_join_initrd(work.path() / "join.img");
+  kiln::test::concatenate(kPxe / "initrd.img", work.path() / "probe.cpio",
+                          work.path() / "with-probe.img");
+  kiln::test::concatenate(work.path() / "with-probe.img", work.path() / "join.img",
+                          work.path() / "initrds.img");
+
+  QemuVm vm({.serial_log = work.path() / "netboot.log",
+             .kernel = kPxe / "vmlinuz",
+             .initrd = work.path() / "initrds.img",
+             .append = cmdline,
+             .memory_mb = kNetbootMemoryMb});
+  bool finished = vm.wait_for("KILN-PROBE done=yes", kBootTimeout);
+  INFO(vm.console());
+  INFO(server.log());
+  REQUIRE(finished);
+  std::string console = vm.console();
+  CHECK_THAT(console,
+             Catch::Contains("kiln: fetching the root image " + server.guest_url("/root.img")));
+  CHECK_THAT(console, Catch::Contains("kiln: root image verified; booting it from RAM"));
+  CHECK_THAT(server.log(), Catch::Contains("GET /root.img"));
+
+  auto probe = kiln::test::probe_results(console);
+  CHECK(probe["root_source"] == "/dev/mapper/root");
+  CHECK(probe["root_fstype"] == "erofs");
+  CHECK_THAT(probe["root_dm_uuid"], Catch::StartsWith("CRYPT-VERITY-"));
+  CHECK(probe["root_backing"] == "/run/kiln/netroot/root.img");
+  CHECK_THAT(probe["root_write"], Catch::Contains("Read-only file system"));
+  CHECK(probe["var_fstype"] == "tmpfs");
+  CHECK(probe["etc_fstype"] == "overlay");
+  CHECK(probe["disks"].empty());
+  CHECK(probe["containerd"] == "active");
+  CHECK_THAT(probe["kubelet_version"], Catch::StartsWith("Kubernetes v1."));
+  CHECK(probe["grow_state"] == "inactive");  // no state partition to grow
+  // The appended config initrd reached the agent, which refused the expired token.
+  CHECK_THAT(console, Catch::Contains("join config from the appended initrd kept"));
+  CHECK(
+      std::regex_search(console, std::regex("kiln: refusing to join tcp-netboot: [^\n]*expired")));
+}
+
+TEST_CASE("a netbooted node refuses a root image that does not match its root hash",
+          "[pxe][boot]") {
+  kiln::test::TempDir work;
+  fs::path folder = work.path() / "pxe";
+  fs::create_directory(folder);
+  for (const char* name : {"vmlinuz", "initrd.img", "boot.ipxe", "root.img"})
+    fs::copy_file(kPxe / name, folder / name);
+  std::string cmdline = kiln::test::boot_ipxe_cmdline(folder, "http://10.0.2.2:0");
+  {
+    // One byte in the middle of the EROFS root, where file data lives.
+    std::fstream image(folder / "root.img", std::ios::in | std::ios::out | std::ios::binary);
+    image.seekg(hash_offset(cmdline) / 2);
+    char byte = 0;
+    image.read(&byte, 1);
+    image.seekp(hash_offset(cmdline) / 2);
+    byte = static_cast<char>(byte ^ 0x40);
+    image.write(&byte, 1);
+  }
+  ServedFolder server(folder);
+  QemuVm vm({.serial_log = work.path() / "tampered.log",
+             .kernel = folder / "vmlinuz",
+             .initrd = folder / "initrd.img",
+             .append = kiln::test::boot_ipxe_cmdline(folder, server.guest_url("")),
+             .memory_mb = kNetbootMemoryMb});
+  bool refused = vm.wait_for(
+      "kiln: refusing to boot: the root image from .* does not match "
+      "roothash [0-9a-f]{64} \\(dm-verity rejected the block at byte \\d+\\)",
+      kBootTimeout);
+  INFO(vm.console());
+  REQUIRE(refused);
+  // Halted in the initrd: nothing from the altered image ran.
+  vm.wait_for("System halted|reboot: System halted", std::chrono::seconds(60));
+  CHECK_THAT(vm.console(), !Catch::Contains("Switching root"));
+  CHECK_THAT(vm.console(), !Catch::Contains("containerd"));
+}
+
+TEST_CASE("qemu's iPXE runs the folder's boot.ipxe over HTTP and hands the root URL on",
+          "[pxe][boot]") {
+  kiln::test::TempDir work;
+  ServedFolder server(kPxe);
+  // No disk, no kernel: the firmware's iPXE gets the script's URL from DHCP, as from dnsmasq.
+  QemuVm vm({.serial_log = work.path() / "ipxe.log",
+             .pxe_bootfile = server.guest_url("boot.ipxe"),
+             .memory_mb = kNetbootMemoryMb});
+  bool fetching = vm.wait_for("kiln: fetching the root image http://10\\.0\\.2\\.2:" +
+                                  std::to_string(server.port()) + "/+root\\.img",
+                              kBootTimeout);
+  INFO(vm.console());
+  INFO(server.log());
+  REQUIRE(fetching);
+  CHECK_THAT(server.log(), Catch::Contains("GET /boot.ipxe"));
+  CHECK_THAT(server.log(), Catch::Contains("GET /vmlinuz"));
+  CHECK_THAT(server.log(), Catch::Contains("GET /initrd.img"));
+}
