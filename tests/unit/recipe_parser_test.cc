@@ -60,7 +60,7 @@ TEST_CASE("kiln validate reports each broken recipe at its exact line and column
       {"unknown_output.yaml",
        "unknown_output.yaml:2:16: error: unknown output format 'qcow3' (did you mean 'qcow2'?); "
        "expected one of: "
-       "rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami"},
+       "rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe"},
       {"bad_yaml.yaml", "bad_yaml.yaml:3:1: error: invalid YAML: end of sequence flow not found"},
       {"missing_include.yaml",
        "missing_include.yaml:2:10: error: included recipe '{dir}nowhere.yaml' does not exist"},
