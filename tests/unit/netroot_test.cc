@@ -1,0 +1,126 @@
+// kiln-netroot's pieces that run in a netbooted node's initrd: kernel arguments, its HTTP
+// download (retries, resumption with Range) and the join config initrd it hands on.
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "builder/join/config_initrd.h"
+#include "builder/join/join_config.h"
+#include "builder/util/files.h"
+#include "firstboot/kernel_cmdline.h"
+#include "firstboot/netroot/http_download.h"
+#include "support/http_server.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using kiln::firstboot::download_with_retries;
+using kiln::firstboot::kernel_argument;
+using kiln::firstboot::parse_http_url;
+
+namespace {
+
+std::map<std::string, std::string> read_cpio(const fs::path& file) {
+  std::map<std::string, std::string> entries;
+  archive* reader = archive_read_new();
+  archive_read_support_format_cpio(reader);
+  REQUIRE(archive_read_open_filename(reader, file.c_str(), 1 << 16) == ARCHIVE_OK);
+  archive_entry* entry;
+  while (archive_read_next_header(reader, &entry) == ARCHIVE_OK) {
+    std::string data(archive_entry_size(entry), '\0');
+    archive_read_data(reader, data.data(), data.size());
+    entries[archive_entry_pathname(entry)] = std::to_string(archive_entry_perm(entry)) + ":" + data;
+  }
+  archive_read_free(reader);
+  return entries;
+}
+
+}  // namespace
+
+TEST_CASE("kernel arguments are found by exact name, the last one winning", "[netroot]") {
+  std::string cmdline =
+      "BOOT_IMAGE=/vmlinuz kiln.root_url=http://a/root.img xkiln.roothash=bad "
+      "kiln.roothash=abc kiln.roothash=def quiet";
+  CHECK(kernel_argument(cmdline, "kiln.root_url") == "http://a/root.img");
+  CHECK(kernel_argument(cmdline, "kiln.roothash") == "def");
+  CHECK_FALSE(kernel_argument(cmdline, "kiln.join_url"));
+  CHECK_FALSE(kernel_argument(cmdline, "quiet"));  // a flag, not name=value
+}
+
+TEST_CASE("netroot URLs: http with host, IPv6 literal and port; https and junk refused",
+          "[netroot]") {
+  auto url = parse_http_url("http://10.0.2.2:8080//pxe/root.img");
+  CHECK(url.host == "10.0.2.2");
+  CHECK(url.port == "8080");
+  CHECK(url.path == "//pxe/root.img");
+  auto v6 = parse_http_url("http://[fd00::1]/root.img");
+  CHECK(v6.host == "fd00::1");
+  CHECK(v6.port == "80");
+  CHECK_THROWS_WITH(parse_http_url("https://boot/root.img"),
+                    Catch::Contains("only http:// URLs") && Catch::Contains("root hash"));
+  CHECK_THROWS_WITH(parse_http_url("ftp://boot/root.img"), Catch::Contains("malformed URL"));
+}
+
+TEST_CASE("the root image download resumes with a Range request after a broken transfer",
+          "[netroot]") {
+  kiln::test::TempDir dir;
+  kiln::test::HttpServer server;
+  std::string image(3 << 20, '\0');
+  for (std::size_t i = 0; i < image.size(); ++i) image[i] = static_cast<char>(i * 131 % 251);
+  server.serve("/root.img", image, /*drop_first_requests=*/1);
+  std::vector<std::uint64_t> prepared;
+  std::vector<std::string> said;
+  auto size = download_with_retries(
+      server.url("/root.img"), dir.path() / "root.img",
+      [&](std::uint64_t total) { prepared.push_back(total); },
+      [&](const std::string& line) { said.push_back(line); });
+  CHECK(size == image.size());
+  CHECK(kiln::read_file(dir.path() / "root.img") == image);
+  CHECK(prepared == std::vector<std::uint64_t>{image.size()});  // once, with the full size
+  CHECK(server.requests("/root.img") == 2);
+  CHECK(server.last_range("/root.img") == std::to_string(image.size() / 2) + "-");
+  bool reported_failure = false;
+  for (const auto& line : said)
+    reported_failure |= line.find("attempt 1 failed: the transfer broke off") != std::string::npos;
+  CHECK(reported_failure);
+}
+
+TEST_CASE("a failure to prepare the root image's storage is not retried", "[netroot]") {
+  kiln::test::TempDir dir;
+  kiln::test::HttpServer server;
+  server.serve("/root.img", "data");
+  CHECK_THROWS_WITH(
+      download_with_retries(
+          server.url("/root.img"), dir.path() / "root.img",
+          [](std::uint64_t) { throw std::runtime_error("no tmpfs"); }, [](const std::string&) {}),
+      "no tmpfs");
+  CHECK(server.requests("/root.img") == 1);
+}
+
+TEST_CASE("a join config initrd holds /kiln/join.yaml, private, and nothing else",
+          "[netroot][join]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig config = kiln::parse_join_config(R"(apiVersion: kiln.dev/v1alpha1
+kind: JoinConfig
+controlPlane:
+  name: tcp-edge
+  endpoint: https://10.0.2.2:6443
+  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
+token: abcdef.0123456789abcdef
+expires: 2099-01-01T00:00:00Z
+)",
+                                                    "join.yaml");
+  kiln::write_join_initrd(config, dir.path() / "join.img");
+  struct stat st {};
+  REQUIRE(::stat((dir.path() / "join.img").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto entries = read_cpio(dir.path() / "join.img");
+  REQUIRE(entries.size() == 2);
+  CHECK(entries.count("kiln"));
+  CHECK(entries["kiln/join.yaml"] == "384:" + kiln::render_join_config(config));  // 0600
+  // The same config gives the same bytes.
+  kiln::write_join_initrd(config, dir.path() / "again.img");
+  CHECK(kiln::read_file(dir.path() / "join.img") == kiln::read_file(dir.path() / "again.img"));
+}
