@@ -26,6 +26,7 @@ ExitCode run_plan(const std::vector<std::string>& args);
 ExitCode run_binaries(const std::vector<std::string>& args);
 ExitCode run_token(const std::vector<std::string>& args);
 ExitCode run_stamp(const std::vector<std::string>& args);
+ExitCode run_serve(const std::vector<std::string>& args);
 ExitCode run_version(const std::vector<std::string>& args);
 
 }  // namespace kiln::cli

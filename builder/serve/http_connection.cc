@@ -1,0 +1,287 @@
+#include "builder/serve/http_connection.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+#include <vector>
+
+#include "builder/serve/open_beneath.h"
+
+namespace kiln {
+namespace {
+
+constexpr std::size_t kMaxHeadBytes = 16 * 1024;
+constexpr std::size_t kChunkBytes = 1 << 20;
+// A client that goes quiet this long mid-request or between keep-alive requests is dropped,
+// so idle connections do not hold slots under the cap forever.
+constexpr int kReceiveTimeoutSeconds = 30;
+constexpr int kSendTimeoutSeconds = 60;
+constexpr int kLingerSeconds = 2;
+constexpr std::size_t kMaxLingerBytes = 1 << 20;
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+bool send_all(int socket, std::string_view data, int flags = 0) {
+  while (!data.empty()) {
+    ssize_t sent = ::send(socket, data.data(), data.size(), flags | MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent <= 0) return false;
+    data.remove_prefix(sent);
+  }
+  return true;
+}
+
+/// Sends `length` bytes of `file` from `offset` without holding them in memory: sendfile(2),
+/// or 1 MiB reads where the file system cannot sendfile. Returns the bytes sent, which are
+/// fewer when the client went away or the file shrank.
+std::uint64_t send_file_range(int socket, int file, std::uint64_t offset, std::uint64_t length) {
+  off_t position = off_t(offset);
+  std::uint64_t sent = 0;
+  while (sent < length) {
+    ssize_t n =
+        ::sendfile(socket, file, &position, std::min<std::uint64_t>(length - sent, kChunkBytes));
+    if (n > 0) {
+      sent += n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINVAL || errno == ENOSYS) && sent == 0) break;
+    return sent;
+  }
+  if (sent == length) return sent;
+  std::vector<char> chunk(kChunkBytes);
+  while (sent < length) {
+    ssize_t n = ::pread(file, chunk.data(), std::min<std::uint64_t>(length - sent, kChunkBytes),
+                        off_t(offset + sent));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || !send_all(socket, std::string_view(chunk.data(), n))) break;
+    sent += n;
+  }
+  return sent;
+}
+
+/// RFC 9110 IMF-fixdate, spelled out rather than strftime'd so no locale can change it.
+std::string http_date(std::time_t when) {
+  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm utc{};
+  ::gmtime_r(&when, &utc);
+  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", kDays[utc.tm_wday], utc.tm_mday,
+                     kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
+}
+
+std::string response_head(int status, const std::string& fields, std::uint64_t content_length,
+                          bool keep_alive) {
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\nServer: kiln/{}\r\nDate: {}\r\n{}Content-Length: {}\r\nConnection: "
+      "{}\r\n\r\n",
+      status, reason_phrase(status), KILN_VERSION, http_date(std::time(nullptr)), fields,
+      content_length, keep_alive ? "keep-alive" : "close");
+}
+
+bool has_token(const std::string& list, std::string_view token) {
+  std::string lowered;
+  for (char c : list) lowered += char(std::tolower(static_cast<unsigned char>(c)));
+  size_t start = 0;
+  while (start <= lowered.size()) {
+    size_t end = std::min(lowered.find(',', start), lowered.size());
+    std::string_view item = std::string_view(lowered).substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item == token) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+/// Control characters in a logged path could rewrite the operator's terminal.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
+/// The status for an errno of open_beneath: 403 for a path that leaves the folder.
+int refusal_for(int error) {
+  switch (error) {
+    case EXDEV:  // RESOLVE_BENEATH: a symlink or ".." points outside
+    case ELOOP:  // a magic link, or a symlink loop
+    case EACCES:
+    case EPERM:
+      return 403;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      return 503;
+    default:
+      return 404;
+  }
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(ConnectionContext context) : context_(std::move(context)) {
+  timeval receive{kReceiveTimeoutSeconds, 0}, send{kSendTimeoutSeconds, 0};
+  ::setsockopt(context_.client, SOL_SOCKET, SO_RCVTIMEO, &receive, sizeof receive);
+  ::setsockopt(context_.client, SOL_SOCKET, SO_SNDTIMEO, &send, sizeof send);
+  // sendfile has no MSG_NOSIGNAL: a client that hangs up mid-body must give this thread EPIPE,
+  // not kill the process with SIGPIPE.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+}
+
+void HttpConnection::run() {
+  while (!context_.stopping) {
+    std::size_t head_end = 0;
+    HeadRead read = read_head(head_end);
+    if (read == HeadRead::closed) return;
+    ParsedRequest parsed;
+    Answer answered;
+    if (read == HeadRead::too_large) {
+      answered = send_status(431, false, false);
+    } else {
+      parsed = parse_request_head(std::string_view(buffer_).substr(0, head_end));
+      buffer_.erase(0, head_end);
+      answered =
+          parsed.refusal ? send_status(parsed.refusal, false, false) : answer(parsed.request);
+    }
+    bool understood = read == HeadRead::complete && parsed.refusal == 0;
+    context_.log_request(fmt::format(
+        "{} {} {} {} {}", context_.peer, understood ? printable(parsed.request.method) : "-",
+        understood ? printable(parsed.request.target) : "-", answered.status, answered.body_bytes));
+    if (!answered.keep_open) return linger();
+  }
+}
+
+void HttpConnection::linger() {
+  // Closing with unread request bytes (a POST body, a pipelined request) makes the kernel
+  // send a reset, which can destroy the answer before the client has read it. Send FIN
+  // instead and read what is still coming, briefly, the way nginx's lingering_close does.
+  ::shutdown(context_.client, SHUT_WR);
+  timeval timeout{kLingerSeconds, 0};
+  ::setsockopt(context_.client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  char chunk[8192];
+  for (std::size_t drained = 0; drained < kMaxLingerBytes;) {
+    ssize_t n = ::recv(context_.client, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    drained += n;
+  }
+}
+
+HttpConnection::HeadRead HttpConnection::read_head(std::size_t& head_end) {
+  char chunk[8192];
+  while (true) {
+    head_end = find_head_end(buffer_);
+    if (head_end > kMaxHeadBytes || (head_end == 0 && buffer_.size() > kMaxHeadBytes)) {
+      return HeadRead::too_large;
+    }
+    if (head_end != 0) return HeadRead::complete;
+    ssize_t n = ::recv(context_.client, chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return HeadRead::closed;  // closed, reset, timed out, or the server stopping
+    buffer_.append(chunk, n);
+  }
+}
+
+HttpConnection::Answer HttpConnection::answer(const HttpRequest& request) {
+  bool head_only = request.method == "HEAD";
+  // A body on a GET is never read, so the connection cannot find where the next request
+  // starts: answer, then close.
+  bool has_body =
+      !request.header("transfer-encoding").empty() ||
+      (!request.header("content-length").empty() && request.header("content-length") != "0");
+  bool keep_alive =
+      request.minor_version >= 1 && !has_token(request.header("connection"), "close") && !has_body;
+  if (context_.overloaded) return send_status(503, head_only, false, "Retry-After: 1\r\n");
+  if (request.method != "GET" && !head_only) {
+    return send_status(405, false, false, "Allow: GET, HEAD\r\n");
+  }
+  RequestPath path = resolve_request_path(request.target);
+  if (path.refusal) return send_status(path.refusal, head_only, keep_alive);
+  return send_file(request, path.relative, keep_alive);
+}
+
+HttpConnection::Answer HttpConnection::send_file(const HttpRequest& request,
+                                                 const std::string& relative, bool keep_alive) {
+  bool head_only = request.method == "HEAD";
+  std::string name = relative;
+  Fd file(open_beneath(context_.folder, name));
+  struct stat status {};
+  if (file.get() >= 0 && ::fstat(file.get(), &status) == 0 && S_ISDIR(status.st_mode)) {
+    name = relative.empty() ? "index.html" : relative + "/index.html";
+    file.reset(open_beneath(context_.folder, name));
+    if (file.get() >= 0) ::fstat(file.get(), &status);
+  }
+  if (file.get() < 0) return send_status(refusal_for(-file.get()), head_only, keep_alive);
+  // Folders without index.html, devices, FIFOs and sockets are not files to serve.
+  if (!S_ISREG(status.st_mode)) return send_status(404, head_only, keep_alive);
+
+  std::uint64_t size = status.st_size;
+  // If-Range carries a validator this server never hands out, so it cannot match: send all.
+  RangeDecision range = request.header("if-range").empty()
+                            ? decide_range(request.header("range"), size)
+                            : RangeDecision{};
+  if (range.answer == RangeAnswer::unsatisfiable) {
+    return send_status(416, head_only, keep_alive,
+                       fmt::format("Accept-Ranges: bytes\r\nContent-Range: bytes */{}\r\n", size));
+  }
+  bool partial = range.answer == RangeAnswer::partial;
+  ByteRange bytes = partial ? range.range : ByteRange{0, size - 1};
+  std::uint64_t length = partial ? bytes.length() : size;
+  int status_code = partial ? 206 : 200;
+  std::string fields =
+      fmt::format("Content-Type: {}\r\nAccept-Ranges: bytes\r\n", content_type_for(name));
+  if (partial) {
+    fields += fmt::format("Content-Range: bytes {}-{}/{}\r\n", bytes.first, bytes.last, size);
+  }
+  bool body_follows = !head_only && length > 0;
+  // MSG_MORE lets the head share a packet with the body's start instead of waiting on Nagle.
+  if (!send_all(context_.client, response_head(status_code, fields, length, keep_alive),
+                body_follows ? MSG_MORE : 0)) {
+    return {status_code, 0, false};
+  }
+  if (!body_follows) return {status_code, 0, keep_alive};
+  std::uint64_t sent = send_file_range(context_.client, file.get(), bytes.first, length);
+  // Short of Content-Length the client must see the connection end, not a next response.
+  return {status_code, sent, keep_alive && sent == length};
+}
+
+HttpConnection::Answer HttpConnection::send_status(int status, bool head_only, bool keep_alive,
+                                                   const std::string& extra_fields) {
+  std::string body = fmt::format("{} {}\n", status, reason_phrase(status));
+  std::string response =
+      response_head(status, "Content-Type: text/plain\r\n" + extra_fields, body.size(), keep_alive);
+  if (!head_only) response += body;
+  bool sent = send_all(context_.client, response);
+  return {status, sent && !head_only ? body.size() : 0, sent && keep_alive};
+}
+
+}  // namespace kiln
