@@ -29,6 +29,7 @@ const std::vector<Flag> kStampFlags = {
 /// appends after kiln's own.
 ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config) {
   namespace fs = std::filesystem;
+  auto start = std::chrono::steady_clock::now();
   fs::path out = target;
   if (target.extension() != ".img") {
     if (!fs::exists(target / "boot.ipxe"))
@@ -38,11 +39,13 @@ ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config
     out = target / "join.img";
   }
   write_join_initrd(config, out);
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr,
-               "kiln: wrote %s (0600) with token %s for %s (expires %s); boot it as an extra "
-               "initrd (iPXE: set kiln-join to its URL)\n",
+               "kiln: wrote %s (0600) with token %s for %s (expires %s) in %.0f ms; boot it as "
+               "an extra initrd (iPXE: set kiln-join to its URL)\n",
                out.c_str(), config.token.masked().c_str(), config.endpoint.c_str(),
-               format_utc(config.expires).c_str());
+               format_utc(config.expires).c_str(), ms);
   return ExitCode::ok;
 }
 
