@@ -68,8 +68,11 @@ std::string ipxe_script(const BuildPlan& plan, const std::string& cmdline) {
 # kiln {name}: boots the verified root image beside this script into RAM.
 # Served over HTTP (kiln serve, nginx, matchbox); chain it from DHCP or an iPXE menu.
 # Optional, set before chaining:
+#   kiln-base  this folder's URL (default: iPXE's ${{cwduri}}; iPXE builds from before
+#              2016 lack it and must set kiln-base)
 #   kiln-join  URL of a join config initrd from `kiln stamp --pxe`
 #   kiln-args  more kernel arguments, e.g. kiln.join_url=URL kiln.join_sha256=HEX
+isset ${{kiln-base}} || set kiln-base ${{cwduri}}
 isset ${{kiln-args}} || set kiln-args
 kernel vmlinuz initrd=initrd.img {cmdline} ${{kiln-args}}
 initrd initrd.img
@@ -124,7 +127,7 @@ std::vector<ExportedFile> export_pxe_folder(const BuildPlan& plan, const DiskArt
   std::uint64_t hash_offset = write_root_image(disk, work / "root.img");
   write_file_atomic(
       work / "boot.ipxe",
-      ipxe_script(plan, netboot_cmdline(plan, "${cwduri}/root.img", disk.root_hash, hash_offset)));
+      ipxe_script(plan, netboot_cmdline(plan, "${kiln-base}/root.img", disk.root_hash, hash_offset)));
   write_file_atomic(
       work / "grub.cfg",
       grub_config(plan, netboot_cmdline(plan, "http://${net_default_server}${kiln_path}/root.img",

@@ -64,8 +64,6 @@ ConditionKernelCommandLine=kiln.root_url
 Wants=systemd-networkd-wait-online.service
 After=systemd-networkd-wait-online.service systemd-udevd.service
 Before=initrd-root-device.target sysroot.mount
-# A root image that does not match its hash must not boot; the console keeps the reason.
-FailureAction=halt
 
 [Service]
 Type=oneshot

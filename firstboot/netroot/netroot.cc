@@ -13,6 +13,7 @@
 // transport. Statically linked, like the agent, and small: no TLS library.
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -124,6 +125,12 @@ int netroot() {
         "kiln.root_hash_offset=<bytes> beside it on the kernel command line");
     return 1;
   }
+  if (url->rfind("http://", 0) != 0) {
+    say("refusing to boot: kiln.root_url=" + *url +
+        " is not an http:// URL (booted from boot.ipxe? an iPXE without ${cwduri} needs "
+        "`set kiln-base http://SERVER/FOLDER` before it chains boot.ipxe)");
+    return 1;
+  }
   keep_appended_join_config();
 
   say("fetching the root image " + *url);
@@ -157,13 +164,24 @@ int netroot() {
   return 0;
 }
 
+/// A refused root leaves nothing to boot: the machine halts with the reason as the last
+/// thing on its console, rather than dropping into an emergency shell nobody can log into.
+[[noreturn]] void halt() {
+  say("halting");
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let the console show it
+  ::sync();
+  ::reboot(RB_HALT_SYSTEM);
+  std::_Exit(1);
+}
+
 }  // namespace
 
 int main() {
   try {
-    return netroot();
+    if (netroot() != 0) halt();
+    return 0;
   } catch (const std::exception& e) {
     say(std::string("refusing to boot: ") + e.what());
-    return 1;
+    halt();
   }
 }

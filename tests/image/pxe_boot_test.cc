@@ -34,10 +34,12 @@ say root_fstype "$(findmnt -no FSTYPE /)"
 dm=$(basename "$(readlink -f /dev/mapper/root)")
 say root_dm_uuid "$(cat /sys/block/$dm/dm/uuid)"
 say root_backing "$(cat /sys/block/$(ls /sys/block/$dm/slaves | head -1)/loop/backing_file)"
+say netroot_fstype "$(findmnt -no FSTYPE /run/kiln/netroot)"
+say netroot_files "$(ls /run/kiln/netroot | tr '\n' ' ')"
 say root_write "$(touch /usr/kiln-probe 2>&1 || true)"
 say var_fstype "$(findmnt -no FSTYPE /var)"
 say etc_fstype "$(findmnt -no FSTYPE /etc)"
-say disks "$(lsblk -dno NAME -e 7,11 | tr '\n' ' ')"
+say disks "$(lsblk -dno NAME -e 2,7,11 | tr '\n' ' ')"
 say containerd "$(systemctl is-active containerd)"
 say kubelet_version "$(kubelet --version)"
 say grow_state "$(systemctl is-active kiln-grow-state)"
@@ -72,7 +74,7 @@ TEST_CASE("a netbooted node fetches its root over HTTP, verifies it and runs it 
           "[pxe][boot]") {
   kiln::test::TempDir work;
   ServedFolder server(kPxe);
-  std::string cmdline = kiln::test::boot_ipxe_cmdline(kPxe, server.guest_url(""));
+  std::string cmdline = kiln::test::boot_ipxe_cmdline(kPxe, server.base_url());
   // The folder's initrd, then the probe, then a join config appended as `kiln stamp --pxe`
   // writes it (expired, so the agent must refuse it: that proves it reached the agent).
   kiln::test::write_probe_initrd(work.path() / "probe.cpio", kNetbootProbe);
@@ -93,15 +95,17 @@ TEST_CASE("a netbooted node fetches its root over HTTP, verifies it and runs it 
   REQUIRE(finished);
   std::string console = vm.console();
   CHECK_THAT(console,
-             Catch::Contains("kiln: fetching the root image " + server.guest_url("/root.img")));
+             Catch::Contains("kiln: fetching the root image " + server.base_url() + "/root.img"));
   CHECK_THAT(console, Catch::Contains("kiln: root image verified; booting it from RAM"));
-  CHECK_THAT(server.log(), Catch::Contains("GET /root.img"));
+  CHECK_THAT(server.log(), Catch::Contains("GET /root.img 200"));
 
   auto probe = kiln::test::probe_results(console);
   CHECK(probe["root_source"] == "/dev/mapper/root");
   CHECK(probe["root_fstype"] == "erofs");
   CHECK_THAT(probe["root_dm_uuid"], Catch::StartsWith("CRYPT-VERITY-"));
-  CHECK(probe["root_backing"] == "/run/kiln/netroot/root.img");
+  CHECK_THAT(probe["root_backing"], Catch::EndsWith("/root.img"));
+  CHECK(probe["netroot_fstype"] == "tmpfs");
+  CHECK(probe["netroot_files"] == "root.img ");
   CHECK_THAT(probe["root_write"], Catch::Contains("Read-only file system"));
   CHECK(probe["var_fstype"] == "tmpfs");
   CHECK(probe["etc_fstype"] == "overlay");
@@ -137,7 +141,7 @@ TEST_CASE("a netbooted node refuses a root image that does not match its root ha
   QemuVm vm({.serial_log = work.path() / "tampered.log",
              .kernel = folder / "vmlinuz",
              .initrd = folder / "initrd.img",
-             .append = kiln::test::boot_ipxe_cmdline(folder, server.guest_url("")),
+             .append = kiln::test::boot_ipxe_cmdline(folder, server.base_url()),
              .memory_mb = kNetbootMemoryMb});
   bool refused = vm.wait_for(
       "kiln: refusing to boot: the root image from .* does not match "
@@ -146,7 +150,7 @@ TEST_CASE("a netbooted node refuses a root image that does not match its root ha
   INFO(vm.console());
   REQUIRE(refused);
   // Halted in the initrd: nothing from the altered image ran.
-  vm.wait_for("System halted|reboot: System halted", std::chrono::seconds(60));
+  CHECK(vm.wait_for("reboot: System halted", std::chrono::seconds(120)));
   CHECK_THAT(vm.console(), !Catch::Contains("Switching root"));
   CHECK_THAT(vm.console(), !Catch::Contains("containerd"));
 }
@@ -155,17 +159,41 @@ TEST_CASE("qemu's iPXE runs the folder's boot.ipxe over HTTP and hands the root 
           "[pxe][boot]") {
   kiln::test::TempDir work;
   ServedFolder server(kPxe);
+  // The iPXE in qemu's ROMs predates ${cwduri}: a menu script names the folder, as a site's
+  // iPXE menu does, then chains boot.ipxe.
+  fs::path menu_dir = work.path() / "menu";
+  fs::create_directory(menu_dir);
+  kiln::write_file_atomic(menu_dir / "menu.ipxe", "#!ipxe\nset kiln-base " + server.base_url() +
+                                                      "\nchain " + server.guest_url("boot.ipxe") +
+                                                      "\n");
+  ServedFolder menu(menu_dir);
   // No disk, no kernel: the firmware's iPXE gets the script's URL from DHCP, as from dnsmasq.
   QemuVm vm({.serial_log = work.path() / "ipxe.log",
-             .pxe_bootfile = server.guest_url("boot.ipxe"),
+             .pxe_bootfile = menu.guest_url("menu.ipxe"),
              .memory_mb = kNetbootMemoryMb});
-  bool fetching = vm.wait_for("kiln: fetching the root image http://10\\.0\\.2\\.2:" +
-                                  std::to_string(server.port()) + "/+root\\.img",
+  bool fetching = vm.wait_for("kiln: fetching the root image " +
+                                  std::regex_replace(server.base_url(), std::regex("\\."), "\\.") +
+                                  "/root\\.img",
                               kBootTimeout);
   INFO(vm.console());
   INFO(server.log());
   REQUIRE(fetching);
-  CHECK_THAT(server.log(), Catch::Contains("GET /boot.ipxe"));
-  CHECK_THAT(server.log(), Catch::Contains("GET /vmlinuz"));
-  CHECK_THAT(server.log(), Catch::Contains("GET /initrd.img"));
+  CHECK(vm.wait_for("kiln: root image verified", kBootTimeout));
+  CHECK_THAT(server.log(), Catch::Contains("GET /boot.ipxe 200"));
+  CHECK_THAT(server.log(), Catch::Contains("GET /vmlinuz 200"));
+  CHECK_THAT(server.log(), Catch::Contains("GET /initrd.img 200"));
+}
+
+TEST_CASE("an iPXE that cannot say where boot.ipxe came from gets a clear refusal", "[pxe][boot]") {
+  kiln::test::TempDir work;
+  ServedFolder server(kPxe);
+  QemuVm vm({.serial_log = work.path() / "ipxe.log",
+             .pxe_bootfile = server.guest_url("boot.ipxe"),
+             .memory_mb = kNetbootMemoryMb});
+  bool refused = vm.wait_for(
+      "kiln: refusing to boot: kiln.root_url=/root.img is not an http:// URL .*set kiln-base",
+      kBootTimeout);
+  INFO(vm.console());
+  REQUIRE(refused);
+  CHECK(vm.wait_for("reboot: System halted", std::chrono::seconds(120)));
 }

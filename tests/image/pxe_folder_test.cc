@@ -80,7 +80,7 @@ TEST_CASE("the PXE folder boots the disk's own kernel, initrd and root hash", "[
   REQUIRE(std::regex_search(entry, m, std::regex("roothash=([0-9a-f]{64})")));
   std::string cmdline = kernel_line();
   CHECK(argument(cmdline, "kiln.roothash") == std::string(m[1]));
-  CHECK(argument(cmdline, "kiln.root_url") == "${cwduri}/root.img");
+  CHECK(argument(cmdline, "kiln.root_url") == "${kiln-base}/root.img");
   CHECK_THAT(cmdline, Catch::Contains(" console=ttyS0"));  // the recipe's own arguments
   CHECK_THAT(kiln::read_file(kPxe / "grub.cfg"),
              Catch::Contains("kiln.roothash=" + std::string(m[1])));

@@ -219,7 +219,7 @@ TEST_CASE("a netbooted node joins the control plane with a join config given by 
       {.serial_log = work.path() / "netboot.log",
        .kernel = pxe / "vmlinuz",
        .initrd = pxe / "initrd.img",
-       .append = kiln::test::boot_ipxe_cmdline(pxe, boot_server.guest_url(""), join_args),
+       .append = kiln::test::boot_ipxe_cmdline(pxe, boot_server.base_url(), join_args),
        .memory_mb = 3072,
        .cpus = 2},
       "kiln: joined tenant-pxe as [a-z0-9.-]+", joined);

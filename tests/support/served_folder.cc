@@ -50,8 +50,12 @@ ServedFolder::~ServedFolder() {
   fs::remove(log_, ec);
 }
 
+std::string ServedFolder::base_url() const {
+  return "http://10.0.2.2:" + std::to_string(port_);
+}
+
 std::string ServedFolder::guest_url(const std::string& path) const {
-  return "http://10.0.2.2:" + std::to_string(port_) + "/" + path;
+  return base_url() + "/" + path;
 }
 
 std::string ServedFolder::log() const {
@@ -68,7 +72,7 @@ std::string boot_ipxe_cmdline(const fs::path& folder, const std::string& base_ur
   std::smatch m;
   if (!std::regex_search(script, m, std::regex(R"(\nkernel vmlinuz ([^\n]*))")))
     throw std::runtime_error("no kernel line in " + (folder / "boot.ipxe").string());
-  std::string cmdline = std::regex_replace(std::string(m[1]), std::regex(R"(\$\{cwduri\})"),
+  std::string cmdline = std::regex_replace(std::string(m[1]), std::regex(R"(\$\{kiln-base\})"),
                                            base_url);
   return std::regex_replace(cmdline, std::regex(R"(\$\{kiln-args\})"), extra);
 }

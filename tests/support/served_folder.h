@@ -15,6 +15,8 @@ class ServedFolder {
   ServedFolder& operator=(const ServedFolder&) = delete;
 
   int port() const { return port_; }
+  /// The folder's URL as a guest sees it, without a trailing slash (as iPXE's ${cwduri}).
+  std::string base_url() const;
   /// The URL of `path` (relative to the folder) as a guest sees it.
   std::string guest_url(const std::string& path) const;
   /// What the server logged (one line per request).
