@@ -40,6 +40,7 @@ namespace {
 
 const fs::path kConfigDevice = "/dev/disk/by-partlabel/kiln-config";
 const fs::path kRun = "/run/kiln";
+const fs::path kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 const fs::path kNetbootConfig = "/run/kiln/netboot-join.yaml";
 const fs::path kJoinedMarker = "/var/lib/kiln/joined";
 const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
@@ -121,6 +122,9 @@ std::optional<ConfigSource> config_from_kernel_url() {
   http::Request call;
   call.url = *url;
   call.timeout_seconds = 10;
+  // An https:// server must prove its name with a certificate the image trusts, so the token
+  // is not handed to whoever answers.
+  if (url->rfind("https://", 0) == 0) call.ca_pem = read_file(kSystemCaBundle);
   http::Response response;
   for (int delay = 2;; delay = std::min(delay * 2, 30)) {
     response = firstboot::request(call);
