@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "builder/disk/gpt.h"
+#include "builder/export/disk_formats.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -19,6 +20,9 @@ namespace kiln {
 namespace fs = std::filesystem;
 
 namespace {
+
+/// The disk image a node installs itself from (`pxe.install`), as the raw.zst output.
+constexpr const char* kInstallImage = "disk.raw.zst";
 
 std::uint64_t used_bytes(const DiskArtifact& disk, const std::string& partition) {
   for (const auto& u : disk.usage)
@@ -104,11 +108,16 @@ menuentry "kiln {name} (network, RAM)" {{
 
 }  // namespace
 
-std::string netboot_cmdline(const BuildPlan& plan, const std::string& root_url,
-                            const std::string& root_hash, std::uint64_t hash_offset) {
-  std::string cmdline = "kiln.root_url=" + root_url + " kiln.roothash=" + root_hash +
+std::string netboot_cmdline(const BuildPlan& plan, const std::string& base_url,
+                            const std::string& root_hash, std::uint64_t hash_offset,
+                            const std::string& install_sha256) {
+  std::string cmdline = "kiln.root_url=" + base_url + "/root.img kiln.roothash=" + root_hash +
                         " kiln.root_hash_offset=" + std::to_string(hash_offset) +
                         " ro systemd.firstboot=off";
+  if (!install_sha256.empty()) {
+    cmdline += " kiln.install_url=" + base_url + "/" + kInstallImage +
+               " kiln.install_sha256=" + install_sha256;
+  }
   for (const auto& arg : plan.recipe.kernel.cmdline) cmdline += " " + arg;
   return cmdline;
 }
@@ -125,19 +134,25 @@ std::vector<ExportedFile> export_pxe_folder(const BuildPlan& plan, const DiskArt
   copy_from_esp(disk, "vmlinuz", work / "vmlinuz");
   copy_from_esp(disk, "initrd.img", work / "initrd.img");
   std::uint64_t hash_offset = write_root_image(disk, work / "root.img");
-  write_file_atomic(
-      work / "boot.ipxe",
-      ipxe_script(plan, netboot_cmdline(plan, "${kiln-base}/root.img", disk.root_hash, hash_offset)));
+  std::vector<std::string> names = {"boot.ipxe", "grub.cfg", "initrd.img", "root.img", "vmlinuz"};
+  std::string install_sha256;
+  if (plan.recipe.pxe.install) {
+    write_raw_zst(disk.raw, work / kInstallImage);
+    install_sha256 = sha256_file(work / kInstallImage);
+    names.insert(names.begin(), kInstallImage);
+  }
+  write_file_atomic(work / "boot.ipxe",
+                    ipxe_script(plan, netboot_cmdline(plan, "${kiln-base}", disk.root_hash,
+                                                      hash_offset, install_sha256)));
   write_file_atomic(
       work / "grub.cfg",
-      grub_config(plan, netboot_cmdline(plan, "http://${net_default_server}${kiln_path}/root.img",
-                                        disk.root_hash, hash_offset)));
+      grub_config(plan, netboot_cmdline(plan, "http://${net_default_server}${kiln_path}",
+                                        disk.root_hash, hash_offset, install_sha256)));
 
   std::vector<ExportedFile> files;
   std::string sums;
-  for (const char* name : {"boot.ipxe", "grub.cfg", "initrd.img", "root.img", "vmlinuz"}) {
-    ExportedFile file{std::string("pxe/") + name, fs::file_size(work / name),
-                      sha256_file(work / name)};
+  for (const auto& name : names) {
+    ExportedFile file{"pxe/" + name, fs::file_size(work / name), sha256_file(work / name)};
     sums += file.sha256 + "  " + name + "\n";
     files.push_back(std::move(file));
   }

@@ -88,6 +88,13 @@ struct DiskSpec {
   std::uint64_t state_bytes = 0;              ///< 0 = default minimum
 };
 
+/// Netboot (`outputs: [pxe]`) choices.
+struct PxeSpec {
+  /// The netboot folder also carries the disk image; a node booted from it writes the image
+  /// onto its first empty disk and reboots into it.
+  bool install = false;
+};
+
 /// A recipe after parsing, include resolution and validation. Plain data.
 struct Recipe {
   std::string name;
@@ -106,6 +113,7 @@ struct Recipe {
   NodeNamePolicy node_name = NodeNamePolicy::hostname;
   std::vector<std::string> outputs;
   DiskSpec disk;
+  PxeSpec pxe;
   /// Where each key was set ("base.suite" -> file:line:col), for checks made after merging.
   std::map<std::string, SourceMark> marks;
   /// Every recipe file read (the top one first, then includes), for hashing and epochs.

@@ -331,6 +331,18 @@ std::vector<Field> disk_fields() {
   };
 }
 
+std::vector<Field> pxe_fields() {
+  return {
+      {"install",
+       "true: netbooted nodes write the disk image onto their first empty disk and reboot "
+       "into it (default false: run from RAM).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<bool>(n, c, "value", {{"true", true}, {"false", false}}))
+           r.pxe.install = *v;
+       }},
+  };
+}
+
 void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
   if (!expect(node, YAML::NodeType::Map, "a map with path and content", ctx)) return;
   FileSpec file;
@@ -550,6 +562,10 @@ std::vector<Field> top_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, disk_fields(), "disk");
        }},
+      {"pxe", "Netboot choices: install.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, pxe_fields(), "pxe");
+       }},
   };
 }
 
@@ -674,8 +690,7 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
 
 const std::vector<std::string>& known_outputs() {
   static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
-                                                   "vmdk",   "ova", "gce",     "ami",
-                                                   "pxe"};
+                                                   "vmdk",   "ova", "gce",     "ami",   "pxe"};
   return outputs;
 }
 
