@@ -28,6 +28,7 @@
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
 #include "builder/util/time.h"
+#include "firstboot/disk_install.h"
 #include "firstboot/https_client.h"
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/node_name.h"
@@ -42,6 +43,7 @@ const fs::path kConfigDevice = "/dev/disk/by-partlabel/kiln-config";
 const fs::path kRun = "/run/kiln";
 const fs::path kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 const fs::path kNetbootConfig = "/run/kiln/netboot-join.yaml";
+const fs::path kInstalledMarker = "/run/kiln/installed";
 const fs::path kJoinedMarker = "/var/lib/kiln/joined";
 const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
 constexpr const char* kConfigFile = "join.yaml";
@@ -143,6 +145,13 @@ std::optional<ConfigSource> config_from_kernel_url() {
   return ConfigSource{response.body, "kiln.join_url " + *url, std::nullopt};
 }
 
+/// A join config handed to a netbooted node: an appended initrd or a pinned URL.
+std::optional<ConfigSource> netboot_config() {
+  if (fs::exists(kNetbootConfig))
+    return ConfigSource{read_file(kNetbootConfig), "the netboot config initrd", kNetbootConfig};
+  return config_from_kernel_url();
+}
+
 std::optional<ConfigSource> find_config() {
   fs::path config_mount = kRun / "config";
   if (fs::exists(kConfigDevice) && mount_filesystem(kConfigDevice, config_mount)) {
@@ -153,9 +162,7 @@ std::optional<ConfigSource> find_config() {
   }
   // Netbooted nodes: a config image appended to the initrd (`kiln stamp --pxe`), which
   // kiln-netroot moved to /run, or a URL on the kernel command line pinned by its SHA-256.
-  if (fs::exists(kNetbootConfig))
-    return ConfigSource{read_file(kNetbootConfig), "the netboot config initrd", kNetbootConfig};
-  if (auto config = config_from_kernel_url()) return config;
+  if (auto config = netboot_config()) return config;
   // NoCloud seed (Cluster API, libvirt, Proxmox): a cidata file system with user-data.
   for (const char* label : {"cidata", "CIDATA"}) {
     fs::path seed = fs::path("/dev/disk/by-label") / label;
@@ -218,6 +225,11 @@ Version kubeadm_version() {
 }
 
 int join() {
+  if (fs::exists(kInstalledMarker)) {
+    status("kiln: installed onto " + read_file(kInstalledMarker) +
+           "; the node joins from there after the reboot");
+    return 0;
+  }
   if (fs::exists(kJoinedMarker)) {
     status("kiln: " + read_file(kJoinedMarker) + " (already joined; nothing to do)");
     return 0;
@@ -294,9 +306,24 @@ int join() {
   return 0;
 }
 
+/// `kiln-firstboot install` (kiln-install.service): `pxe.install`, before any join. The
+/// installed disk gets the join config and joins after the reboot; this RAM boot does not.
+int install() {
+  try {
+    std::optional<std::string> config;
+    if (auto source = netboot_config()) config = source->text;
+    firstboot::install_to_empty_disk(config, status);
+    return 0;
+  } catch (const std::exception& e) {
+    status(std::string("kiln: installing onto a local disk failed: ") + e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "install") return install();
   try {
     return join();
   } catch (const std::exception& e) {

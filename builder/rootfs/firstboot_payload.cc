@@ -17,15 +17,16 @@ const FirstbootPayload& firstboot_payload() {
       std::error_code ec;
       dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
     }
-    FirstbootPayload p{dir / "kiln-firstboot", dir / "kiln-firstboot.service", "",
-                       dir / "kiln-netroot", ""};
-    for (const auto& file : {p.agent, p.unit, p.netroot}) {
+    FirstbootPayload p{dir / "kiln-firstboot",       dir / "kiln-firstboot.service",
+                       dir / "kiln-install.service", "",
+                       dir / "kiln-netroot",         ""};
+    for (const auto& file : {p.agent, p.unit, p.install_unit, p.netroot}) {
       if (!fs::exists(file)) {
         throw Error("the first-boot agent is missing: " + file.string() +
                     " (build it with `cmake --build build`, or point KILN_FIRSTBOOT_DIR at it)");
       }
     }
-    p.digest = sha256_hex(sha256_file(p.agent) + sha256_file(p.unit));
+    p.digest = sha256_hex(sha256_file(p.agent) + sha256_file(p.unit) + sha256_file(p.install_unit));
     p.netroot_digest = sha256_file(p.netroot);
     return p;
   }();

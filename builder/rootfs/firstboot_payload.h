@@ -8,11 +8,12 @@ namespace kiln {
 /// The first-boot agent and its unit, built with kiln and installed into every image, and the
 /// netboot root fetcher that goes into every initrd.
 struct FirstbootPayload {
-  std::filesystem::path agent;  ///< static kiln-firstboot binary
-  std::filesystem::path unit;   ///< kiln-firstboot.service
-  std::string digest;           ///< SHA-256 over both, for the rootfs cache key
-  std::filesystem::path netroot;  ///< static kiln-netroot, for the initrd (base stage)
-  std::string netroot_digest;     ///< its SHA-256, for the base cache key
+  std::filesystem::path agent;         ///< static kiln-firstboot binary
+  std::filesystem::path unit;          ///< kiln-firstboot.service
+  std::filesystem::path install_unit;  ///< kiln-install.service (pxe.install)
+  std::string digest;                  ///< SHA-256 over both, for the rootfs cache key
+  std::filesystem::path netroot;       ///< static kiln-netroot, for the initrd (base stage)
+  std::string netroot_digest;          ///< its SHA-256, for the base cache key
 };
 
 /// Looks in $KILN_FIRSTBOOT_DIR, else beside the running kiln executable (where the build

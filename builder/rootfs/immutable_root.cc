@@ -65,6 +65,9 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
   tree.write_file("/usr/lib/kiln/kiln-firstboot", read_file(firstboot.agent), 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-firstboot.service", read_file(firstboot.unit));
   enable(tree, "kiln-firstboot.service", "multi-user.target");
+  tree.write_file("/usr/lib/systemd/system/kiln-install.service",
+                  read_file(firstboot.install_unit));
+  enable(tree, "kiln-install.service", "multi-user.target");
 
   tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);

@@ -9,10 +9,13 @@
 #include <fstream>
 #include <regex>
 
+#include "builder/disk/gpt.h"
 #include "builder/join/config_initrd.h"
 #include "builder/join/join_config.h"
 #include "builder/util/files.h"
+#include "builder/util/sha256.h"
 #include "support/qemu_vm.h"
+#include "support/run_command.h"
 #include "support/served_folder.h"
 #include "support/temp_dir.h"
 
@@ -53,8 +56,8 @@ std::uint64_t hash_offset(const std::string& cmdline) {
   return std::stoull(m[1]);
 }
 
-/// A join config whose token expired an hour ago, as a config initrd.
-void write_expired_join_initrd(const fs::path& out) {
+/// A join config initrd for a control plane that is not there, its token expiring `expires`.
+void write_join_initrd(const fs::path& out, const std::string& expires) {
   kiln::JoinConfig config = kiln::parse_join_config(R"(apiVersion: kiln.dev/v1alpha1
 kind: JoinConfig
 controlPlane:
@@ -62,8 +65,7 @@ controlPlane:
   endpoint: https://10.0.2.2:6443
   caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
 token: abcdef.0123456789abcdef
-expires: 2026-01-01T00:00:00Z
-)",
+expires: )" + expires + "\n",
                                                     "join.yaml");
   kiln::write_join_initrd(config, out);
 }
@@ -78,7 +80,7 @@ TEST_CASE("a netbooted node fetches its root over HTTP, verifies it and runs it 
   // The folder's initrd, then the probe, then a join config appended as `kiln stamp --pxe`
   // writes it (expired, so the agent must refuse it: that proves it reached the agent).
   kiln::test::write_probe_initrd(work.path() / "probe.cpio", kNetbootProbe);
-  write_expired_join_initrd(work.path() / "join.img");
+  write_join_initrd(work.path() / "join.img", "2026-01-01T00:00:00Z");
   kiln::test::concatenate(kPxe / "initrd.img", work.path() / "probe.cpio",
                           work.path() / "with-probe.img");
   kiln::test::concatenate(work.path() / "with-probe.img", work.path() / "join.img",
@@ -196,4 +198,57 @@ TEST_CASE("an iPXE that cannot say where boot.ipxe came from gets a clear refusa
   INFO(vm.console());
   REQUIRE(refused);
   CHECK(vm.wait_for("reboot: System halted", std::chrono::seconds(120)));
+}
+
+TEST_CASE(
+    "with pxe.install a netbooted node writes the disk image onto its empty disk, "
+    "stamps its join config there and boots from it next",
+    "[pxe][boot]") {
+  kiln::test::TempDir work;
+  ServedFolder server(kPxe);
+  // The fixture's raw.zst is the image a `pxe.install` folder carries as disk.raw.zst.
+  ServedFolder images(kPxe.parent_path());
+  std::string install_args =
+      "kiln.install_url=" + images.guest_url("worker.raw.zst") +
+      " kiln.install_sha256=" + kiln::sha256_file(kPxe.parent_path() / "worker.raw.zst");
+  write_join_initrd(work.path() / "join.img", "2099-01-01T00:00:00Z");
+  kiln::test::concatenate(kPxe / "initrd.img", work.path() / "join.img",
+                          work.path() / "initrds.img");
+  fs::path disk = work.path() / "empty.raw";
+  std::ofstream(disk).close();
+  fs::resize_file(disk, 6ull << 30);  // sparse: an empty 6 GiB disk
+
+  {
+    QemuVm vm({.disk = disk,
+               .serial_log = work.path() / "install.log",
+               .kernel = kPxe / "vmlinuz",
+               .initrd = work.path() / "initrds.img",
+               .append = kiln::test::boot_ipxe_cmdline(kPxe, server.base_url(), install_args),
+               .memory_mb = kNetbootMemoryMb});
+    bool installed = vm.wait_for("kiln: installed onto /dev/vda; rebooting into it", kBootTimeout);
+    INFO(vm.console());
+    INFO(images.log());
+    REQUIRE(installed);
+    CHECK(vm.wait_exit(std::chrono::seconds(300)));  // -no-reboot: the reboot ends qemu
+    CHECK_THAT(vm.console(), Catch::Contains("kiln: put the join config into the installed disk"));
+    CHECK_THAT(vm.console(), !Catch::Contains("kiln: joining"));  // not from RAM: from the disk
+  }
+
+  // The disk now holds the image (the verified root byte for byte) and the join config.
+  kiln::GptDisk layout = kiln::read_gpt(disk);
+  const auto& root = kiln::find_partition(layout, "root", disk);
+  fs::path raw = kPxe.parent_path() / "worker.raw";
+  const auto& image_root = kiln::find_partition(kiln::read_gpt(raw), "root", raw);
+  CHECK(kiln::read_at(disk, root.offset, 4 << 20) ==
+        kiln::read_at(raw, image_root.offset, 4 << 20));
+  auto shown = kiln::test::run_command(std::string(KILN_BINARY) + " stamp --show " + disk.string());
+  CHECK_THAT(shown.output, Catch::Contains("token          abcdef.****************"));
+
+  // Next boot: from the disk, no network boot, and the agent finds the stamped config there.
+  QemuVm second({.disk = disk, .serial_log = work.path() / "disk-boot.log"});
+  bool agent_ran = second.wait_for("kiln: waiting for https://10\\.0\\.2\\.2:6443", kBootTimeout);
+  INFO(second.console());
+  REQUIRE(agent_ran);
+  CHECK_THAT(second.console(), Catch::Contains("roothash="));
+  CHECK_THAT(second.console(), !Catch::Contains("kiln.root_url"));
 }

@@ -176,3 +176,43 @@ TEST_CASE("kiln stamp --pxe writes a private join config initrd and refuses what
   CHECK_THAT(expired.output, Catch::Contains("expired"));
   CHECK_FALSE(fs::exists(work.path() / "x.img"));
 }
+
+TEST_CASE(
+    "pxe.install puts the disk image in the folder and its URL and digest on the "
+    "command line",
+    "[image][pxe]") {
+  kiln::test::TempDir work;
+  kiln::write_file_atomic(
+      work.path() / "install.yaml",
+      "include: " + std::string(KILN_SOURCE_DIR) + "/recipes/worker.yaml\npxe:\n  install: true\n");
+  auto built = kiln::test::run_command(std::string(KILN_BINARY) + " build " +
+                                       (work.path() / "install.yaml").string() +
+                                       " --outputs pxe -o " + (work.path() / "out").string());
+  INFO(built.output);
+  REQUIRE(built.exit_code == 0);
+  fs::path folder = work.path() / "out" / "pxe";
+  std::string script = kiln::read_file(folder / "boot.ipxe");
+  std::string digest = kiln::sha256_file(folder / "disk.raw.zst");
+  CHECK_THAT(script,
+             Catch::Contains(" kiln.install_url=${kiln-base}/disk.raw.zst kiln.install_sha256=" +
+                             digest + " "));
+  CHECK_THAT(kiln::read_file(folder / "SHA256SUMS"), Catch::Contains(digest + "  disk.raw.zst\n"));
+  // It is the disk image: a kiln GPT disk once decompressed.
+  auto raw = work.path() / "disk.raw";
+  REQUIRE(kiln::test::run_command("zstd -dq " + (folder / "disk.raw.zst").string() + " -o " +
+                                  raw.string())
+              .exit_code == 0);
+  kiln::GptDisk disk = kiln::read_gpt(raw);
+  CHECK_NOTHROW(kiln::find_partition(disk, "kiln-config", raw));
+  CHECK_NOTHROW(kiln::find_partition(disk, "state", raw));
+  // The root it installs is the one the folder netboots.
+  const auto& root = kiln::find_partition(disk, "root", raw);
+  CHECK(kiln::read_at(raw, root.offset, 1 << 20) == kiln::read_at(folder / "root.img", 0, 1 << 20));
+
+  kiln::write_file_atomic(work.path() / "typo.yaml", "name: x\npxe:\n  instal: true\n");
+  auto typo = kiln::test::run_command(std::string(KILN_BINARY) + " validate " +
+                                      (work.path() / "typo.yaml").string());
+  CHECK(typo.exit_code == 3);
+  CHECK_THAT(typo.output, Catch::Contains("typo.yaml:3:3: error: unknown key 'instal'"));
+  CHECK_THAT(typo.output, Catch::Contains("did you mean 'install'?"));
+}

@@ -10,6 +10,7 @@
 #include "builder/join/config_initrd.h"
 #include "builder/join/join_config.h"
 #include "builder/util/files.h"
+#include "firstboot/disk_install.h"
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/netroot/http_download.h"
 #include "support/http_server.h"
@@ -123,4 +124,37 @@ expires: 2099-01-01T00:00:00Z
   // The same config gives the same bytes.
   kiln::write_join_initrd(config, dir.path() / "again.img");
   CHECK(kiln::read_file(dir.path() / "join.img") == kiln::read_file(dir.path() / "again.img"));
+}
+
+TEST_CASE(
+    "pxe.install picks the first disk whose first MiB is zero, never a virtual, "
+    "removable or read-only one",
+    "[netroot]") {
+  kiln::test::TempDir dir;
+  fs::path sys = dir.path() / "sys", dev = dir.path() / "dev";
+  fs::create_directories(dev);
+  // name, removable, ro, first MiB zero
+  struct Disk {
+    const char* name;
+    const char* removable;
+    const char* ro;
+    bool zero;
+  };
+  for (const Disk& d :
+       {Disk{"loop0", "0", "0", true}, Disk{"sda", "0", "0", false}, Disk{"sdb", "1", "0", true},
+        Disk{"sdc", "0", "1", true}, Disk{"sr0", "1", "0", true}, Disk{"vdb", "0", "0", true},
+        Disk{"vdc", "0", "0", true}}) {
+    fs::create_directories(sys / d.name);
+    kiln::write_file_atomic(sys / d.name / "removable", std::string(d.removable) + "\n");
+    kiln::write_file_atomic(sys / d.name / "ro", std::string(d.ro) + "\n");
+    kiln::write_file_atomic(sys / d.name / "size", "8388608\n");
+    std::string head(1 << 20, '\0');
+    if (!d.zero) head[510] = '\x55';  // an MBR signature: something is on it
+    kiln::write_file_atomic(dev / d.name, head);
+  }
+  CHECK(kiln::firstboot::first_empty_disk(sys.string(), dev.string()) == "vdb");
+  fs::remove(dev / "vdb");  // unreadable: not chosen
+  CHECK(kiln::firstboot::first_empty_disk(sys.string(), dev.string()) == "vdc");
+  kiln::write_file_atomic(dev / "vdc", std::string(4096, '\0'));  // shorter than a MiB
+  CHECK_FALSE(kiln::firstboot::first_empty_disk(sys.string(), dev.string()));
 }
