@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -134,8 +135,11 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
     if (::mount("tmpfs", kDownloadDir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
       throw Error("cannot mount a tmpfs for the disk image: " + std::string(std::strerror(errno)));
   };
-  download_with_retries(*url, image, make_room,
-                        [&](const std::string& line) { status("kiln: " + line); });
+  // Progress goes to the unit's output only (journal and console), not the login banner.
+  download_with_retries(*url, image, make_room, [](const std::string& line) {
+    std::printf("kiln: %s\n", line.c_str());
+    std::fflush(stdout);
+  });
   std::string got = sha256_file(image);
   if (got != *pin) {
     ::umount(kDownloadDir.c_str());
