@@ -14,6 +14,7 @@
 #include "builder/join/join_config.h"
 #include "builder/util/files.h"
 #include "builder/util/sha256.h"
+#include "support/join_config_text.h"
 #include "support/qemu_vm.h"
 #include "support/run_command.h"
 #include "support/served_folder.h"
@@ -58,15 +59,8 @@ std::uint64_t hash_offset(const std::string& cmdline) {
 
 /// A join config initrd for a control plane that is not there, its token expiring `expires`.
 void write_join_initrd(const fs::path& out, const std::string& expires) {
-  kiln::JoinConfig config = kiln::parse_join_config(R"(apiVersion: kiln.dev/v1alpha1
-kind: JoinConfig
-controlPlane:
-  name: tcp-netboot
-  endpoint: https://10.0.2.2:6443
-  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
-token: abcdef.0123456789abcdef
-expires: )" + expires + "\n",
-                                                    "join.yaml");
+  kiln::JoinConfig config =
+      kiln::parse_join_config(kiln::test::join_config_text(expires), "join.yaml");
   kiln::write_join_initrd(config, out);
 }
 

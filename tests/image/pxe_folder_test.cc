@@ -13,6 +13,7 @@
 #include "builder/disk/gpt.h"
 #include "builder/util/files.h"
 #include "builder/util/sha256.h"
+#include "support/join_config_text.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -59,16 +60,6 @@ std::set<std::string> initrd_paths(const fs::path& initrd) {
   archive_read_free(reader);
   return paths;
 }
-
-const char* kJoinConfig = R"(apiVersion: kiln.dev/v1alpha1
-kind: JoinConfig
-controlPlane:
-  name: tcp-edge
-  endpoint: https://10.0.2.2:6443
-  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
-token: abcdef.0123456789abcdef
-expires: EXPIRES
-)";
 
 }  // namespace
 
@@ -143,9 +134,8 @@ TEST_CASE("kiln stamp --pxe writes a private join config initrd and refuses what
   fs::path folder = work.path() / "pxe";
   fs::create_directory(folder);
   fs::copy_file(kPxe / "boot.ipxe", folder / "boot.ipxe");
-  std::string valid =
-      std::regex_replace(kJoinConfig, std::regex("EXPIRES"), "2099-01-01T00:00:00Z");
-  kiln::write_file_atomic(work.path() / "join.yaml", valid, 0600);
+  kiln::write_file_atomic(work.path() / "join.yaml",
+                          kiln::test::join_config_text("2099-01-01T00:00:00Z"), 0600);
   std::string kiln = KILN_BINARY;
 
   auto stamped = kiln::test::run_command(kiln + " stamp --pxe " + folder.string() + " --join " +
@@ -167,9 +157,8 @@ TEST_CASE("kiln stamp --pxe writes a private join config initrd and refuses what
   CHECK(not_pxe.exit_code != 0);
   CHECK_THAT(not_pxe.output, Catch::Contains("is not a kiln PXE folder (no boot.ipxe)"));
 
-  kiln::write_file_atomic(
-      work.path() / "old.yaml",
-      std::regex_replace(kJoinConfig, std::regex("EXPIRES"), "2026-01-01T00:00:00Z"), 0600);
+  kiln::write_file_atomic(work.path() / "old.yaml",
+                          kiln::test::join_config_text("2026-01-01T00:00:00Z"), 0600);
   auto expired = kiln::test::run_command(kiln + " stamp --pxe " + (work.path() / "x.img").string() +
                                          " --join " + (work.path() / "old.yaml").string());
   CHECK(expired.exit_code != 0);

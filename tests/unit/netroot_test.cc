@@ -14,6 +14,7 @@
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/netroot/http_download.h"
 #include "support/http_server.h"
+#include "support/join_config_text.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -103,16 +104,8 @@ TEST_CASE("a failure to prepare the root image's storage is not retried", "[netr
 TEST_CASE("a join config initrd holds /kiln/join.yaml, private, and nothing else",
           "[netroot][join]") {
   kiln::test::TempDir dir;
-  kiln::JoinConfig config = kiln::parse_join_config(R"(apiVersion: kiln.dev/v1alpha1
-kind: JoinConfig
-controlPlane:
-  name: tcp-edge
-  endpoint: https://10.0.2.2:6443
-  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
-token: abcdef.0123456789abcdef
-expires: 2099-01-01T00:00:00Z
-)",
-                                                    "join.yaml");
+  kiln::JoinConfig config =
+      kiln::parse_join_config(kiln::test::join_config_text("2099-01-01T00:00:00Z"), "join.yaml");
   kiln::write_join_initrd(config, dir.path() / "join.img");
   struct stat st {};
   REQUIRE(::stat((dir.path() / "join.img").c_str(), &st) == 0);
