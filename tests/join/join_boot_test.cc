@@ -215,14 +215,16 @@ TEST_CASE("a netbooted node joins the control plane with a join config given by 
   std::string join_args = "kiln.join_url=" + config_server.guest_url("join.yaml") +
                           " kiln.join_sha256=" + kiln::sha256_file(configs / "join.yaml");
   bool joined = false;
-  auto booted = boot_until(
-      {.serial_log = work.path() / "netboot.log",
-       .kernel = pxe / "vmlinuz",
-       .initrd = pxe / "initrd.img",
-       .append = kiln::test::boot_ipxe_cmdline(pxe, boot_server.base_url(), join_args),
-       .memory_mb = 3072,
-       .cpus = 2},
-      "kiln: joined tenant-pxe as [a-z0-9.-]+", joined);
+  auto booted =
+      boot_until({.serial_log = work.path() / "netboot.log",
+                  .kernel = pxe / "vmlinuz",
+                  .initrd = pxe / "initrd.img",
+                  .append = kiln::test::boot_ipxe_cmdline(pxe, boot_server.base_url(), join_args),
+                  .memory_mb = 3072,
+                  .cpus = 2,
+                  // Another machine than the disk-join test's: the node is named after its MAC.
+                  .mac = "52:54:00:12:34:57"},
+                 "kiln: joined tenant-pxe as [a-z0-9.-]+", joined);
   INFO(booted->console());
   INFO(config_server.log());
   REQUIRE(joined);

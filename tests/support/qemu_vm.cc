@@ -108,24 +108,25 @@ void concatenate(const fs::path& first, const fs::path& second, const fs::path& 
 }
 
 QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
-  std::vector<std::string> argv = {"qemu-system-x86_64",
-                                   "-accel",
-                                   "tcg",
-                                   "-m",
-                                   std::to_string(options_.memory_mb),
-                                   "-smp",
-                                   std::to_string(options_.cpus),
-                                   "-display",
-                                   "none",
-                                   "-monitor",
-                                   "none",
-                                   "-no-reboot",
-                                   "-serial",
-                                   "file:" + options_.serial_log.string(),
-                                   "-netdev",
-                                   "user,id=net0",
-                                   "-device",
-                                   "virtio-net-pci,netdev=net0"};
+  std::vector<std::string> argv = {
+      "qemu-system-x86_64",
+      "-accel",
+      "tcg",
+      "-m",
+      std::to_string(options_.memory_mb),
+      "-smp",
+      std::to_string(options_.cpus),
+      "-display",
+      "none",
+      "-monitor",
+      "none",
+      "-no-reboot",
+      "-serial",
+      "file:" + options_.serial_log.string(),
+      "-netdev",
+      "user,id=net0",
+      "-device",
+      "virtio-net-pci,netdev=net0" + (options_.mac.empty() ? "" : ",mac=" + options_.mac)};
   if (!options_.disk.empty()) {
     argv.insert(argv.end(), {"-drive", "file=" + options_.disk.string() +
                                            ",format=" + options_.format + ",if=virtio"});

@@ -25,6 +25,8 @@ struct VmOptions {
   std::string pxe_bootfile;
   int memory_mb = 2048;
   int cpus = 1;
+  /// The NIC's MAC address (qemu's default when empty); nodes named by MAC need distinct ones.
+  std::string mac;
 };
 
 /// One qemu-system-x86_64 guest under software emulation (TCG; no KVM here), with user
