@@ -22,7 +22,7 @@ const FirstbootPayload& firstboot_payload() {
                        dir / "kiln-netroot",         ""};
     for (const auto& file : {p.agent, p.unit, p.install_unit, p.netroot}) {
       if (!fs::exists(file)) {
-        throw Error("the first-boot agent is missing: " + file.string() +
+        throw Error("a program kiln installs into every image is missing: " + file.string() +
                     " (build it with `cmake --build build`, or point KILN_FIRSTBOOT_DIR at it)");
       }
     }
