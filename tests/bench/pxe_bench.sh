@@ -35,19 +35,22 @@ echo "kiln PXE benchmark: $(nproc) cores, software emulation for boots"
 "$kiln" build "$root/recipes/worker.yaml" --outputs raw,pxe -o "$work/out" >"$work/build.log" 2>&1 ||
   { cat "$work/build.log"; exit 1; }
 pxe=$work/out/pxe
-"$kiln" serve "$pxe" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
+"$kiln" serve "$work/out" --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
 for _ in $(seq 1 50); do grep -q "http://" "$work/serve.out" && break; sleep 0.1; done
 port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$work/serve.out")
 net=(-netdev "user,id=n0" -device virtio-net-pci,netdev=n0)
+base=http://10.0.2.2:$port/pxe
+# A site menu naming the folder, as qemu's iPXE (older than ${cwduri}) needs.
+printf '#!ipxe\nset kiln-base %s\nchain ${kiln-base}/boot.ipxe\n' "$base" >"$work/out/menu.ipxe"
 
 cmdline=$(sed -n 's/^kernel vmlinuz //p' "$pxe/boot.ipxe" |
-  sed "s|\${cwduri}|http://10.0.2.2:$port|; s| \${kiln-args}||")
+  sed "s|\${kiln-base}|$base|; s| \${kiln-args}||")
 direct_verified=$(boot_until "$work/direct-verified.log" "root image verified" "${net[@]}" \
   -kernel "$pxe/vmlinuz" -initrd "$pxe/initrd.img" -append "$cmdline")
 direct_login=$(boot_until "$work/direct.log" "login: " "${net[@]}" \
   -kernel "$pxe/vmlinuz" -initrd "$pxe/initrd.img" -append "$cmdline")
 ipxe_login=$(boot_until "$work/ipxe.log" "login: " -boot n -netdev \
-  "user,id=n0,bootfile=http://10.0.2.2:$port/boot.ipxe" -device virtio-net-pci,netdev=n0)
+  "user,id=n0,bootfile=http://10.0.2.2:$port/menu.ipxe" -device virtio-net-pci,netdev=n0)
 disk_login=$(boot_until "$work/disk.log" "login: " "${net[@]}" \
   -drive "file=$work/out/worker.raw,format=raw,if=virtio,snapshot=on")
 
