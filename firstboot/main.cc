@@ -2,11 +2,11 @@
 //
 // Runs once per boot from kiln-firstboot.service, before the kubelet. Reads the join config
 // from the KILNCFG partition (netbooted nodes: an appended initrd or a pinned URL; else cloud
-// user data), checks the token's
-// expiry, verifies the control plane itself (cluster-info signed for our token id, CA pinned),
-// then runs `kubeadm join --config`. On success it erases the token from the partition and
-// records the join on the state partition, so later boots do nothing. Every outcome is
-// reported on the console, in the journal and in /etc/issue.d.
+// user data), checks the token's expiry, verifies the control plane itself (cluster-info signed for
+// our token id, CA pinned), then runs `kubeadm join --config`. On success it erases the token from
+// the partition and records the join on the state partition, so later boots do nothing. Every
+// outcome is reported on the console, in the journal and in /etc/issue.d.
+// `kiln-firstboot install` (kiln-install.service) is `pxe.install`: see disk_install.h.
 //
 // Statically linked: the image's distribution need not match the build host's libraries.
 #include <sys/mount.h>
@@ -119,7 +119,7 @@ std::optional<ConfigSource> config_from_kernel_url() {
   auto url = firstboot::kernel_argument(cmdline, "kiln.join_url");
   if (!url) return std::nullopt;
   auto pin = firstboot::kernel_argument(cmdline, "kiln.join_sha256");
-  if (!pin || pin->size() != 64)
+  if (!pin || !is_sha256_hex(*pin))
     throw Error("kiln.join_url needs kiln.join_sha256=<64 hex digits> beside it");
   http::Request call;
   call.url = *url;
@@ -238,9 +238,8 @@ int join() {
   if (!source) {
     status(
         "kiln: no join config (KILNCFG is empty, no netboot config, NoCloud seed or cloud user "
-        "data): "
-        "this node does not join a cluster; stamp one with `kiln stamp` (netbooted: `kiln stamp "
-        "--pxe` or kiln.join_url=)");
+        "data): this node does not join a cluster; stamp one with `kiln stamp` (netbooted: "
+        "`kiln stamp --pxe` or kiln.join_url=)");
     return 0;
   }
   JoinConfig config;
