@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -129,11 +129,12 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
   status("kiln: installing " + *url + " onto " + device.string());
 
   fs::path image = kDownloadDir / "disk.raw.zst";
-  auto make_room = [&](std::uint64_t size) {
-    fs::create_directories(kDownloadDir);
-    std::string options = "mode=0700,size=" + std::to_string(size + (16u << 20));
-    if (::mount("tmpfs", kDownloadDir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
-      throw Error("cannot mount a tmpfs for the disk image: " + std::string(std::strerror(errno)));
+  // The image only needs RAM until it is on the disk: the tmpfs goes on every way out.
+  struct UnmountOnExit {
+    ~UnmountOnExit() { ::umount(kDownloadDir.c_str()); }
+  } release_ram;
+  auto make_room = [](std::uint64_t size) {
+    mount_tmpfs_for(kDownloadDir, size, "the disk image");
   };
   // Progress goes to the unit's output only (journal and console), not the login banner.
   download_with_retries(*url, image, make_room, [](const std::string& line) {
@@ -142,7 +143,6 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
   });
   std::string got = sha256_file(image);
   if (got != *pin) {
-    ::umount(kDownloadDir.c_str());
     throw Error("the disk image from " + *url + " does not match kiln.install_sha256 (got " + got +
                 "); not installing it");
   }
@@ -150,7 +150,7 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
   // Zeros are written too: the rest of the disk may hold old data.
   run({"zstd", "--decompress", "--force", "--no-sparse", "--quiet", image.string(), "-o",
        device.string()});
-  ::umount(kDownloadDir.c_str());
+  fs::remove(image);
   reread_partitions(device);
   if (join_yaml) {
     stamp_config(*disk, *join_yaml);

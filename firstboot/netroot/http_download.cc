@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -184,6 +185,13 @@ void attempt(const HttpUrl& url, const fs::path& target, Transfer& t,
 }
 
 }  // namespace
+
+void mount_tmpfs_for(const fs::path& dir, std::uint64_t size, const std::string& what) {
+  fs::create_directories(dir);
+  std::string options = "mode=0700,size=" + std::to_string(size + (16u << 20));
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
+    throw std::runtime_error("cannot mount a tmpfs for " + what + ": " + std::strerror(errno));
+}
 
 HttpUrl parse_http_url(const std::string& text) {
   static const std::regex pattern(R"(^http://(\[[^\]]+\]|[^/:\[\]]+)(?::(\d{1,5}))?(/\S*)?$)");

@@ -18,6 +18,10 @@ struct HttpUrl {
 /// included: the netboot root is checked by its hash, and the initrd carries no TLS stack).
 HttpUrl parse_http_url(const std::string& url);
 
+/// Mounts a tmpfs of its own on `dir`, just big enough for one file of `size` bytes: /run is
+/// a fifth of RAM, too small for a root or disk image. Throws std::runtime_error naming `what`.
+void mount_tmpfs_for(const std::filesystem::path& dir, std::uint64_t size, const std::string& what);
+
 /// Downloads `url` into `target`, retrying for as long as it takes with a capped backoff and
 /// resuming an interrupted transfer with a Range request. `prepare` is called once with the
 /// size, before the first byte is written; `say` reports progress and each failed attempt.

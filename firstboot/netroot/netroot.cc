@@ -62,17 +62,6 @@ int run(const std::vector<std::string>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-/// The initrd's /run is 20% of RAM; the root image gets a tmpfs of its own, sized to it. It
-/// lives under /run, so it moves into the booted system with /run and stays mounted there.
-void make_image_tmpfs(std::uint64_t image_size) {
-  fs::create_directories(kImageDir);
-  std::uint64_t size = image_size + (16u << 20);
-  std::string options = "mode=0700,size=" + std::to_string(size);
-  if (::mount("tmpfs", kImageDir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
-    throw std::runtime_error("cannot mount a tmpfs for the root image: " +
-                             std::string(std::strerror(errno)));
-}
-
 /// Reads the whole verity device: the kernel checks every block against the root hash and
 /// answers EIO for any that does not match.
 bool read_through(const fs::path& device, std::uint64_t& failed_at) {
@@ -135,7 +124,10 @@ int netroot() {
 
   say("fetching the root image " + *url);
   auto started = std::chrono::steady_clock::now();
-  std::uint64_t size = download_with_retries(*url, kImage, make_image_tmpfs, say);
+  // The image's tmpfs lives under /run, so it moves into the booted system with /run and
+  // stays mounted there, under the loop device that carries the root.
+  auto make_room = [](std::uint64_t size) { mount_tmpfs_for(kImageDir, size, "the root image"); };
+  std::uint64_t size = download_with_retries(*url, kImage, make_room, say);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   say("fetched " + std::to_string(size >> 20) + " MiB in " + std::to_string(int(seconds)) +
