@@ -120,7 +120,7 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
 
   // EROFS compression is the longest step and single-threaded: the rest runs beside it.
   auto root_image = std::async(std::launch::async, [&] {
-    log::info("    mkfs.erofs (lz4hc) of the read-only root");
+    log::info("    mkfs.erofs (lz4) of the read-only root");
     make_erofs(root, work / "root.erofs", Guid::derived("kiln/" + plan.recipe_hash + "/erofs").text,
                epoch);
   });

@@ -49,6 +49,20 @@ ExecStart=/usr/lib/kiln/grow-state
 WantedBy=multi-user.target
 )";
 
+// Generators that find nothing to do on a kiln node still cost seconds of boot under
+// emulation or on a small CPU, each a process loading libsystemd-shared before the first unit
+// starts; the ssh generator also loads four vsock modules to probe for a hypervisor socket.
+// The sysv generator would only wrap procps' init script, which repeats systemd-sysctl.
+constexpr const char* kMaskedGenerators[] = {
+    "systemd-hibernate-resume-generator",  // no swap, nothing to resume from
+    "systemd-integritysetup-generator",    // no /etc/integritytab
+    "systemd-rc-local-generator",          // no /etc/rc.local
+    "systemd-ssh-generator",               // sshd runs as ssh.service, not on vsock
+    "systemd-system-update-generator",     // no offline updates; A/B swaps the root
+    "systemd-sysv-generator",              // every package here ships native units
+    "systemd-tpm2-generator",              // the node does not seal anything to a TPM
+};
+
 void enable(RootTree& tree, const std::string& unit, const std::string& target) {
   tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
                     "/usr/lib/systemd/system/" + unit);
@@ -72,6 +86,12 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
   tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);
   enable(tree, "kiln-grow-state.service", "multi-user.target");
+
+  for (const char* generator : kMaskedGenerators)
+    tree.make_symlink(std::string("/etc/systemd/system-generators/") + generator, "/dev/null");
+  // /usr never changes under a booted image and ld.so.cache is built with it, so the
+  // first boot need not rebuild it (ConditionNeedsUpdate=/etc compares this stamp with /usr).
+  tree.write_file("/etc/.updated", "");
 
   // The kubelet creates its FlexVolume directory at start; /usr is read-only.
   tree.write_file("/etc/default/kubelet",

@@ -45,6 +45,8 @@ say ssh "$(systemctl is-active ssh)"
 say kubelet "$(systemctl is-active kubelet)"
 say kubelet_condition "$(systemctl show -p ConditionResult --value kubelet)"
 say grow_state "$(systemctl is-active kiln-grow-state)"
+say ldconfig_condition "$(systemctl show -p ConditionResult --value ldconfig)"
+say vsock_modules "$(grep -c vsock /proc/modules)"
 say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
 part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
 say state_part_end_bytes "$(( ($(cat /sys/class/block/$part/start) + $(cat /sys/class/block/$part/size)) * 512 ))"
@@ -83,6 +85,10 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
   CHECK(probe.at("kubelet") == "inactive");
   CHECK(probe.at("kubelet_condition") == "no");
   CHECK(probe.at("machine_id").size() == 32);
+  // The image's ld.so.cache is current (its /etc/.updated stamp), and no masked generator
+  // probed for a hypervisor socket.
+  CHECK(probe.at("ldconfig_condition") == "no");
+  CHECK(probe.at("vsock_modules") == "0");
 }
 
 }  // namespace
