@@ -9,11 +9,13 @@
 // `kiln-firstboot install` (kiln-install.service) is `pxe.install`: see disk_install.h.
 //
 // Statically linked: the image's distribution need not match the build host's libraries.
+#include <fmt/format.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -48,14 +50,15 @@ const fs::path kJoinedMarker = "/var/lib/kiln/joined";
 const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
 constexpr const char* kConfigFile = "join.yaml";
 
-/// Console (for someone at the screen), journal (stdout) and the login banner.
-void status(const std::string& message) {
+/// Journal and console: the units send stdout to both.
+void note(const std::string& message) {
   std::printf("%s\n", message.c_str());
   std::fflush(stdout);
-  if (FILE* console = std::fopen("/dev/console", "w")) {
-    std::fprintf(console, "%s\n", message.c_str());
-    std::fclose(console);
-  }
+}
+
+/// What someone at the screen needs: journal, console and the login banner.
+void status(const std::string& message) {
+  note(message);
   std::error_code ec;
   fs::create_directories(kIssue.parent_path(), ec);
   try {
@@ -224,7 +227,22 @@ Version kubeadm_version() {
   return *version;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// The agent's own resident high-water mark (VmHWM), kubeadm, its child, not counted. Not
+/// getrusage's ru_maxrss: that keeps the peak of the process image before exec, which under
+/// systemd is systemd-executor's.
+long peak_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
 int join() {
+  const auto started = std::chrono::steady_clock::now();
   if (fs::exists(kInstalledMarker)) {
     status("kiln: installed onto " + read_file(kInstalledMarker) +
            "; the node joins from there after the reboot");
@@ -284,6 +302,8 @@ int join() {
   // TLS bootstrap and deletes it afterwards, but on ext4 the deleted blocks would keep the
   // token. Through this link it lands on /run (tmpfs) instead and never reaches the disk.
   BootstrapKubeconfigOnTmpfs bootstrap_kubeconfig;
+  note(fmt::format("kiln: starting kubeadm join {:.1f} s after the agent started",
+                   seconds_since(started)));
   try {
     run({"kubeadm", "join", "--config", kubeadm_config.string()});
   } catch (const Error& e) {
@@ -302,6 +322,7 @@ int join() {
   std::string record = "joined " + target + " as " + node + " at " + format_utc(unix_now());
   write_file_atomic(kJoinedMarker, record + "\n");
   status("kiln: " + record);
+  note(fmt::format("kiln: agent peak RSS {} KiB", peak_rss_kib()));
   return 0;
 }
 

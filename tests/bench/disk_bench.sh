@@ -58,8 +58,12 @@ export_stage=$(stage_seconds export "$work/assembly.log")
 rootfs_stage=$(stage_seconds rootfs "$work/assembly.log")
 assembly=$(awk -v a="$disk_stage" -v b="$export_stage" 'BEGIN { printf "%.1f", a + b }')
 zst_bytes=$(stat -c %s "$work/assembly/worker.raw.zst")
-launches=$(grep -c 'execve("[^"]*\(qemu-system\|supermin\|guestfsd\|libguestfs\)' "$work/exec.trace" || true)
-tools=$(sed -n 's/.*execve("\([^"]*\)".*= 0$/\1/p' "$work/exec.trace" | xargs -n1 basename | sort -u | tr '\n' ' ')
+# Processes (strace's first column), not execve attempts: a PATH search tries several.
+launches=$({ grep 'execve("[^"]*\(qemu-system\|supermin\|guestfsd\|libguestfs\)' "$work/exec.trace" || true; } |
+  awk '{ print $1 }' | sort -u | wc -l)
+# Every program it ran or looked for, by name (a threaded caller's execve result comes on
+# a later "resumed" line, so results are not matched).
+tools=$(sed -n 's/.*execve("\([^"]*\)".*/\1/p' "$work/exec.trace" | xargs -n1 basename | sort -u | tr '\n' ' ')
 kiln_boot_uefi=$(boot_to_login "$work/cold/worker.raw" uefi)
 kiln_boot_bios=$(boot_to_login "$work/cold/worker.raw" bios)
 
