@@ -21,15 +21,6 @@ trap cleanup EXIT
 # shellcheck source=tests/bench/lib.sh
 source "$root/tests/bench/lib.sh"
 median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# precise CMD...: wall-clock seconds with millisecond precision, output discarded.
-precise() {
-  local start end
-  start=$(date +%s.%N)
-  "$@" >"$work/last.log" 2>&1 || { cat "$work/last.log" >&2; echo "bench: failed: $*" >&2; exit 1; }
-  end=$(date +%s.%N)
-  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", b - a }'
-}
-
 echo "kiln join benchmark: $(nproc) cores, software emulation for the boot"
 printf 'include: %s\ndisk: {size: 4G}\n' "$root/recipes/worker.yaml" >"$work/four-gib.yaml"
 "$kiln" build "$work/four-gib.yaml" --outputs raw -o "$work/image" >"$work/build.log" 2>&1 ||
@@ -47,14 +38,14 @@ source "$cp_state/env"
 
 # Token round trips: each creates a Secret through the API server (TLS, client certificate).
 for i in $(seq 1 10); do
-  precise "$kiln" token create --kubeconfig "$ADMIN_KUBECONFIG" --endpoint "$GUEST_API_URL" \
+  timed "%.4f\n" "$kiln" token create --kubeconfig "$ADMIN_KUBECONFIG" --endpoint "$GUEST_API_URL" \
     --name bench --ttl 30m --labels pool=bench -o "$work/join-$i.yaml"
 done >"$work/token.times"
 token_median=$(median <"$work/token.times")
 
 # Stamping: the same image, stamped again and again (each stamp replaces the last).
 cp --sparse=always "$work/image/worker.raw" "$work/node.raw"
-for i in $(seq 1 10); do precise "$kiln" stamp "$work/node.raw" --join "$work/join-$i.yaml"; done \
+for i in $(seq 1 10); do timed "%.4f\n" "$kiln" stamp "$work/node.raw" --join "$work/join-$i.yaml"; done \
   >"$work/stamp.times"
 stamp_median=$(median <"$work/stamp.times")
 stamp_max=$(sort -n "$work/stamp.times" | tail -1)
@@ -75,6 +66,7 @@ kill "$qemu" 2>/dev/null; wait "$qemu" 2>/dev/null || true
 grep -aq "kiln: joined" "$log" || { echo "bench: the node did not join" >&2; tail -40 "$log" >&2; exit 1; }
 to_kubeadm=$(sed -n 's/.*kiln: starting kubeadm join \([0-9.]*\) s after the agent started.*/\1/p' "$log" | head -1)
 peak_kib=$(sed -n 's/.*kiln: agent peak RSS \([0-9]*\) KiB.*/\1/p' "$log" | head -1)
+peak_mib=$(awk -v k="$peak_kib" 'BEGIN { printf "%.1f", k / 1024 }')
 boot_to_joined=$(awk -v a="$start" -v b="$joined_at" 'BEGIN { printf "%.1f", b - a }')
 
 printf '\n%-58s %10s\n' "step" "value"
@@ -83,10 +75,9 @@ printf '%-58s %10s\n' "kiln stamp on it, median of 10, s" "$stamp_median"
 printf '%-58s %10s\n' "kiln stamp, slowest of 10, s" "$stamp_max"
 printf '%-58s %10s\n' "kiln token create round trip, median of 10, s" "$token_median"
 printf '%-58s %10s\n' "agent start to kubeadm join start (in the guest), s" "$to_kubeadm"
-printf '%-58s %10s\n' "agent peak RSS (kubeadm, its child, not counted), MiB" \
-  "$(awk -v k="$peak_kib" 'BEGIN { printf "%.1f", k / 1024 }')"
+printf '%-58s %10s\n' "agent peak RSS (kubeadm, its child, not counted), MiB" "$peak_mib"
 printf '%-58s %10s\n' "qemu start to 'kiln: joined' (TCG, 2 vCPUs), s" "$boot_to_joined"
 echo
 echo "targets:"
 echo "  kiln stamp on a 4 GiB raw       ${stamp_median} s   target <= 0.5 s"
-echo "  agent peak RSS                  $(awk -v k="$peak_kib" 'BEGIN { printf "%.1f", k / 1024 }') MiB   target <= 16 MiB"
+echo "  agent peak RSS                  ${peak_mib} MiB   target <= 16 MiB"
