@@ -19,6 +19,7 @@
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
+#include "firstboot/image_writer.h"
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/netroot/http_download.h"
 
@@ -147,9 +148,13 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
                 "); not installing it");
   }
   status("kiln: writing the disk image onto " + device.string());
-  // Zeros are written too: the rest of the disk may hold old data.
-  run({"zstd", "--decompress", "--force", "--no-sparse", "--quiet", image.string(), "-o",
-       device.string()});
+  // The image's empty space is zeroed on the disk too (the disk may hold old data there), but
+  // as zero-range requests rather than gigabytes of written zeros.
+  WrittenImage written = write_zstd_image(image, device);
+  std::printf("kiln: wrote %llu MiB of data and zeroed %llu MiB\n",
+              static_cast<unsigned long long>((written.size - written.zeroed) >> 20),
+              static_cast<unsigned long long>(written.zeroed >> 20));
+  std::fflush(stdout);
   fs::remove(image);
   reread_partitions(device);
   if (join_yaml) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "builder/util/error.h"
@@ -59,6 +60,25 @@ std::string tail_lines(const std::string& text, int count) {
     ++pos;
   }
   return text.substr(pos);
+}
+
+/// Throws kiln::Error when a child's wait status says it failed; `detail` ends the message.
+void check_exit_status(int status, const std::string& shown, const std::string& detail) {
+  if (WIFSIGNALED(status)) {
+    throw Error("command was killed by signal " + std::string(strsignal(WTERMSIG(status))) + ": " +
+                shown + detail);
+  }
+  int code = WEXITSTATUS(status);
+  if (code == 127) throw Error("command not found (exit 127): " + shown + detail);
+  if (code != 0)
+    throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
+}
+
+int wait_for_child(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
 }
 
 }  // namespace
@@ -119,19 +139,48 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     captured = read_all(out_pipe[0]);
     ::close(out_pipe[0]);
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  int status = wait_for_child(pid);
   std::string detail = options.quiet && !captured.empty() ? "\n" + tail_lines(captured, 20) : "";
-  if (WIFSIGNALED(status)) {
-    throw Error("command was killed by signal " + std::string(strsignal(WTERMSIG(status))) + ": " +
-                shown + detail);
-  }
-  int code = WEXITSTATUS(status);
-  if (code == 127) throw Error("command not found (exit 127): " + shown + detail);
-  if (code != 0)
-    throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
+  check_exit_status(status, shown, detail);
   return {options.capture_stdout ? captured : std::string()};
+}
+
+StreamingCommand::StreamingCommand(const std::vector<std::string>& argv) : argv_(argv) {
+  log::debug("$ {}", quote_command(argv_));
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw Error("pipe: " + std::string(strerror(errno)));
+  std::vector<char*> arg_ptrs;
+  for (auto& arg : argv_) arg_ptrs.push_back(arg.data());
+  arg_ptrs.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) {
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    throw Error("fork: " + std::string(strerror(errno)));
+  }
+  if (pid_ == 0) {
+    ::dup2(pipe_fds[1], STDOUT_FILENO);
+    ::execvp(arg_ptrs[0], arg_ptrs.data());
+    _exit(127);
+  }
+  ::close(pipe_fds[1]);
+  out_ = pipe_fds[0];
+}
+
+StreamingCommand::~StreamingCommand() {
+  if (out_ >= 0) ::close(out_);
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    wait_for_child(pid_);
+  }
+}
+
+void StreamingCommand::finish() {
+  ::close(out_);
+  out_ = -1;
+  int status = wait_for_child(pid_);
+  pid_ = -1;
+  check_exit_status(status, quote_command(argv_), "");
 }
 
 void require_program(const std::string& program, const std::string& package) {

@@ -27,6 +27,26 @@ struct RunResult {
 /// status (127 = not found) or the signal that killed it.
 RunResult run(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+/// A command started with its stdout on a pipe, for output too large to hold in memory
+/// (a decompressed disk image). `finish()` waits for it and throws like `run()` when it
+/// failed; a child never finished is killed when the object goes away.
+class StreamingCommand {
+ public:
+  explicit StreamingCommand(const std::vector<std::string>& argv);
+  ~StreamingCommand();
+  StreamingCommand(const StreamingCommand&) = delete;
+  StreamingCommand& operator=(const StreamingCommand&) = delete;
+
+  /// The read end of the child's stdout.
+  int output() const { return out_; }
+  void finish();
+
+ private:
+  std::vector<std::string> argv_;
+  int pid_ = -1;
+  int out_ = -1;
+};
+
 /// The command as a shell would need it typed, for logs and errors.
 std::string quote_command(const std::vector<std::string>& argv);
 

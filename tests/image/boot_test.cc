@@ -64,7 +64,7 @@ std::map<std::string, std::string> boot_and_probe(const fs::path& disk, Firmware
                                                   const fs::path& log) {
   QemuVm vm({.disk = disk, .firmware = firmware, .serial_log = log});
   bool finished = vm.wait_for("KILN-PROBE done=yes", kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   REQUIRE(finished);
   vm.wait_exit(std::chrono::seconds(120));
   return kiln::test::probe_results(vm.console());
@@ -136,7 +136,7 @@ TEST_CASE("the qcow2 output boots to a login prompt with its verity root", "[ima
              .firmware = Firmware::bios,
              .serial_log = work.path() / "console.log"});
   bool login = vm.wait_for("login: ", kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   REQUIRE(login);
   // Status lines carry colour codes between the verb and the unit name.
   CHECK(std::regex_search(vm.console(), std::regex("Finished .{0,20}systemd-veritysetup@root")));
@@ -161,7 +161,7 @@ TEST_CASE("a root partition altered by one byte is refused at boot", "[image][bo
 
   QemuVm vm({.disk = disk, .firmware = Firmware::bios, .serial_log = work.path() / "console.log"});
   bool refused = vm.wait_for("device-mapper: verity: .* is corrupted", kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   CHECK(refused);
   vm.wait_for("Kernel panic", std::chrono::seconds(120));
   CHECK_THAT(vm.console(), Catch::Contains("Kernel panic"));

@@ -86,7 +86,7 @@ TEST_CASE("a netbooted node fetches its root over HTTP, verifies it and runs it 
              .append = cmdline,
              .memory_mb = kNetbootMemoryMb});
   bool finished = vm.wait_for("KILN-PROBE done=yes", kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   INFO(server.log());
   REQUIRE(finished);
   std::string console = vm.console();
@@ -143,7 +143,7 @@ TEST_CASE("a netbooted node refuses a root image that does not match its root ha
       "kiln: refusing to boot: the root image from .* does not match "
       "roothash [0-9a-f]{64} \\(dm-verity rejected the block at byte \\d+\\)",
       kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   REQUIRE(refused);
   // Halted in the initrd: nothing from the altered image ran.
   CHECK(vm.wait_for("reboot: System halted", std::chrono::seconds(120)));
@@ -171,7 +171,7 @@ TEST_CASE("qemu's iPXE runs the folder's boot.ipxe over HTTP and hands the root 
                                   std::regex_replace(server.base_url(), std::regex("\\."), "\\.") +
                                   "/root\\.img",
                               kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   INFO(server.log());
   REQUIRE(fetching);
   CHECK(vm.wait_for("kiln: root image verified", kBootTimeout));
@@ -189,7 +189,7 @@ TEST_CASE("an iPXE that cannot say where boot.ipxe came from gets a clear refusa
   bool refused = vm.wait_for(
       "kiln: refusing to boot: kiln.root_url=/root.img is not an http:// URL .*set kiln-base",
       kBootTimeout);
-  INFO(vm.console());
+  INFO(vm.failure_report());
   REQUIRE(refused);
   CHECK(vm.wait_for("reboot: System halted", std::chrono::seconds(120)));
 }
@@ -211,6 +211,20 @@ TEST_CASE(
   fs::path disk = work.path() / "empty.raw";
   std::ofstream(disk).close();
   fs::resize_file(disk, 6ull << 30);  // sparse: an empty 6 GiB disk
+  // Old data where the image has only zeros (inside the empty root-b pair): the installer must
+  // not leave it there. The first MiB stays zero, so the disk still counts as empty.
+  fs::path raw = kPxe.parent_path() / "worker.raw";
+  kiln::GptDisk image_layout = kiln::read_gpt(raw);
+  std::vector<std::uint64_t> old_data_at;
+  for (const char* name : {"root-b", "root-b-verity"}) {
+    const auto& part = kiln::find_partition(image_layout, name, raw);
+    old_data_at.push_back(part.offset + part.size / 2);
+  }
+  const std::string old_data(1 << 20, '\x5a');
+  for (auto offset : old_data_at) {
+    REQUIRE(kiln::read_at(raw, offset, old_data.size()) == std::string(old_data.size(), '\0'));
+    kiln::write_at(disk, old_data, offset);
+  }
 
   {
     QemuVm vm({.disk = disk,
@@ -220,28 +234,36 @@ TEST_CASE(
                .append = kiln::test::boot_ipxe_cmdline(kPxe, server.base_url(), install_args),
                .memory_mb = kNetbootMemoryMb});
     bool installed = vm.wait_for("kiln: installed onto /dev/vda; rebooting into it", kBootTimeout);
-    INFO(vm.console());
+    INFO(vm.failure_report());
     INFO(images.log());
     REQUIRE(installed);
     CHECK(vm.wait_exit(std::chrono::seconds(300)));  // -no-reboot: the reboot ends qemu
     CHECK_THAT(vm.console(), Catch::Contains("kiln: put the join config into the installed disk"));
     CHECK_THAT(vm.console(), !Catch::Contains("kiln: joining"));  // not from RAM: from the disk
+    CHECK(std::regex_search(vm.console(),
+                            std::regex(R"(kiln: wrote \d+ MiB of data and zeroed \d+ MiB)")));
   }
 
-  // The disk now holds the image (the verified root byte for byte) and the join config.
+  // The disk now holds the image (the verified root byte for byte, zeros where the image has
+  // them) and the join config.
   kiln::GptDisk layout = kiln::read_gpt(disk);
-  const auto& root = kiln::find_partition(layout, "root", disk);
-  fs::path raw = kPxe.parent_path() / "worker.raw";
-  const auto& image_root = kiln::find_partition(kiln::read_gpt(raw), "root", raw);
-  CHECK(kiln::read_at(disk, root.offset, 4 << 20) ==
-        kiln::read_at(raw, image_root.offset, 4 << 20));
+  for (const char* name : {"esp", "root", "root-verity"}) {
+    const auto& installed = kiln::find_partition(layout, name, disk);
+    const auto& original = kiln::find_partition(image_layout, name, raw);
+    INFO(name);
+    REQUIRE(installed.offset == original.offset);
+    CHECK(kiln::sha256_hex(kiln::read_at(disk, installed.offset, installed.size)) ==
+          kiln::sha256_hex(kiln::read_at(raw, original.offset, original.size)));
+  }
+  for (auto offset : old_data_at)
+    CHECK(kiln::read_at(disk, offset, old_data.size()) == std::string(old_data.size(), '\0'));
   auto shown = kiln::test::run_command(std::string(KILN_BINARY) + " stamp --show " + disk.string());
   CHECK_THAT(shown.output, Catch::Contains("token          abcdef.****************"));
 
   // Next boot: from the disk, no network boot, and the agent finds the stamped config there.
   QemuVm second({.disk = disk, .serial_log = work.path() / "disk-boot.log"});
   bool agent_ran = second.wait_for("kiln: waiting for https://10\\.0\\.2\\.2:6443", kBootTimeout);
-  INFO(second.console());
+  INFO(second.failure_report());
   REQUIRE(agent_ran);
   CHECK_THAT(second.console(), Catch::Contains("roothash="));
   CHECK_THAT(second.console(), !Catch::Contains("kiln.root_url"));

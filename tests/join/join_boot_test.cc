@@ -111,7 +111,7 @@ TEST_CASE(
         boot_until({.disk = disk, .serial_log = work.path() / "first-boot.log", .cpus = 2},
                    "kiln: joined tenant-e2e as [a-z0-9.-]+", joined);
     QemuVm& vm = *booted;
-    INFO(vm.console());
+    INFO(vm.failure_report());
     REQUIRE(joined);
     std::smatch match;
     std::string console = vm.console();
@@ -155,7 +155,7 @@ TEST_CASE(
       boot_until({.disk = disk, .serial_log = work.path() / "second-boot.log", .cpus = 2},
                  "already joined; nothing to do", idle);
   QemuVm& second = *second_boot;
-  INFO(second.console());
+  INFO(second.failure_report());
   CHECK(idle);
   CHECK_THAT(second.console(), Catch::Contains("joined tenant-e2e as " + node));
   CHECK_THAT(second.console(), !Catch::Contains("kiln: joining"));
@@ -225,7 +225,7 @@ TEST_CASE("a netbooted node joins the control plane with a join config given by 
                   // Another machine than the disk-join test's: the node is named after its MAC.
                   .mac = "52:54:00:12:34:57"},
                  "kiln: joined tenant-pxe as [a-z0-9.-]+", joined);
-  INFO(booted->console());
+  INFO(booted->failure_report());
   INFO(config_server.log());
   REQUIRE(joined);
   std::smatch match;

@@ -128,8 +128,11 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
       "-device",
       "virtio-net-pci,netdev=net0" + (options_.mac.empty() ? "" : ",mac=" + options_.mac)};
   if (!options_.disk.empty()) {
-    argv.insert(argv.end(), {"-drive", "file=" + options_.disk.string() +
-                                           ",format=" + options_.format + ",if=virtio"});
+    // Host write errors (a full disk) reach the guest as I/O errors on its console rather
+    // than pausing the emulated machine without a word.
+    argv.insert(argv.end(),
+                {"-drive", "file=" + options_.disk.string() + ",format=" + options_.format +
+                               ",if=virtio,werror=report,rerror=report"});
   }
   if (!options_.pxe_bootfile.empty()) {
     auto netdev = std::find(argv.begin(), argv.end(), "user,id=net0");
@@ -176,6 +179,29 @@ std::string QemuVm::console() const {
   } catch (const std::exception&) {
     return {};
   }
+}
+
+std::string QemuVm::failure_report() const {
+  constexpr int kConsoleLines = 120;
+  std::string report = "after " + std::to_string(static_cast<int>(seconds_since_start())) +
+                       " s; qemu " + (exited_ ? "has exited" : "is still running");
+  std::error_code ec;
+  auto space = fs::space(options_.serial_log.parent_path(), ec);
+  if (!ec) report += "; " + std::to_string(space.available >> 20) + " MiB free on the host disk";
+  std::string qemu_log;
+  try {
+    qemu_log = read_file(options_.serial_log.string() + ".qemu");
+  } catch (const std::exception&) {
+  }
+  if (!qemu_log.empty()) report += "\nqemu said:\n" + qemu_log;
+  std::string log = console();
+  std::size_t start = log.size();
+  for (int i = 0; i <= kConsoleLines && start != std::string::npos && start > 0; ++i)
+    start = log.rfind('\n', start - 1);
+  start = start == std::string::npos ? 0 : start + 1;
+  report +=
+      "\nthe console's last " + std::to_string(kConsoleLines) + " lines:\n" + log.substr(start);
+  return report;
 }
 
 double QemuVm::seconds_since_start() const {

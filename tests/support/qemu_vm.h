@@ -45,6 +45,10 @@ class QemuVm {
   /// Waits for qemu to exit (the guest powered off); false on timeout.
   bool wait_exit(std::chrono::seconds timeout);
   std::string console() const;
+  /// For a failed wait: qemu's own messages, the free space where the guest's files live (a
+  /// full host disk shows up in the guest as I/O errors) and the console's last lines, where
+  /// whatever went wrong is.
+  std::string failure_report() const;
   /// The guest kernel panicked before it started the initrd's init: a crash of the emulated
   /// machine's early boot (seen rarely with two vCPUs under TCG), not of anything in the image.
   bool panicked_before_init() const;
