@@ -27,6 +27,7 @@ ExitCode run_binaries(const std::vector<std::string>& args);
 ExitCode run_token(const std::vector<std::string>& args);
 ExitCode run_stamp(const std::vector<std::string>& args);
 ExitCode run_serve(const std::vector<std::string>& args);
+ExitCode run_cache(const std::vector<std::string>& args);
 ExitCode run_version(const std::vector<std::string>& args);
 
 }  // namespace kiln::cli

@@ -22,6 +22,7 @@ Commands:
   token create      create a short-lived bootstrap token and write a node join config
   stamp             write a join config into a built raw image (or --show it)
   serve DIR         serve a PXE output folder over HTTP (read-only)
+  cache info|prune  show the build cache, or remove what no build has used for a while
   version           print kiln's version
   help [COMMAND]    show help for a command
 
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     if (command == "token") return int(kiln::cli::run_token(args));
     if (command == "stamp") return int(kiln::cli::run_stamp(args));
     if (command == "serve") return int(kiln::cli::run_serve(args));
+    if (command == "cache") return int(kiln::cli::run_cache(args));
     if (command == "version" || command == "--version") return int(kiln::cli::run_version(args));
     std::fprintf(stderr, "kiln: error: unknown command '%s'\n%s", command.c_str(), kUsage);
     return int(ExitCode::usage);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <regex>
+
 #include "builder/recipe/suggest.h"
 #include "cli/commands.h"
 
@@ -28,6 +30,24 @@ std::string long_name(const Flag& flag) {
 }
 
 }  // namespace
+
+long long parse_duration(const std::string& flag, const std::string& text) {
+  static const std::regex pattern("^([0-9]{1,9})([smhd])$");
+  std::smatch match;
+  if (!std::regex_match(text, match, pattern))
+    throw UsageError(flag + " '" + text + "': expected a duration like 30m, 2h or 14d");
+  long long value = std::stoll(match[1]);
+  switch (match[2].str()[0]) {
+    case 'm':
+      return value * 60;
+    case 'h':
+      return value * 3600;
+    case 'd':
+      return value * 86400;
+    default:
+      return value;
+  }
+}
 
 std::string ParsedArgs::get(const std::string& name, const std::string& fallback) const {
   auto it = values.find(name);

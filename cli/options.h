@@ -24,6 +24,9 @@ struct ParsedArgs {
 /// Parses args against flags; throws UsageError naming an unknown flag or missing value.
 ParsedArgs parse_args(const std::vector<std::string>& args, const std::vector<Flag>& flags);
 
+/// Seconds in a duration like 90s, 30m, 2h or 14d; throws UsageError naming `flag`.
+long long parse_duration(const std::string& flag, const std::string& text);
+
 /// "usage: kiln build RECIPE [options]" plus one line per flag.
 std::string render_help(const std::string& synopsis, const std::string& description,
                         const std::vector<Flag>& flags);

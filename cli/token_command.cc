@@ -45,24 +45,6 @@ std::vector<std::string> split(const std::string& text, char separator) {
   return out;
 }
 
-long long parse_duration(const std::string& text) {
-  static const std::regex pattern("^([0-9]+)([smhd])$");
-  std::smatch match;
-  if (!std::regex_match(text, match, pattern))
-    throw UsageError("--ttl '" + text + "': expected a duration like 30m or 2h");
-  long long value = std::stoll(match[1]);
-  switch (match[2].str()[0]) {
-    case 'm':
-      return value * 60;
-    case 'h':
-      return value * 3600;
-    case 'd':
-      return value * 86400;
-    default:
-      return value;
-  }
-}
-
 std::map<std::string, std::string> parse_pairs(const std::string& text, const char* flag) {
   std::map<std::string, std::string> out;
   for (const auto& item : split(text, ',')) {
@@ -76,7 +58,7 @@ std::map<std::string, std::string> parse_pairs(const std::string& text, const ch
 
 TokenRequest request_from(const ParsedArgs& parsed) {
   TokenRequest request;
-  request.ttl_seconds = parse_duration(parsed.get("ttl", "2h"));
+  request.ttl_seconds = parse_duration("--ttl", parsed.get("ttl", "2h"));
   if (request.ttl_seconds < 60) throw UsageError("--ttl must be at least 1m");
   if (request.ttl_seconds > kMaxTtlSeconds && !parsed.has("allow-long-ttl")) {
     throw UsageError("--ttl " + parsed.get("ttl") +

@@ -103,6 +103,7 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   FileLock lock(cache.lock_path("disk-" + plan.disk_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
     log::info("    disk: cached ({})", stage.filename().string());
+    cache.mark_used(stage);
     return load_artifact(stage);
   }
   const long long epoch = plan.source_date_epoch;

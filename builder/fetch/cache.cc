@@ -1,10 +1,13 @@
 #include "builder/fetch/cache.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "builder/fetch/http.h"
@@ -23,6 +26,10 @@ fs::path default_cache_dir() {
   return fs::path(home && *home ? home : "/root") / ".cache" / "kiln";
 }
 
+fs::path cache_use_lock_path(const fs::path& root) {
+  return root / "locks" / "cache-in-use.lock";
+}
+
 Cache::Cache(fs::path root, bool offline) : root_(std::move(root)), offline_(offline) {
   std::error_code ec;
   for (const char* dir : {"blobs/sha256", "partial", "stages", "locks", "scratch", "digests"}) {
@@ -30,7 +37,24 @@ Cache::Cache(fs::path root, bool offline) : root_(std::move(root)), offline_(off
     if (ec)
       throw Error("cannot create cache directory " + (root_ / dir).string() + ": " + ec.message());
   }
+  fs::path lock = cache_use_lock_path(root_);
+  use_lock_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (use_lock_ < 0) throw Error("cannot open " + lock.string() + ": " + std::strerror(errno));
+  if (::flock(use_lock_, LOCK_SH | LOCK_NB) != 0) {
+    log::info("waiting for kiln cache prune to finish with {}", root_.string());
+    while (::flock(use_lock_, LOCK_SH) != 0 && errno == EINTR) {
+    }
+  }
   remove_abandoned_scratch();
+}
+
+Cache::~Cache() {
+  ::close(use_lock_);
+}
+
+void Cache::mark_used(const fs::path& entry) const {
+  std::error_code ec;  // a read-only cache still serves; only pruning loses the date
+  fs::last_write_time(entry, fs::file_time_type::clock::now(), ec);
 }
 
 void Cache::remove_abandoned_scratch() {
@@ -118,6 +142,7 @@ fs::path Cache::fetch(const std::string& url, const std::string& sha256, const s
   fs::path blob = blob_path(sha256);
   if (fs::exists(blob)) {
     log::debug("    {}: cached ({})", label, blob.string());
+    mark_used(blob);
     return blob;
   }
   std::string url_key = sha256_hex(url).substr(0, 32);

@@ -11,12 +11,21 @@ namespace kiln {
 /// The default cache: $KILN_CACHE, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.
 std::filesystem::path default_cache_dir();
 
+/// The lock every kiln process using the cache at `root` holds shared, and `kiln cache
+/// prune` exclusively.
+std::filesystem::path cache_use_lock_path(const std::filesystem::path& root);
+
 /// Content-addressed store of downloads (blobs/sha256/<hex>) plus the stage outputs of
 /// builds (stages/<name>-<key>). Entries appear only complete and verified (rename into
 /// place); partial downloads live under partial/ and are resumed. Safe for concurrent builds.
 class Cache {
  public:
+  /// Holds the cache's use lock (shared) until destroyed, so a prune never removes what this
+  /// process may still read.
   Cache(std::filesystem::path root, bool offline);
+  ~Cache();
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
 
   const std::filesystem::path& root() const { return root_; }
   bool offline() const { return offline_; }
@@ -35,6 +44,9 @@ class Cache {
 
   /// Directory for a cached stage output; complete when it exists.
   std::filesystem::path stage_path(const std::string& stage, const std::string& key) const;
+  /// Records that a build took `entry` (a stage output or blob) from the cache: its
+  /// modification time is what `kiln cache prune --unused-for` goes by.
+  void mark_used(const std::filesystem::path& entry) const;
   /// A lock file serialising producers of one stage output.
   std::filesystem::path lock_path(const std::string& name) const;
   /// Moves a finished scratch directory into place as a stage output (replacing any older
@@ -49,6 +61,7 @@ class Cache {
 
   std::filesystem::path root_;
   bool offline_;
+  int use_lock_ = -1;
 };
 
 }  // namespace kiln

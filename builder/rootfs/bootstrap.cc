@@ -39,6 +39,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
   FileLock lock(cache.lock_path("base-" + plan.base_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
     log::info("    base: cached ({})", stage.filename().string());
+    cache.mark_used(stage);
     return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
   }
   if (cache.offline()) {

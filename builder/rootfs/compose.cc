@@ -39,6 +39,7 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
   FileLock lock(cache.lock_path("rootfs-" + plan.rootfs_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
     log::info("    rootfs: cached ({})", stage.filename().string());
+    cache.mark_used(stage);
     return load_artifact(stage);
   }
   RootTree tree;

@@ -82,6 +82,7 @@ KubernetesArtifact provide_kubernetes(const BuildPlan& plan, Cache& cache, bool 
   FileLock lock(cache.lock_path("kubernetes-" + plan.kubernetes_key.substr(0, 32)));
   if (fs::exists(stage) && !rebuild) {
     log::info("    kubernetes: cached ({})", stage.filename().string());
+    cache.mark_used(stage);
     return from_stage_dir(plan, stage);
   }
   log::info("    kubernetes v{}: {}", plan.recipe.kubernetes.version.text(),

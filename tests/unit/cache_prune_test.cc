@@ -1,0 +1,115 @@
+// kiln cache prune: what no build has used for a while goes, what a build may still read stays.
+#include "builder/fetch/cache_prune.h"
+
+#include <catch2/catch.hpp>
+#include <optional>
+
+#include "builder/fetch/cache.h"
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+using kiln::prune_cache;
+
+namespace {
+
+constexpr auto kTwoWeeks = std::chrono::seconds(14 * 86400);
+
+/// A cache with an old and a fresh entry of each kind; returns its root.
+fs::path populated_cache(const fs::path& root) {
+  { kiln::Cache cache(root, false); }
+  auto make = [&](const std::string& path, int days_ago) {
+    fs::path full = root / path;
+    if (path.rfind("stages/", 0) == 0) {
+      kiln::write_file_atomic(full / "base.tar", std::string(8192, 'x'));
+    } else {
+      kiln::write_file_atomic(full, std::string(8192, 'x'));
+    }
+    fs::last_write_time(full, fs::file_time_type::clock::now() - std::chrono::hours(24 * days_ago));
+  };
+  make("stages/base-old", 20);
+  make("stages/disk-new", 1);
+  make("blobs/sha256/0ld", 30);
+  make("blobs/sha256/new", 0);
+  make("apt-archives/old_1.0_amd64.deb", 15);
+  make("partial/new", 0);
+  return root;
+}
+
+std::vector<std::string> names(const std::vector<kiln::CacheEntry>& entries, const fs::path& root) {
+  std::vector<std::string> out;
+  for (const auto& entry : entries) out.push_back(fs::relative(entry.path, root).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cache prune removes what no build used within the window and keeps the rest") {
+  kiln::test::TempDir dir;
+  fs::path root = populated_cache(dir.path() / "cache");
+  const std::vector<std::string> old = {"apt-archives/old_1.0_amd64.deb", "blobs/sha256/0ld",
+                                        "stages/base-old"};
+
+  auto dry = prune_cache(root, kTwoWeeks, /*dry_run=*/true);
+  CHECK(names(dry.removed, root) == old);
+  for (const auto& name : old) CHECK(fs::exists(root / name));
+
+  auto pruned = prune_cache(root, kTwoWeeks, /*dry_run=*/false);
+  CHECK(names(pruned.removed, root) == old);
+  CHECK(names(pruned.kept, root) ==
+        std::vector<std::string>{"blobs/sha256/new", "partial/new", "stages/disk-new"});
+  for (const auto& name : old) CHECK_FALSE(fs::exists(root / name));
+  CHECK(fs::exists(root / "stages/disk-new/base.tar"));
+  CHECK(fs::is_empty(root / "scratch"));
+  // The stage output counts its contents, not just its directory.
+  for (const auto& entry : pruned.removed)
+    if (entry.kind == "stage output") CHECK(entry.bytes >= 8192);
+}
+
+TEST_CASE("a stage a build took from the cache counts as used from then on") {
+  kiln::test::TempDir dir;
+  fs::path root = populated_cache(dir.path() / "cache");
+  {
+    kiln::Cache cache(root, false);
+    cache.mark_used(root / "stages/base-old");
+  }
+  auto pruned = prune_cache(root, kTwoWeeks, false);
+  CHECK(fs::exists(root / "stages/base-old/base.tar"));
+  CHECK(names(pruned.removed, root) ==
+        std::vector<std::string>{"apt-archives/old_1.0_amd64.deb", "blobs/sha256/0ld"});
+}
+
+TEST_CASE("cache prune refuses while a kiln command is using the cache, and removes nothing") {
+  kiln::test::TempDir dir;
+  fs::path root = populated_cache(dir.path() / "cache");
+  std::optional<kiln::Cache> running_build;
+  running_build.emplace(root, false);
+  CHECK_THROWS_WITH(prune_cache(root, kTwoWeeks, false),
+                    "the cache " + root.string() +
+                        " is in use by a running kiln command; prune it when that has finished");
+  CHECK(fs::exists(root / "stages/base-old"));
+  running_build.reset();
+  CHECK_NOTHROW(prune_cache(root, kTwoWeeks, false));
+}
+
+TEST_CASE("kiln cache refuses a folder that is not a cache and a malformed --unused-for") {
+  kiln::test::TempDir dir;
+  std::string kiln = KILN_BINARY;
+  auto not_cache = kiln::test::run_command(kiln + " cache prune --cache " + dir.path().string());
+  CHECK(not_cache.exit_code == 1);
+  CHECK_THAT(not_cache.output, Catch::Contains(dir.path().string() +
+                                               " is not a kiln cache (it has no stages/ folder)"));
+
+  auto bad_window =
+      kiln::test::run_command(kiln + " cache prune --unused-for 2w --cache " + dir.path().string());
+  CHECK(bad_window.exit_code == 2);
+  CHECK_THAT(bad_window.output,
+             Catch::Contains("--unused-for '2w': expected a duration like 30m, 2h or 14d"));
+
+  auto no_action = kiln::test::run_command(kiln + " cache");
+  CHECK(no_action.exit_code == 2);
+  CHECK_THAT(no_action.output, Catch::Contains("kiln cache needs one action: info or prune"));
+}
