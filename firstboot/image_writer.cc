@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "builder/util/error.h"
+#include "builder/util/log.h"
 #include "builder/util/process.h"
 
 namespace kiln::firstboot {
@@ -54,6 +56,15 @@ void zero_range(int fd, std::uint64_t offset, std::uint64_t length) {
   static const std::vector<char> zeros(kBlock);
   for (std::uint64_t done = 0; done < length; done += kBlock)
     write_all(fd, zeros.data(), std::min<std::uint64_t>(kBlock, length - done), offset + done);
+}
+
+/// Bytes a block device (or, in tests, a file) holds.
+std::uint64_t capacity_of(int fd) {
+  std::uint64_t bytes = 0;
+  if (::ioctl(fd, BLKGETSIZE64, &bytes) == 0) return bytes;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error("cannot stat the install target: " + errno_text());
+  return static_cast<std::uint64_t>(st.st_size);
 }
 
 /// Reads until `size` bytes or the end of input; returns how many arrived.
@@ -112,11 +123,42 @@ WrittenImage write_image(int in, int target) {
   return result;
 }
 
+std::optional<std::uint64_t> zstd_content_size(const std::filesystem::path& zst) {
+  // RFC 8878 section 3.1.1: magic, frame header descriptor, optional window descriptor and
+  // dictionary ID, then the frame content size in 0, 1, 2, 4 or 8 little-endian bytes.
+  std::string header(18, '\0');
+  int fd = ::open(zst.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + zst.string() + ": " + errno_text());
+  ssize_t got = ::pread(fd, header.data(), header.size(), 0);
+  ::close(fd);
+  header.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(header[i]); };
+  if (header.size() < 6 || header.compare(0, 4, "\x28\xb5\x2f\xfd") != 0) return std::nullopt;
+  const unsigned descriptor = byte(4);
+  const unsigned size_flag = descriptor >> 6;
+  const bool single_segment = descriptor & 0x20;
+  static constexpr std::size_t kDictionaryIdBytes[] = {0, 1, 2, 4};
+  static constexpr std::size_t kSizeBytes[] = {0, 2, 4, 8};
+  const std::size_t size_bytes = size_flag == 0 && single_segment ? 1 : kSizeBytes[size_flag];
+  if (size_bytes == 0) return std::nullopt;
+  const std::size_t at = 5 + (single_segment ? 0 : 1) + kDictionaryIdBytes[descriptor & 3];
+  if (header.size() < at + size_bytes) return std::nullopt;
+  std::uint64_t size = 0;
+  for (std::size_t i = 0; i < size_bytes; ++i) size |= std::uint64_t(byte(at + i)) << (8 * i);
+  return size_bytes == 2 ? size + 256 : size;
+}
+
 WrittenImage write_zstd_image(const std::filesystem::path& zst,
                               const std::filesystem::path& device) {
   int target = ::open(device.c_str(), O_WRONLY | O_CLOEXEC);
   if (target < 0) throw Error("cannot open " + device.string() + ": " + errno_text());
   try {
+    std::uint64_t capacity = capacity_of(target);
+    if (auto size = zstd_content_size(zst); size && *size > capacity) {
+      throw Error(device.string() + " holds " + log::human_bytes(double(capacity)) +
+                  ", less than the disk image's " + log::human_bytes(double(*size)) +
+                  "; nothing was written to it");
+    }
     StreamingCommand zstd({"zstd", "--decompress", "--stdout", "--quiet", zst.string()});
     WrittenImage written = write_image(zstd.output(), target);
     zstd.finish();

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 
 namespace kiln::firstboot {
 
@@ -17,8 +18,13 @@ struct WrittenImage {
 /// way the target holds zeros there afterwards, whatever it held before. Flushed before return.
 WrittenImage write_image(int in, int target);
 
-/// Decompresses the zstd image `zst` and writes it onto `device` as `write_image` does.
+/// Decompresses the zstd image `zst` and writes it onto `device` as `write_image` does. An
+/// image larger than the device is refused before anything is written (when the zstd frame
+/// header states its size, as the raw.zst output's does).
 WrittenImage write_zstd_image(const std::filesystem::path& zst,
                               const std::filesystem::path& device);
+
+/// The decompressed size that the first frame header of the zstd file `zst` states, if any.
+std::optional<std::uint64_t> zstd_content_size(const std::filesystem::path& zst);
 
 }  // namespace kiln::firstboot

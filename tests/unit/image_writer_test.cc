@@ -76,8 +76,37 @@ TEST_CASE("a corrupt zstd image fails with zstd's exit status named") {
              (dir.path() / "image.raw.zst").string()});
   std::string zst = kiln::read_file(dir.path() / "image.raw.zst");
   kiln::write_file_atomic(dir.path() / "image.raw.zst", zst.substr(0, zst.size() / 2));
-  prefill(dir.path() / "disk", kMiB);
+  prefill(dir.path() / "disk", 12 * kMiB);
 
   CHECK_THROWS_WITH(write_zstd_image(dir.path() / "image.raw.zst", dir.path() / "disk"),
                     Catch::StartsWith("command failed with exit status 1: zstd --decompress"));
+}
+
+TEST_CASE("an image larger than the disk is refused before anything is written") {
+  kiln::test::TempDir dir;
+  std::string image = sample_image();
+  kiln::write_file_atomic(dir.path() / "image.raw", image);
+  kiln::run({"zstd", "--quiet", "-T0", "-12", (dir.path() / "image.raw").string(), "-o",
+             (dir.path() / "image.raw.zst").string()});
+  // The raw.zst output's own zstd command line states the size in the frame header.
+  CHECK(kiln::firstboot::zstd_content_size(dir.path() / "image.raw.zst") == image.size());
+  prefill(dir.path() / "disk", 4 * kMiB);
+
+  CHECK_THROWS_WITH(write_zstd_image(dir.path() / "image.raw.zst", dir.path() / "disk"),
+                    (dir.path() / "disk").string() +
+                        " holds 4.0 MiB, less than the disk image's 10.0 MiB; nothing was "
+                        "written to it");
+  CHECK(kiln::read_file(dir.path() / "disk") == std::string(4 * kMiB, '\xAA'));
+}
+
+TEST_CASE("a zstd stream without a stated size has no content size") {
+  kiln::test::TempDir dir;
+  // Compressed from a pipe, zstd cannot know the size in advance.
+  kiln::write_file_atomic(dir.path() / "data", sample_image());
+  kiln::run({"sh", "-c",
+             "cat " + (dir.path() / "data").string() + " | zstd --quiet > " +
+                 (dir.path() / "piped.zst").string()});
+  CHECK_FALSE(kiln::firstboot::zstd_content_size(dir.path() / "piped.zst"));
+  kiln::write_file_atomic(dir.path() / "not.zst", "plain text");
+  CHECK_FALSE(kiln::firstboot::zstd_content_size(dir.path() / "not.zst"));
 }
