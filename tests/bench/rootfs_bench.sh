@@ -27,11 +27,11 @@ else
 fi
 
 echo "kiln rootfs benchmark: $(nproc) cores, Go build cache $go_state"
-kiln_cold=$(seconds "$kiln" build "$work/recipe.yaml" --cache "$work/cache" -o "$work/out")
+kiln_cold=$(seconds "$kiln" build "$work/recipe.yaml" --outputs rootfs --cache "$work/cache" -o "$work/out")
 size=$(stat -c %s "$work/out/rootfs.tar")
-kiln_warm=$(seconds "$kiln" build "$work/recipe.yaml" --cache "$work/cache" -o "$work/out")
+kiln_warm=$(seconds "$kiln" build "$work/recipe.yaml" --outputs rootfs --cache "$work/cache" -o "$work/out")
 echo "pool-b" >"$work/overlay/etc/kiln/pool"
-kiln_overlay=$(seconds "$kiln" build "$work/recipe.yaml" --cache "$work/cache" -o "$work/out")
+kiln_overlay=$(seconds "$kiln" build "$work/recipe.yaml" --outputs rootfs --cache "$work/cache" -o "$work/out")
 
 packages=$("$kiln" plan "$work/recipe.yaml" --offline | awk '$1 == "package" { printf "%s%s", sep, $2; sep = "," }')
 mmdebstrap_cold=$(seconds mmdebstrap --variant=minbase --include="$packages" trixie "$work/bare.tar" \
