@@ -6,7 +6,10 @@ set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 out=$(realpath -m "$1")
 version=${ETCD_VERSION:-v3.6.5}
-[[ -x $out ]] && "$out" --version | grep -q "etcd Version: ${version#v}" && exit 0
+# The version is read whole before it is matched: with pipefail, `etcd --version | grep -q`
+# (or `| head -1`) fails whenever etcd is still writing when the reader exits (SIGPIPE).
+installed_version() { [[ -x $out ]] && "$out" --version 2>/dev/null | sed -n 1p; }
+[[ $(installed_version || true) == "etcd Version: ${version#v}" ]] && exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -17,4 +20,4 @@ go get "go.etcd.io/etcd/server/v3@$version" >/dev/null 2>&1
 go mod tidy >/dev/null 2>&1
 go build -trimpath -ldflags "-s -w -buildid=" -o "$out.tmp" go.etcd.io/etcd/server/v3
 mv "$out.tmp" "$out"
-"$out" --version | head -1
+installed_version
