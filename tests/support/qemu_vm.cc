@@ -195,10 +195,13 @@ std::string QemuVm::failure_report() const {
   }
   if (!qemu_log.empty()) report += "\nqemu said:\n" + qemu_log;
   std::string log = console();
-  std::size_t start = log.size();
-  for (int i = 0; i <= kConsoleLines && start != std::string::npos && start > 0; ++i)
-    start = log.rfind('\n', start - 1);
-  start = start == std::string::npos ? 0 : start + 1;
+  std::size_t start = log.size();  // ends at a newline, or 0 for the whole log
+  const int newlines = kConsoleLines + (log.ends_with('\n') ? 1 : 0);
+  for (int found = 0; found < newlines && start > 0; ++found) {
+    std::size_t newline = log.rfind('\n', start - 1);
+    start = newline == std::string::npos ? 0 : newline;
+  }
+  if (start > 0) ++start;
   report +=
       "\nthe console's last " + std::to_string(kConsoleLines) + " lines:\n" + log.substr(start);
   return report;
