@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -60,13 +61,37 @@ std::optional<fs::path> partition_by_label(const std::string& disk, const std::s
   return std::nullopt;
 }
 
-void reread_partitions(const fs::path& device) {
-  int fd = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open " + device.string());
-  ::fsync(fd);
-  int rc = ::ioctl(fd, BLKRRPART);
-  ::close(fd);
-  if (rc != 0) throw Error("cannot re-read the partition table of " + device.string());
+/// A BSD lock on the whole disk for as long as kiln rewrites it. udev leaves a locked disk
+/// alone: it neither probes it nor re-reads its partition table itself when the writer closes
+/// it, which would race kiln's own re-read into EBUSY.
+class WholeDiskLock {
+ public:
+  explicit WholeDiskLock(const fs::path& device) {
+    fd_ = ::open(device.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw Error("cannot open " + device.string() + ": " + std::strerror(errno));
+    while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~WholeDiskLock() { ::close(fd_); }
+  WholeDiskLock(const WholeDiskLock&) = delete;
+  WholeDiskLock& operator=(const WholeDiskLock&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+/// Makes the kernel read the new partition table. A partition someone still has open makes
+/// that fail with EBUSY for a moment, so it is retried for up to ten seconds.
+void reread_partitions(const WholeDiskLock& disk, const fs::path& device) {
+  ::fsync(disk.fd());
+  for (int attempt = 1;; ++attempt) {
+    if (::ioctl(disk.fd(), BLKRRPART) == 0) return;
+    if (errno != EBUSY || attempt == 50)
+      throw Error("cannot re-read the partition table of " + device.string() + ": " +
+                  std::strerror(errno));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 void stamp_config(const std::string& disk, const std::string& join_yaml) {
@@ -148,6 +173,7 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
                 "); not installing it");
   }
   status("kiln: writing the disk image onto " + device.string());
+  std::optional<WholeDiskLock> lock(std::in_place, device);
   // The image's empty space is zeroed on the disk too (the disk may hold old data there), but
   // as zero-range requests rather than gigabytes of written zeros.
   WrittenImage written = write_zstd_image(image, device);
@@ -156,7 +182,8 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
               static_cast<unsigned long long>(written.zeroed >> 20));
   std::fflush(stdout);
   fs::remove(image);
-  reread_partitions(device);
+  reread_partitions(*lock, device);
+  lock.reset();  // udev may now make the partitions' device links
   if (join_yaml) {
     stamp_config(*disk, *join_yaml);
     status("kiln: put the join config into the installed disk's KILNCFG partition");
