@@ -132,7 +132,10 @@ http::Response request(const http::Request& call) {
     return response;
   }
   int fd = connect_with_timeout(url, call.timeout_seconds, response.error);
-  if (fd < 0) return response;
+  if (fd < 0) {
+    response.unreachable = true;
+    return response;
+  }
 
   std::string host_header =
       url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;

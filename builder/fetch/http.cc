@@ -159,6 +159,10 @@ Response request(const Request& spec) {
   // An API server may close a refused request early; its status line is still the answer.
   if (code != CURLE_OK && (response.status == 0 || response.status < 400)) {
     response.error = curl_easy_strerror(code);
+    curl_off_t connected_after_us = 0;  // 0: no connection was made
+    curl_easy_getinfo(handle, CURLINFO_CONNECT_TIME_T, &connected_after_us);
+    response.unreachable = code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_CONNECT ||
+                           (code == CURLE_OPERATION_TIMEDOUT && connected_after_us == 0);
   }
   return response;
 }

@@ -21,6 +21,9 @@ struct Response {
   long status = 0;
   std::string body;
   std::string error;  ///< transport failure (no HTTP answer); empty when the server answered
+  /// The failure came before any connection was made (name lookup, no route, refused, connect
+  /// timeout): nothing was said about the server's certificate, so it is worth retrying.
+  bool unreachable = false;
 };
 
 }  // namespace kiln::http

@@ -21,10 +21,13 @@ std::string fetch_cluster_info(const JoinConfig& config, const HttpTransport& tr
   call.timeout_seconds = timeout;
   http::Response response = transport(call);
   if (!response.error.empty()) {
+    // The pinned fetch follows a successful anonymous one, but the network can still drop in
+    // between (a netbooted node's interface is reconfigured after switch-root): a connection
+    // that was never made says nothing about the CA, and is retried like the first.
+    bool unreachable = ca_pem.empty() || response.unreachable;
     throw DiscoveryError(
-        ca_pem.empty() ? DiscoveryFailure::unreachable : DiscoveryFailure::tls_mismatch,
-        fmt::format("{} {}: {}",
-                    ca_pem.empty() ? "cannot reach" : "TLS with the pinned CA failed for",
+        unreachable ? DiscoveryFailure::unreachable : DiscoveryFailure::tls_mismatch,
+        fmt::format("{} {}: {}", unreachable ? "cannot reach" : "TLS with the pinned CA failed for",
                     config.endpoint, response.error));
   }
   if (response.status != 200) {

@@ -230,3 +230,32 @@ TEST_CASE("an unwritable output path is refused before any token exists", "[clus
                  "cannot write the join config: /nonexistent-dir is not a writable directory"));
   CHECK(token_count() == before);
 }
+
+TEST_CASE("a pinned fetch whose connection is never made is retried, not refused", "[cluster]") {
+  std::string transport_name = GENERATE(as<std::string>{}, "libcurl", "agent");
+  kiln::HttpTransport real = transport_name == "agent"
+                                 ? kiln::HttpTransport(kiln::firstboot::request)
+                                 : kiln::HttpTransport(kiln::http::request);
+  INFO("transport: " << transport_name);
+  kiln::test::TempDir dir;
+  kiln::JoinConfig good = created_token(dir.path());
+  discover_when_signed(good);
+  // The anonymous fetch reaches the control plane, then the network goes away before the
+  // pinned one (as a netbooted node's does for a moment after switch-root): a closed port
+  // stands in for the route that is gone.
+  int calls = 0;
+  kiln::HttpTransport dropping = [&](const kiln::http::Request& call) {
+    if (calls++ == 0) return real(call);
+    kiln::http::Request elsewhere = call;
+    elsewhere.url = "https://127.0.0.1:1" + call.url.substr(call.url.find("/api/"));
+    return real(elsewhere);
+  };
+  try {
+    kiln::discover_cluster(good, dropping, 3);
+    FAIL("discovery succeeded without reaching the control plane twice");
+  } catch (const kiln::DiscoveryError& e) {
+    CHECK(calls == 2);
+    CHECK(e.failure() == kiln::DiscoveryFailure::unreachable);
+    CHECK_THAT(e.what(), Catch::StartsWith("cannot reach"));
+  }
+}
