@@ -63,6 +63,13 @@ kiln::DiscoveredCluster discover_when_signed(const kiln::JoinConfig& config) {
   }
 }
 
+/// Both HTTPS transports discovery runs over: libcurl in the CLI, the first-boot agent's own
+/// OpenSSL client.
+kiln::HttpTransport transport_named(const std::string& name) {
+  return name == "agent" ? kiln::HttpTransport(kiln::firstboot::request)
+                         : kiln::HttpTransport(kiln::http::request);
+}
+
 }  // namespace
 
 TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 0600 join config",
@@ -126,11 +133,8 @@ TEST_CASE("discovery verifies bootstrapsigner's signature and the CA pin of the 
 
 TEST_CASE("discovery refuses a foreign CA, a wrong secret, an unknown token and an absent server",
           "[cluster]") {
-  // Both HTTPS transports: libcurl in the CLI, the first-boot agent's own OpenSSL client.
   std::string transport_name = GENERATE(as<std::string>{}, "libcurl", "agent");
-  kiln::HttpTransport transport = transport_name == "agent"
-                                      ? kiln::HttpTransport(kiln::firstboot::request)
-                                      : kiln::HttpTransport(kiln::http::request);
+  kiln::HttpTransport transport = transport_named(transport_name);
   INFO("transport: " << transport_name);
   kiln::test::TempDir dir;
   kiln::JoinConfig good = created_token(dir.path());
@@ -233,9 +237,7 @@ TEST_CASE("an unwritable output path is refused before any token exists", "[clus
 
 TEST_CASE("a pinned fetch whose connection is never made is retried, not refused", "[cluster]") {
   std::string transport_name = GENERATE(as<std::string>{}, "libcurl", "agent");
-  kiln::HttpTransport real = transport_name == "agent"
-                                 ? kiln::HttpTransport(kiln::firstboot::request)
-                                 : kiln::HttpTransport(kiln::http::request);
+  kiln::HttpTransport real = transport_named(transport_name);
   INFO("transport: " << transport_name);
   kiln::test::TempDir dir;
   kiln::JoinConfig good = created_token(dir.path());
