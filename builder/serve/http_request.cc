@@ -153,15 +153,27 @@ ParsedRequest parse_request_head(std::string_view head) {
 }
 
 std::size_t find_head_end(std::string_view buffer) {
-  for (size_t newline = buffer.find('\n'); newline != std::string_view::npos;
-       newline = buffer.find('\n', newline + 1)) {
-    // Leading empty lines are not the end of a head that has not started yet.
-    if (buffer.substr(0, newline).find_first_not_of("\r\n") == std::string_view::npos) continue;
-    std::string_view rest = buffer.substr(newline + 1);
-    if (rest.substr(0, 1) == "\n") return newline + 2;
-    if (rest.substr(0, 2) == "\r\n") return newline + 3;
+  return HeadEndScanner().scan(buffer);
+}
+
+std::size_t HeadEndScanner::scan(std::string_view buffer) {
+  // One pass, no look-back: the state carried from byte to byte says whether the last bytes
+  // were a line end after the request line began (LF, or LF then CR), which is all a
+  // following LF needs to know to end the head.
+  for (; end_ == 0 && examined_ < buffer.size(); ++examined_) {
+    char c = buffer[examined_];
+    if (c == '\n' && tail_ != Tail::other) {
+      end_ = examined_ + 1;
+    } else if (c == '\r' && tail_ == Tail::line_end) {
+      tail_ = Tail::line_end_cr;
+    } else if (c == '\n') {
+      tail_ = started_ ? Tail::line_end : Tail::other;
+    } else {
+      if (c != '\r') started_ = true;
+      tail_ = Tail::other;
+    }
   }
-  return 0;
+  return end_;
 }
 
 RequestPath resolve_request_path(std::string_view target) {

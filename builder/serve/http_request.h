@@ -27,8 +27,29 @@ struct ParsedRequest {
 ParsedRequest parse_request_head(std::string_view head);
 
 /// Where the head ends in `buffer`: the index just past its blank line (CRLF CRLF, or bare
-/// LF LF as some clients send), or 0 while incomplete.
+/// LF LF as some clients send), or 0 while incomplete. Empty lines before the request line
+/// do not end it. Looks at each byte once.
 std::size_t find_head_end(std::string_view buffer);
+
+/// find_head_end for a buffer that grows between reads: each call examines only the bytes
+/// appended since the last, so a head trickled in byte by byte costs linear time in all.
+class HeadEndScanner {
+ public:
+  /// Where the head ends in `buffer`, or 0 while incomplete. `buffer` must be the previous
+  /// call's buffer with bytes appended; reset() before scanning a different one.
+  std::size_t scan(std::string_view buffer);
+  void reset() { *this = HeadEndScanner(); }
+  /// Bytes examined since the last reset: at most the buffer's size.
+  std::size_t examined() const { return examined_; }
+
+ private:
+  /// What the bytes just before the next one mean for where the head can end.
+  enum class Tail { other, line_end, line_end_cr };
+  std::size_t examined_ = 0;
+  bool started_ = false;  ///< a byte other than CR and LF was seen: the request line began
+  Tail tail_ = Tail::other;
+  std::size_t end_ = 0;  ///< found: the index past the blank line
+};
 
 /// A request target as a path below the served folder ("pxe/boot.ipxe", "" for the folder
 /// itself), or the status that refuses it.
