@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <charconv>
 #include <cstdio>
 #include <thread>
 
@@ -16,7 +17,26 @@ namespace {
 const std::vector<Flag> kServeFlags = {
     {"--listen", "HOST:PORT",
      "address to listen on (default 127.0.0.1:8080; IPv6 as [::1]:8080; port 0: any free one)"},
+    {"--max-connections", "N",
+     "connections served at once, default " + std::to_string(kDefaultMaxConnections) +
+         "; more get 503"},
+    {"--max-per-client", "N",
+     "connections at once from one client address (IPv6: one /64), default " +
+         std::to_string(kDefaultMaxConnectionsPerClient) + "; more get 503"},
+    {"--head-timeout", "DURATION",
+     "time a client has to send a request head, default 10s; then 408"},
 };
+
+int positive_count(const ParsedArgs& parsed, const std::string& name, int fallback) {
+  if (!parsed.has(name)) return fallback;
+  const std::string text = parsed.get(name);
+  int value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 1 || value > 100000) {
+    throw UsageError("--" + name + " '" + text + "': expected a number from 1 to 100000");
+  }
+  return value;
+}
 
 ListenAddress listen_address(const ParsedArgs& parsed) {
   try {
@@ -31,12 +51,13 @@ ListenAddress listen_address(const ParsedArgs& parsed) {
 ExitCode run_serve(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, kServeFlags);
   if (parsed.help) {
-    std::fputs(render_help("kiln serve DIR [--listen HOST:PORT]",
+    std::fputs(render_help("kiln serve DIR [--listen HOST:PORT] [limits]",
                            "Serves a PXE output folder over HTTP/1.1, read-only: GET and HEAD, "
                            "byte ranges, no\ndirectory listings (a folder's index.html is "
                            "served). Paths that would leave DIR,\nthrough '..' or a symlink, are "
-                           "refused. Runs until interrupted (Ctrl-C or SIGTERM);\nlogs one line "
-                           "per request to standard error.",
+                           "refused. A client has --head-timeout to send each request\nhead and "
+                           "--max-per-client connections at once. Runs until interrupted (Ctrl-C "
+                           "or\nSIGTERM); logs one line per request to standard error.",
                            kServeFlags)
                    .c_str(),
                stdout);
@@ -47,6 +68,14 @@ ExitCode run_serve(const std::vector<std::string>& args) {
   FileServerOptions options;
   options.folder = folder;
   options.listen = listen_address(parsed);
+  options.max_connections = positive_count(parsed, "max-connections", kDefaultMaxConnections);
+  options.max_connections_per_client =
+      positive_count(parsed, "max-per-client", kDefaultMaxConnectionsPerClient);
+  if (parsed.has("head-timeout")) {
+    long long seconds = parse_duration("--head-timeout", parsed.get("head-timeout"));
+    if (seconds < 1) throw UsageError("--head-timeout: must be at least 1s");
+    options.timeouts.request_head = std::chrono::seconds(seconds);
+  }
 
   // Blocked before any thread starts, so every thread inherits the mask and the signals wait
   // for sigwait below instead of killing the process mid-response.

@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +54,17 @@ std::string peer_text(const sockaddr_storage& peer) {
                 sizeof text);
   }
   return text;
+}
+
+/// What the per-client limit counts connections by: the IPv4 address, or the /64 network
+/// of an IPv6 one, since a single IPv6 host usually has a whole /64 to connect from.
+std::string client_key(const sockaddr_storage& peer) {
+  if (peer.ss_family != AF_INET6) return peer_text(peer);
+  sockaddr_storage network = peer;
+  auto& address = reinterpret_cast<sockaddr_in6&>(network).sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&address)) return peer_text(peer);
+  std::fill(address.s6_addr + 8, address.s6_addr + 16, 0);
+  return peer_text(network) + "/64";
 }
 
 /// Binds and listens; returns the socket and sets `port` to the port actually bound.
@@ -124,6 +137,11 @@ FileServer::FileServer(FileServerOptions options) : options_(std::move(options))
   fs::file_status status = fs::status(options_.folder, error);
   if (!fs::exists(status)) throw Error(options_.folder.string() + ": no such directory");
   if (!fs::is_directory(status)) throw Error(options_.folder.string() + ": not a directory");
+  if (options_.max_connections < 1 || options_.max_connections_per_client < 1) {
+    throw Error("the connection limits must be at least 1 (got " +
+                std::to_string(options_.max_connections) + " in all, " +
+                std::to_string(options_.max_connections_per_client) + " per client)");
+  }
   folder_ = fs::absolute(options_.folder);
   if (!options_.log_request) options_.log_request = log::write_line;
   listener_ = listen_on(options_.listen, port_);
@@ -186,40 +204,53 @@ void FileServer::accept_connection() {
     }
     return;
   }
+  auto accepted = std::chrono::steady_clock::now();
+  std::string key = client_key(peer);
   std::unique_lock lock(mutex_);
   int running = int(clients_.size());
-  // Past twice the cap even a 503 would cost a thread per connection: drop it unanswered.
-  if (running >= 2 * options_.max_connections) {
+  auto from_client = per_client_.find(key);
+  int running_for_client = from_client == per_client_.end() ? 0 : from_client->second;
+  // Past twice a cap even a 503 would cost a thread per connection: drop it unanswered.
+  if (running >= 2 * options_.max_connections ||
+      running_for_client >= 2 * options_.max_connections_per_client) {
     ::close(client);
     return;
   }
   // An overloaded connection still reads its request before answering 503: closing a socket
   // with unread data sends a reset, which can destroy the answer before the client reads it.
-  bool overloaded = running >= options_.max_connections;
+  bool overloaded = running >= options_.max_connections ||
+                    running_for_client >= options_.max_connections_per_client;
   clients_.insert(client);
+  ++per_client_[key];
   lock.unlock();
   try {
-    std::thread([this, client, peer = peer_text(peer), overloaded] {
-      serve_connection(client, peer, overloaded);
+    std::thread([this, client, peer = peer_text(peer), key, overloaded, accepted] {
+      serve_connection(client, peer, key, overloaded, accepted);
     }).detach();
   } catch (const std::system_error&) {  // no thread to be had
     lock.lock();
-    clients_.erase(client);
-    ::close(client);
+    forget_connection(client, key);
   }
 }
 
-void FileServer::serve_connection(int client, const std::string& peer, bool overloaded) {
+void FileServer::serve_connection(int client, const std::string& peer, const std::string& key,
+                                  bool overloaded, std::chrono::steady_clock::time_point accepted) {
   try {
-    HttpConnection connection({client, peer, overloaded, folder_, options_.log_request, stopping_});
+    HttpConnection connection({client, peer, overloaded, folder_, options_.log_request, stopping_,
+                               options_.timeouts, accepted});
     connection.run();
   } catch (...) {
     // Out of memory inside one connection: drop it, keep serving the others.
   }
   std::lock_guard lock(mutex_);
-  clients_.erase(client);
-  ::close(client);
+  forget_connection(client, key);
   changed_.notify_all();
+}
+
+void FileServer::forget_connection(int client, const std::string& key) {
+  clients_.erase(client);
+  if (--per_client_[key] <= 0) per_client_.erase(key);
+  ::close(client);
 }
 
 void FileServer::end_connections() {

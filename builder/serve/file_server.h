@@ -4,9 +4,12 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
+
+#include "builder/serve/http_connection.h"
 
 namespace kiln {
 
@@ -23,11 +26,20 @@ struct ListenAddress {
 /// throws kiln::Error saying what is wrong.
 ListenAddress parse_listen_address(const std::string& text);
 
+constexpr int kDefaultMaxConnections = 64;
+/// Enough for a lab's VMs behind qemu's user networking, which all connect from 127.0.0.1.
+constexpr int kDefaultMaxConnectionsPerClient = 16;
+
 struct FileServerOptions {
   std::filesystem::path folder;  ///< served read-only; nothing outside it is reachable
   ListenAddress listen;
-  /// Connections served at once; those beyond are answered 503 until one ends.
-  int max_connections = 64;
+  /// Connections served at once; those beyond are answered 503 until one ends, and past
+  /// twice this many they are closed unanswered.
+  int max_connections = kDefaultMaxConnections;
+  /// Connections served at once for one client address (for IPv6, one /64 network), so a
+  /// single client cannot take every slot; beyond, 503 as for max_connections.
+  int max_connections_per_client = kDefaultMaxConnectionsPerClient;
+  ConnectionTimeouts timeouts;
   /// Receives one line per request ("127.0.0.1 GET /boot.ipxe 200 1234"), from any
   /// connection's thread. Unset: standard error.
   std::function<void(const std::string&)> log_request;
@@ -57,7 +69,10 @@ class FileServer {
 
  private:
   void accept_connection();
-  void serve_connection(int client, const std::string& peer, bool overloaded);
+  void serve_connection(int client, const std::string& peer, const std::string& client_key,
+                        bool overloaded, std::chrono::steady_clock::time_point accepted);
+  /// Drops a connection from the counts and closes its socket; called with mutex_ held.
+  void forget_connection(int client, const std::string& key);
   void end_connections();
 
   FileServerOptions options_;
@@ -68,7 +83,8 @@ class FileServer {
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::set<int> clients_;  ///< sockets of running connection threads
+  std::set<int> clients_;                  ///< sockets of running connection threads
+  std::map<std::string, int> per_client_;  ///< running connection threads by client key
   bool running_ = false;
 };
 

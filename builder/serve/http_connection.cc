@@ -1,14 +1,18 @@
 #include "builder/serve/http_connection.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <ctime>
+#include <optional>
 #include <vector>
 
 #include "builder/serve/open_beneath.h"
@@ -18,12 +22,22 @@ namespace {
 
 constexpr std::size_t kMaxHeadBytes = 16 * 1024;
 constexpr std::size_t kChunkBytes = 1 << 20;
-// A client that goes quiet this long mid-request or between keep-alive requests is dropped,
-// so idle connections do not hold slots under the cap forever.
-constexpr int kReceiveTimeoutSeconds = 30;
-constexpr int kSendTimeoutSeconds = 60;
-constexpr int kLingerSeconds = 2;
+constexpr auto kLinger = std::chrono::seconds(2);
 constexpr std::size_t kMaxLingerBytes = 1 << 20;
+
+using Clock = std::chrono::steady_clock;
+
+/// Waits until `socket` is readable or `until` passes; false on timeout or error.
+bool wait_readable(int socket, Clock::time_point until) {
+  while (true) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd ready{socket, POLLIN, 0};
+    int polled = ::poll(&ready, 1, int(std::min<long long>(left, INT_MAX)));
+    if (polled > 0) return true;
+    if (polled < 0 && errno != EINTR) return false;
+  }
+}
 
 class Fd {
  public:
@@ -146,8 +160,10 @@ int refusal_for(int error) {
 }  // namespace
 
 HttpConnection::HttpConnection(ConnectionContext context) : context_(std::move(context)) {
-  timeval receive{kReceiveTimeoutSeconds, 0}, send{kSendTimeoutSeconds, 0};
-  ::setsockopt(context_.client, SOL_SOCKET, SO_RCVTIMEO, &receive, sizeof receive);
+  // Reads wait in poll against their deadline; a send (or sendfile) call gives up once the
+  // client has taken nothing for send_stall.
+  auto stall = std::chrono::duration_cast<std::chrono::microseconds>(context_.timeouts.send_stall);
+  timeval send{time_t(stall.count() / 1000000), suseconds_t(stall.count() % 1000000)};
   ::setsockopt(context_.client, SOL_SOCKET, SO_SNDTIMEO, &send, sizeof send);
   // sendfile has no MSG_NOSIGNAL: a client that hangs up mid-body must give this thread EPIPE,
   // not kill the process with SIGPIPE.
@@ -158,17 +174,20 @@ HttpConnection::HttpConnection(ConnectionContext context) : context_(std::move(c
 }
 
 void HttpConnection::run() {
-  while (!context_.stopping) {
+  for (bool first_request = true; !context_.stopping; first_request = false) {
     std::size_t head_end = 0;
-    HeadRead read = read_head(head_end);
+    HeadRead read = read_head(head_end, first_request);
     if (read == HeadRead::closed) return;
     ParsedRequest parsed;
     Answer answered;
     if (read == HeadRead::too_large) {
       answered = send_status(431, false, false);
+    } else if (read == HeadRead::timed_out) {
+      answered = send_status(408, false, false);
     } else {
       parsed = parse_request_head(std::string_view(buffer_).substr(0, head_end));
       buffer_.erase(0, head_end);
+      head_scanner_.reset();
       answered =
           parsed.refusal ? send_status(parsed.refusal, false, false) : answer(parsed.request);
     }
@@ -184,29 +203,41 @@ void HttpConnection::linger() {
   // Closing with unread request bytes (a POST body, a pipelined request) makes the kernel
   // send a reset, which can destroy the answer before the client has read it. Send FIN
   // instead and read what is still coming, briefly, the way nginx's lingering_close does.
+  // The whole linger has one deadline, so a client trickling bytes cannot stretch it.
   ::shutdown(context_.client, SHUT_WR);
-  timeval timeout{kLingerSeconds, 0};
-  ::setsockopt(context_.client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  Clock::time_point until = Clock::now() + kLinger;
   char chunk[8192];
   for (std::size_t drained = 0; drained < kMaxLingerBytes;) {
-    ssize_t n = ::recv(context_.client, chunk, sizeof chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
+    if (!wait_readable(context_.client, until)) return;
+    ssize_t n = ::recv(context_.client, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) return;
     drained += n;
   }
 }
 
-HttpConnection::HeadRead HttpConnection::read_head(std::size_t& head_end) {
+HttpConnection::HeadRead HttpConnection::read_head(std::size_t& head_end, bool first_request) {
+  // One deadline for the whole head, not one per read: a client sending a byte now and then
+  // would otherwise hold its connection slot for as long as it likes. A kept-alive
+  // connection is idle, not mid-request, until its next request's first byte.
+  std::optional<Clock::time_point> deadline;
+  if (first_request) deadline = context_.accepted + context_.timeouts.request_head;
+  const Clock::time_point idle_until = Clock::now() + context_.timeouts.idle;
   char chunk[8192];
   while (true) {
-    head_end = find_head_end(buffer_);
+    head_end = head_scanner_.scan(buffer_);
     if (head_end > kMaxHeadBytes || (head_end == 0 && buffer_.size() > kMaxHeadBytes)) {
       return HeadRead::too_large;
     }
     if (head_end != 0) return HeadRead::complete;
-    ssize_t n = ::recv(context_.client, chunk, sizeof chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return HeadRead::closed;  // closed, reset, timed out, or the server stopping
+    if (!deadline && !buffer_.empty()) deadline = Clock::now() + context_.timeouts.request_head;
+    // Nothing sent at all is a connection to close quietly; part of a head earns a 408.
+    if (!wait_readable(context_.client, deadline.value_or(idle_until))) {
+      return buffer_.empty() ? HeadRead::closed : HeadRead::timed_out;
+    }
+    ssize_t n = ::recv(context_.client, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return HeadRead::closed;  // closed, reset, or the server stopping
     buffer_.append(chunk, n);
   }
 }

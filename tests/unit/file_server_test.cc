@@ -4,15 +4,19 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,9 +63,13 @@ std::string pseudo_random_bytes(std::size_t size) {
 /// A FileServer on 127.0.0.1 and a kernel-chosen port, run in a thread; its request log kept.
 class RunningServer {
  public:
+  using Configure = std::function<void(FileServerOptions&)>;
   explicit RunningServer(const fs::path& folder, int max_connections = 64,
-                         const std::string& host = "127.0.0.1")
-      : server_(options(folder, max_connections, host)), thread_([this] { server_.run(); }) {}
+                         const std::string& host = "127.0.0.1", const Configure& configure = {})
+      : server_(options(folder, max_connections, host, configure)),
+        thread_([this] { server_.run(); }) {}
+  RunningServer(const fs::path& folder, const Configure& configure)
+      : RunningServer(folder, 64, "127.0.0.1", configure) {}
   ~RunningServer() {
     server_.stop();
     thread_.join();
@@ -73,7 +81,8 @@ class RunningServer {
   }
 
  private:
-  FileServerOptions options(const fs::path& folder, int max_connections, const std::string& host) {
+  FileServerOptions options(const fs::path& folder, int max_connections, const std::string& host,
+                            const Configure& configure) {
     FileServerOptions options;
     options.folder = folder;
     options.listen = {host, 0};
@@ -82,6 +91,7 @@ class RunningServer {
       std::lock_guard lock(mutex_);
       log_.push_back(line);
     };
+    if (configure) configure(options);
     return options;
   }
 
@@ -91,11 +101,19 @@ class RunningServer {
   std::thread thread_;
 };
 
-int connect_to(int port, const std::string& host = "127.0.0.1") {
+/// A connection to the server; from `source` (another loopback address, like 127.0.0.2)
+/// when given, so the server sees a different client.
+int connect_to(int port, const std::string& host = "127.0.0.1", const std::string& source = {}) {
   bool v6 = host.find(':') != std::string::npos;
   int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval timeout{10, 0};  // a hung server fails the test instead of hanging it
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (!source.empty()) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) == 0);
+  }
   sockaddr_storage address{};
   socklen_t length;
   if (v6) {
@@ -512,6 +530,205 @@ TEST_CASE("the file server answers 503 to connections beyond its cap") {
   CHECK(served.body == kBootScript);
 }
 
+namespace {
+
+double process_cpu_milliseconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+}
+
+const std::string kGet = "GET /boot.ipxe HTTP/1.1\r\nHost: pxe\r\nConnection: close\r\n\r\n";
+
+/// A GET for /boot.ipxe from `source`, retried while the server is busy (503 or closed
+/// unanswered) until `patience` runs out; the last reply, status 0 if none came.
+Reply get_when_served(int port, const std::string& source, std::chrono::milliseconds patience) {
+  auto until = std::chrono::steady_clock::now() + patience;
+  Reply reply;
+  while (true) {
+    int fd = connect_to(port, "127.0.0.1", source);
+    // A connection closed unanswered may refuse the request with a reset: not a failure.
+    ::send(fd, kGet.data(), kGet.size(), MSG_NOSIGNAL);
+    std::string raw = receive_until_close(fd);
+    ::close(fd);
+    if (!raw.empty()) reply = take_reply(raw);
+    if (reply.status == 200 || std::chrono::steady_clock::now() >= until) return reply;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+/// Connections that send a request head one byte per `interval` and never finish it, as a
+/// slowloris client does; with `reconnect`, each one the server answers or closes is opened
+/// again at once.
+class TricklingClients {
+ public:
+  TricklingClients(int port, std::vector<std::string> sources, std::chrono::milliseconds interval,
+                   bool reconnect)
+      : port_(port), sources_(std::move(sources)), reconnect_(reconnect) {
+    for (std::size_t i = 0; i < sources_.size(); ++i) fds_.push_back(open(i));
+    thread_ = std::thread([this, interval] { trickle(interval); });
+  }
+  ~TricklingClients() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : fds_) ::close(fd);
+  }
+  /// Connections the server answered or closed so far.
+  int ended() const { return ended_; }
+
+ private:
+  /// A connection from sources_[i] with the head's first byte sent; -1 when refused.
+  int open(std::size_t i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in from{}, to{};
+    from.sin_family = to.sin_family = AF_INET;
+    ::inet_pton(AF_INET, sources_[i].c_str(), &from.sin_addr);
+    ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    to.sin_port = htons(port_);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    ::send(fd, "G", 1, MSG_NOSIGNAL);
+    return fd;
+  }
+  void trickle(std::chrono::milliseconds interval) {
+    const std::string head = "ET /boot.ipxe HTTP/1.1\r\nX-Slow: " + std::string(4096, 'a');
+    for (std::size_t sent = 0; !stop_; sent = (sent + 1) % head.size()) {
+      for (auto waited = std::chrono::milliseconds(0); waited < interval && !stop_;
+           waited += std::chrono::milliseconds(10)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      for (std::size_t i = 0; i < fds_.size() && !stop_; ++i) {
+        if (fds_[i] < 0) continue;
+        char scratch[512];
+        ssize_t answered = ::recv(fds_[i], scratch, sizeof scratch, MSG_DONTWAIT);
+        if (answered >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ||
+            ::send(fds_[i], &head[sent], 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1) {
+          ::close(fds_[i]);
+          ++ended_;
+          fds_[i] = reconnect_ ? open(i) : -1;
+        }
+      }
+    }
+  }
+
+  int port_;
+  std::vector<std::string> sources_;
+  bool reconnect_;
+  std::atomic<int> ended_{0};
+  std::vector<int> fds_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a request head of 16 KiB of line feeds costs the server under 10 ms of CPU") {
+  PxeFolder pxe;
+  RunningServer server(pxe.folder);
+  int fd = connect_to(server.port());
+  double cpu_before = process_cpu_milliseconds();
+  send_text(fd, std::string(16 * 1024, '\n') + "GET /boot.ipxe HTTP/1.1\r\nHost: pxe\r\n\r\n");
+  std::string raw = receive_until_close(fd);
+  double cpu_used = process_cpu_milliseconds() - cpu_before;
+  ::close(fd);
+  // Leading empty lines count toward the head's size cap.
+  CHECK(take_reply(raw).status == 431);
+  CAPTURE(cpu_used);
+  CHECK(cpu_used < 10.0);
+}
+
+TEST_CASE("200 connections trickling a byte a second do not keep another client from a file") {
+  PxeFolder pxe;
+  RunningServer server(pxe.folder);
+  TricklingClients slowloris(server.port(), std::vector<std::string>(200, "127.0.0.1"),
+                             std::chrono::seconds(1), /*reconnect=*/true);
+  Reply reply = get_when_served(server.port(), "127.0.0.2", std::chrono::seconds(10));
+  CHECK(reply.status == 200);
+  CHECK(reply.body == kBootScript);
+}
+
+TEST_CASE("connections trickling from many addresses lose their slots at the head deadline") {
+  PxeFolder pxe;
+  RunningServer server(pxe.folder, [](FileServerOptions& options) {
+    options.max_connections = 16;
+    options.timeouts.request_head = std::chrono::seconds(1);
+  });
+  // 8 addresses with 4 connections each: under the per-client limit, twice the global cap.
+  std::vector<std::string> sources;
+  for (int i = 0; i < 32; ++i) sources.push_back("127.0.1." + std::to_string(1 + i % 8));
+  TricklingClients slowloris(server.port(), sources, std::chrono::milliseconds(200),
+                             /*reconnect=*/false);
+  Reply reply = get_when_served(server.port(), "127.0.0.2", std::chrono::seconds(10));
+  CHECK(reply.status == 200);
+  CHECK(reply.body == kBootScript);
+  // Every trickling connection was cut, though none finished its head.
+  for (int wait = 0; wait < 100 && slowloris.ended() < 32; ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(slowloris.ended() == 32);
+}
+
+TEST_CASE("a head trickled a byte every 200 ms is answered 408 at the head deadline") {
+  PxeFolder pxe;
+  RunningServer server(pxe.folder, [](FileServerOptions& options) {
+    options.timeouts.request_head = std::chrono::seconds(1);
+  });
+  const std::string head =
+      "GET /boot.ipxe HTTP/1.1\r\nHost: pxe\r\nX-Slow: " + std::string(40, 'a');
+  auto connected = std::chrono::steady_clock::now();
+  int fd = connect_to(server.port());
+  std::string raw;
+  for (char c : head) {
+    if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    char buffer[4096];
+    ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n == 0) break;
+    if (n > 0) {
+      raw.append(buffer, n);
+      break;
+    }
+  }
+  raw += receive_until_close(fd);
+  auto elapsed = std::chrono::steady_clock::now() - connected;
+  ::close(fd);
+  CAPTURE(std::chrono::duration<double>(elapsed).count());
+  // The 40 bytes would take 8 s; the server gives up after its 1 s (a 200 ms step late at most).
+  CHECK(elapsed < std::chrono::seconds(3));
+  REQUIRE(!raw.empty());
+  CHECK(take_reply(raw).status == 408);
+  CHECK(server.log() == std::vector<std::string>{"127.0.0.1 - - 408 20"});
+}
+
+TEST_CASE("one client address gets its connection limit; another address is still served") {
+  PxeFolder pxe;
+  RunningServer server(pxe.folder,
+                       [](FileServerOptions& options) { options.max_connections_per_client = 2; });
+  // Two unfinished requests hold 127.0.0.1's two connections...
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(connect_to(server.port()));
+    send_text(held.back(), "GET /boot.ipxe HTTP/1.1\r\n");
+  }
+  // ...so a third from it is turned away, while 127.0.0.2 is served.
+  std::string raw =
+      exchange(server.port(), "GET /boot.ipxe HTTP/1.1\r\nHost: pxe\r\nConnection: close\r\n\r\n");
+  REQUIRE(!raw.empty());
+  Reply turned_away = take_reply(raw);
+  CHECK(turned_away.status == 503);
+  CHECK(turned_away.header("retry-after") == "1");
+  Reply served = get_when_served(server.port(), "127.0.0.2", std::chrono::seconds(0));
+  CHECK(served.status == 200);
+  CHECK(served.body == kBootScript);
+  // The slots are 127.0.0.1's again once its connections end.
+  for (int fd : held) ::close(fd);
+  CHECK(get_when_served(server.port(), "127.0.0.1", std::chrono::seconds(5)).status == 200);
+}
+
 TEST_CASE("the file server logs each request's client, method, path, status and bytes") {
   PxeFolder pxe;
   RunningServer server(pxe.folder);
@@ -629,4 +846,23 @@ TEST_CASE("kiln serve reports a missing folder and a bad --listen before serving
   CHECK(bad_listen.output ==
         "kiln serve: error: --listen: '8080' is not HOST:PORT (like 127.0.0.1:8080 or "
         "[::1]:8080)\nRun 'kiln serve --help' for usage.\n");
+}
+
+TEST_CASE("kiln serve refuses connection limits below 1 and a head timeout that is no duration") {
+  TempDir temp;
+  struct Case {
+    const char* flags;
+    const char* message;
+  };
+  auto [flags, message] = GENERATE(values<Case>({
+      {"--max-per-client 0", "--max-per-client '0': expected a number from 1 to 100000"},
+      {"--max-connections 12x", "--max-connections '12x': expected a number from 1 to 100000"},
+      {"--head-timeout 0s", "--head-timeout: must be at least 1s"},
+      {"--head-timeout soon", "--head-timeout 'soon': expected a duration like 30m, 2h or 14d"},
+  }));
+  auto result = kiln::test::run_command(std::string(KILN_BINARY) + " serve " +
+                                        temp.path().string() + " " + flags);
+  CHECK(result.exit_code == 2);
+  CHECK(result.output ==
+        std::string("kiln serve: error: ") + message + "\nRun 'kiln serve --help' for usage.\n");
 }
