@@ -1,5 +1,6 @@
 #include "builder/serve/http_connection.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
@@ -57,30 +58,64 @@ class Fd {
   int fd_;
 };
 
-bool send_all(int socket, std::string_view data, int flags = 0) {
+/// Waits until `socket` can take more bytes, for at most `stall` and never past `deadline`;
+/// false when it cannot.
+bool wait_writable(int socket, Clock::time_point deadline, std::chrono::milliseconds stall) {
+  Clock::time_point until = std::min(deadline, Clock::now() + stall);
+  while (true) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd ready{socket, POLLOUT, 0};
+    int polled = ::poll(&ready, 1, int(std::min<long long>(left, INT_MAX)));
+    if (polled > 0) return (ready.revents & POLLOUT) != 0;
+    if (polled < 0 && errno != EINTR) return false;
+  }
+}
+
+/// Where a response goes: the client's non-blocking socket, with the deadline the whole
+/// response must meet and the longest the client may take no bytes at all.
+struct Sink {
+  int socket;
+  Clock::time_point deadline;
+  std::chrono::milliseconds stall;
+};
+
+bool send_all(const Sink& sink, std::string_view data, int flags = 0) {
   while (!data.empty()) {
-    ssize_t sent = ::send(socket, data.data(), data.size(), flags | MSG_NOSIGNAL);
-    if (sent < 0 && errno == EINTR) continue;
-    if (sent <= 0) return false;
-    data.remove_prefix(sent);
+    ssize_t sent =
+        ::send(sink.socket, data.data(), data.size(), flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent > 0) {
+      data.remove_prefix(sent);
+    } else if (sent < 0 && errno == EINTR) {
+      continue;
+    } else if (sent < 0 && errno == EAGAIN) {
+      if (!wait_writable(sink.socket, sink.deadline, sink.stall)) return false;
+    } else {
+      return false;
+    }
   }
   return true;
 }
 
 /// Sends `length` bytes of `file` from `offset` without holding them in memory: sendfile(2),
 /// or 1 MiB reads where the file system cannot sendfile. Returns the bytes sent, which are
-/// fewer when the client went away or the file shrank.
-std::uint64_t send_file_range(int socket, int file, std::uint64_t offset, std::uint64_t length) {
+/// fewer when the client went away, fell behind the sink's deadline, or the file shrank.
+std::uint64_t send_file_range(const Sink& sink, int file, std::uint64_t offset,
+                              std::uint64_t length) {
   off_t position = off_t(offset);
   std::uint64_t sent = 0;
   while (sent < length) {
-    ssize_t n =
-        ::sendfile(socket, file, &position, std::min<std::uint64_t>(length - sent, kChunkBytes));
+    ssize_t n = ::sendfile(sink.socket, file, &position,
+                           std::min<std::uint64_t>(length - sent, kChunkBytes));
     if (n > 0) {
       sent += n;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      if (!wait_writable(sink.socket, sink.deadline, sink.stall)) return sent;
+      continue;
+    }
     if (n < 0 && (errno == EINVAL || errno == ENOSYS) && sent == 0) break;
     return sent;
   }
@@ -90,7 +125,7 @@ std::uint64_t send_file_range(int socket, int file, std::uint64_t offset, std::u
     ssize_t n = ::pread(file, chunk.data(), std::min<std::uint64_t>(length - sent, kChunkBytes),
                         off_t(offset + sent));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || !send_all(socket, std::string_view(chunk.data(), n))) break;
+    if (n <= 0 || !send_all(sink, std::string_view(chunk.data(), n))) break;
     sent += n;
   }
   return sent;
@@ -160,11 +195,10 @@ int refusal_for(int error) {
 }  // namespace
 
 HttpConnection::HttpConnection(ConnectionContext context) : context_(std::move(context)) {
-  // Reads wait in poll against their deadline; a send (or sendfile) call gives up once the
-  // client has taken nothing for send_stall.
-  auto stall = std::chrono::duration_cast<std::chrono::microseconds>(context_.timeouts.send_stall);
-  timeval send{time_t(stall.count() / 1000000), suseconds_t(stall.count() % 1000000)};
-  ::setsockopt(context_.client, SOL_SOCKET, SO_SNDTIMEO, &send, sizeof send);
+  // Non-blocking, so every read and write waits in poll against its deadline instead of
+  // blocking for as long as a slow client likes.
+  int flags = ::fcntl(context_.client, F_GETFL);
+  if (flags >= 0) ::fcntl(context_.client, F_SETFL, flags | O_NONBLOCK);
   // sendfile has no MSG_NOSIGNAL: a client that hangs up mid-body must give this thread EPIPE,
   // not kill the process with SIGPIPE.
   sigset_t pipe;
@@ -294,15 +328,24 @@ HttpConnection::Answer HttpConnection::send_file(const HttpRequest& request,
     fields += fmt::format("Content-Range: bytes {}-{}/{}\r\n", bytes.first, bytes.last, size);
   }
   bool body_follows = !head_only && length > 0;
+  std::string head = response_head(status_code, fields, length, keep_alive);
+  Sink sink{context_.client, send_deadline(head.size() + (body_follows ? length : 0)),
+            context_.timeouts.send_stall};
   // MSG_MORE lets the head share a packet with the body's start instead of waiting on Nagle.
-  if (!send_all(context_.client, response_head(status_code, fields, length, keep_alive),
-                body_follows ? MSG_MORE : 0)) {
-    return {status_code, 0, false};
-  }
+  if (!send_all(sink, head, body_follows ? MSG_MORE : 0)) return {status_code, 0, false};
   if (!body_follows) return {status_code, 0, keep_alive};
-  std::uint64_t sent = send_file_range(context_.client, file.get(), bytes.first, length);
+  std::uint64_t sent = send_file_range(sink, file.get(), bytes.first, length);
   // Short of Content-Length the client must see the connection end, not a next response.
   return {status_code, sent, keep_alive && sent == length};
+}
+
+Clock::time_point HttpConnection::send_deadline(std::uint64_t bytes) const {
+  // Capped so a file of any size cannot overflow the clock's arithmetic.
+  double seconds = std::min(
+      double(bytes) / double(std::max<std::uint64_t>(context_.timeouts.min_send_rate, 1)),
+      30.0 * 24 * 3600);
+  return Clock::now() + context_.timeouts.send_stall +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
 HttpConnection::Answer HttpConnection::send_status(int status, bool head_only, bool keep_alive,
@@ -311,7 +354,8 @@ HttpConnection::Answer HttpConnection::send_status(int status, bool head_only, b
   std::string response =
       response_head(status, "Content-Type: text/plain\r\n" + extra_fields, body.size(), keep_alive);
   if (!head_only) response += body;
-  bool sent = send_all(context_.client, response);
+  bool sent = send_all(
+      {context_.client, send_deadline(response.size()), context_.timeouts.send_stall}, response);
   return {status, sent && !head_only ? body.size() : 0, sent && keep_alive};
 }
 

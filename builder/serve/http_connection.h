@@ -22,6 +22,10 @@ struct ConnectionTimeouts {
   std::chrono::milliseconds idle = std::chrono::seconds(30);
   /// A response the client takes no bytes of for this long is abandoned.
   std::chrono::milliseconds send_stall = std::chrono::seconds(60);
+  /// A response must also be taken at this average rate: one of N bytes is abandoned once
+  /// send_stall plus N / min_send_rate seconds have passed, so a client reading a few bytes
+  /// now and then cannot hold its slot forever. Any real network is far faster.
+  std::uint64_t min_send_rate = 16 * 1024;
 };
 
 /// What one connection of a FileServer needs to know.
@@ -59,6 +63,8 @@ class HttpConnection {
   void linger();
   Answer answer(const HttpRequest& request);
   Answer send_file(const HttpRequest& request, const std::string& relative, bool keep_alive);
+  /// When a response of `bytes` bytes starting now must have been sent.
+  std::chrono::steady_clock::time_point send_deadline(std::uint64_t bytes) const;
   Answer send_status(int status, bool head_only, bool keep_alive,
                      const std::string& extra_fields = {});
 

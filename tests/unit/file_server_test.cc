@@ -866,3 +866,41 @@ TEST_CASE("kiln serve refuses connection limits below 1 and a head timeout that 
   CHECK(result.output ==
         std::string("kiln serve: error: ") + message + "\nRun 'kiln serve --help' for usage.\n");
 }
+
+TEST_CASE("a client reading a file slower than the minimum rate loses its connection") {
+  PxeFolder pxe;
+  const std::string image = pseudo_random_bytes(16 << 20);
+  write(pxe.folder / "rootfs.img", image);
+  RunningServer server(pxe.folder, [](FileServerOptions& options) {
+    options.timeouts.send_stall = std::chrono::seconds(1);
+    options.timeouts.min_send_rate = 4 << 20;  // 16 MiB: due within 1 s + 4 s
+  });
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int small = 64 * 1024;  // so the kernel's buffers cannot take the file off the server's hands
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(server.port());
+  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  send_text(fd, "GET /rootfs.img HTTP/1.1\r\nHost: pxe\r\nConnection: close\r\n\r\n");
+  // 16 KiB every 100 ms would take 100 s for the whole file; after 7 s, read the rest.
+  std::string raw;
+  char buffer[16 * 1024];
+  for (int step = 0; step < 70; ++step) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) raw.append(buffer, n);
+  }
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  raw += receive_until_close(fd);
+  ::close(fd);
+  CHECK(raw.rfind("HTTP/1.1 200 ", 0) == 0);
+  CAPTURE(raw.size());
+  CHECK(raw.size() < image.size());  // the server gave up part way
+  std::vector<std::string> log = server.log();
+  REQUIRE(log.size() == 1);
+  CHECK(log[0].rfind("127.0.0.1 GET /rootfs.img 200 ", 0) == 0);
+  CHECK(log[0] != "127.0.0.1 GET /rootfs.img 200 " + std::to_string(image.size()));
+}
