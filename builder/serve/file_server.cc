@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -125,10 +126,13 @@ ListenAddress parse_listen_address(const std::string& text) {
       throw Error("'" + address.host + "' in '" + text + "' is not an IPv4 address");
     }
   }
-  if (!all_digits(port) || port.size() > 5 || std::stoi(port) > 65535) {
+  int number = 0;
+  if (!all_digits(port) || port.size() > 5 ||
+      std::from_chars(port.data(), port.data() + port.size(), number).ec != std::errc() ||
+      number > 65535) {
     throw Error("'" + port + "' in '" + text + "' is not a port (0 to 65535)");
   }
-  address.port = std::stoi(port);
+  address.port = number;
   return address;
 }
 
