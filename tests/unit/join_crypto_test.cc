@@ -104,3 +104,26 @@ TEST_CASE("base64 round-trips in both alphabets") {
   CHECK(kiln::base64url_encode("\xfb\xff") == "-_8");
   CHECK_FALSE(kiln::base64_decode("Zm9v!"));
 }
+
+TEST_CASE("a huge or non-JSON JWS protected header is malformed, not a crash") {
+  std::string kubeconfig = kiln::read_file(kUpstream / "cluster-info.kubeconfig");
+  auto row = vectors("jws").at(0);
+  std::string signature = row[3].substr(row[3].find("..") + 2);
+  auto with_header = [&](const std::string& header) {
+    return kiln::verify_detached_jws(kiln::base64url_encode(header) + ".." + signature, kubeconfig,
+                                     row[1], row[2]);
+  };
+  // Sent by an unauthenticated cluster-info server: 30 KB of key id.
+  CHECK(with_header("{\"alg\":\"HS256\",\"kid\":\"" + std::string(30000, 'a') + "\"}") ==
+        kiln::JwsCheck::malformed);
+  CHECK(with_header("{\"alg\":\"" + std::string(30000, 'x') + "\"}") == kiln::JwsCheck::malformed);
+  CHECK(with_header("not json") == kiln::JwsCheck::malformed);
+  CHECK(with_header("[\"alg\",\"HS256\"]") == kiln::JwsCheck::malformed);
+  CHECK(with_header("{\"alg\":256,\"kid\":\"" + row[1] + "\"}") == kiln::JwsCheck::malformed);
+  CHECK(with_header("{\"alg\":\"HS256\"}") == kiln::JwsCheck::malformed);
+  // Within the size limit the fields still decide: field order and spacing do not matter.
+  CHECK(with_header("{ \"kid\" : \"" + row[1] + "\", \"alg\" : \"HS512\" }") ==
+        kiln::JwsCheck::wrong_algorithm);
+  CHECK(with_header("{\"alg\":\"HS256\",\"kid\":\"" + std::string(2000, 'a') + "\"}") ==
+        kiln::JwsCheck::wrong_key_id);
+}
