@@ -258,3 +258,15 @@ TEST_CASE("a resumed download whose total is below what already arrived is refus
   CHECK_THAT(failures[1], Catch::Contains("malformed Content-Range"));
   CHECK_THAT(failures[2], Catch::Contains("does not fit the 50 bytes already received"));
 }
+
+TEST_CASE("digest arguments accept uppercase hex and come back lowercase", "[netroot]") {
+  using kiln::firstboot::sha256_argument;
+  const std::string lower(64, 'a'), upper(64, 'A');
+  CHECK(sha256_argument("kiln.install_sha256=" + upper, "kiln.install_sha256") == lower);
+  CHECK(sha256_argument("kiln.join_sha256=" + lower.substr(1) + "F quiet", "kiln.join_sha256") ==
+        lower.substr(1) + "f");
+  CHECK_FALSE(sha256_argument("quiet", "kiln.join_sha256"));
+  CHECK_FALSE(sha256_argument("kiln.join_sha256=" + lower.substr(1), "kiln.join_sha256"));
+  CHECK_FALSE(sha256_argument("kiln.join_sha256=" + lower + "0", "kiln.join_sha256"));
+  CHECK_FALSE(sha256_argument("kiln.join_sha256=" + lower.substr(1) + "g", "kiln.join_sha256"));
+}
