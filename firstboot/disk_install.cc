@@ -141,9 +141,8 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
   const std::string cmdline = read_kernel_cmdline();
   auto url = kernel_argument(cmdline, "kiln.install_url");
   if (!url) return false;
-  auto pin = kernel_argument(cmdline, "kiln.install_sha256");
-  if (!pin || !is_sha256_hex(*pin))
-    throw Error("kiln.install_url needs kiln.install_sha256=<64 hex digits> beside it");
+  auto pin = sha256_argument(cmdline, "kiln.install_sha256");
+  if (!pin) throw Error("kiln.install_url needs kiln.install_sha256=<64 hex digits> beside it");
   auto disk = first_empty_disk();
   if (!disk) {
     status(

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "builder/util/scan.h"
+
 namespace kiln::firstboot {
 
 std::optional<std::string> kernel_argument(const std::string& cmdline, const std::string& name) {
@@ -12,6 +14,14 @@ std::optional<std::string> kernel_argument(const std::string& cmdline, const std
   for (std::string word; words >> word;) {
     if (word.compare(0, prefix.size(), prefix) == 0) value = word.substr(prefix.size());
   }
+  return value;
+}
+
+std::optional<std::string> sha256_argument(const std::string& cmdline, const std::string& name) {
+  auto value = kernel_argument(cmdline, name);
+  if (!value || value->size() != 64 || !scan::all_of(*value, scan::is_hex_digit))
+    return std::nullopt;
+  for (char& c : *value) c = scan::to_lower(c);
   return value;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace kiln::http {
 namespace {
@@ -49,6 +50,32 @@ size_t write_to_file(char* data, size_t size, size_t count, void* user) {
 size_t write_to_string(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
   return size * count;
+}
+
+/// An API response body, refused past `max` bytes (a short write makes curl stop).
+struct CappedSink {
+  std::string* body;
+  std::size_t max;
+  bool over = false;
+};
+
+size_t write_capped(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<CappedSink*>(user);
+  if (size * count > sink->max - sink->body->size()) {
+    sink->over = true;
+    return 0;
+  }
+  sink->body->append(data, size * count);
+  return size * count;
+}
+
+/// `text` when it is short printable ASCII (safe to quote in a message), else "".
+std::string printable(const char* text) {
+  std::string out = text ? text : "";
+  if (out.size() > 200) return "";
+  for (char c : out)
+    if (c < 0x21 || c > 0x7e) return "";
+  return out;
 }
 
 struct ProgressState {
@@ -119,9 +146,13 @@ Response request(const Request& spec) {
   Response response;
   CURL* handle = easy.get();
   curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, spec.method.c_str());
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, write_to_string);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);
+  CappedSink sink{&response.body, spec.max_response_bytes};
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, write_capped);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(handle, CURLOPT_TIMEOUT, spec.timeout_seconds);
+  // API calls answer in place, like the agent's own client: a redirect is not followed, so a
+  // bearer token or client certificate never goes to a host the kubeconfig did not name.
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT, std::min(spec.timeout_seconds, 10L));
   auto blob = [](const std::string& text) {
     return curl_blob{const_cast<char*>(text.data()), text.size(), CURL_BLOB_COPY};
@@ -156,6 +187,22 @@ Response request(const Request& spec) {
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
   CURLcode code = curl_easy_perform(handle);
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response.status);
+  if (sink.over) {
+    response.error = "the response body is larger than the " +
+                     std::to_string(spec.max_response_bytes) + " bytes this request accepts";
+    return response;
+  }
+  bool credentials = !spec.bearer_token.empty() || !spec.client_cert_pem.empty();
+  if (credentials && response.status >= 300 && response.status < 400) {
+    const char* location = nullptr;
+    curl_easy_getinfo(handle, CURLINFO_REDIRECT_URL, &location);
+    std::string target = printable(location);
+    response.error = "the server answered HTTP " + std::to_string(response.status) +
+                     ", a redirect" + (target.empty() ? "" : " to " + target) +
+                     ", which a request carrying credentials does not follow (use the final "
+                     "address as the kubeconfig's server)";
+    return response;
+  }
   // An API server may close a refused request early; its status line is still the answer.
   if (code != CURLE_OK && (response.status == 0 || response.status < 400)) {
     response.error = curl_easy_strerror(code);

@@ -28,7 +28,9 @@ GetResult download(const std::string& url, const std::filesystem::path& file,
 GetResult get_text(const std::string& url, std::string& body, long timeout_seconds = 60);
 
 /// An HTTPS API call. An empty `ca_pem` skips server verification: only for fetching
-/// something that is verified by other means afterwards (bootstrap discovery).
+/// something that is verified by other means afterwards (bootstrap discovery). Redirects
+/// are not followed; one answering a request with credentials is an error. A body over
+/// `max_response_bytes` is an error too.
 Response request(const Request& request);
 
 /// True when a HEAD/GET of `url` gets any HTTP answer within the timeout.

@@ -1,8 +1,13 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace kiln::http {
+
+/// The largest response body an API call accepts unless it says otherwise: the objects kiln
+/// reads (cluster-info, a Secret, a join config, cloud user data) are a few KiB.
+inline constexpr std::size_t kMaxApiResponseBytes = std::size_t(1) << 20;
 
 /// One HTTP call, as the API and discovery clients describe it (no transport details).
 struct Request {
@@ -14,7 +19,8 @@ struct Request {
   std::string client_cert_pem;
   std::string client_key_pem;
   std::string bearer_token;
-  long timeout_seconds = 30;
+  long timeout_seconds = 30;  ///< for the whole request: connecting, sending and the answer
+  std::size_t max_response_bytes = kMaxApiResponseBytes;  ///< a longer body is an error
 };
 
 struct Response {

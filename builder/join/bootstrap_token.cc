@@ -2,9 +2,8 @@
 
 #include <openssl/rand.h>
 
-#include <regex>
-
 #include "builder/util/error.h"
+#include "builder/util/scan.h"
 
 namespace kiln {
 namespace {
@@ -28,10 +27,12 @@ BootstrapToken generate_bootstrap_token() {
 }
 
 std::optional<BootstrapToken> parse_bootstrap_token(const std::string& text) {
-  static const std::regex pattern("^([a-z0-9]{6})\\.([a-z0-9]{16})$");
-  std::smatch match;
-  if (!std::regex_match(text, match, pattern)) return std::nullopt;
-  return BootstrapToken{match[1], match[2]};
+  auto token_char = [](char c) { return (c >= 'a' && c <= 'z') || scan::is_digit(c); };
+  if (text.size() != 6 + 1 + 16 || text[6] != '.') return std::nullopt;
+  std::string_view id = std::string_view(text).substr(0, 6);
+  std::string_view secret = std::string_view(text).substr(7);
+  if (!scan::all_of(id, token_char) || !scan::all_of(secret, token_char)) return std::nullopt;
+  return BootstrapToken{std::string(id), std::string(secret)};
 }
 
 }  // namespace kiln

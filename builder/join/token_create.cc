@@ -57,8 +57,9 @@ JoinConfig create_bootstrap_token(const Kubeconfig& kubeconfig, const TokenReque
   call.bearer_token = kubeconfig.bearer_token;
   http::Response response = http::request(call);
   if (!response.error.empty()) {
-    throw Error(
-        fmt::format("cannot reach the API server at {}: {}", kubeconfig.server, response.error));
+    throw Error(fmt::format("{} the API server at {}: {}",
+                            response.status ? "no usable answer from" : "cannot reach",
+                            kubeconfig.server, response.error));
   }
   if (response.status != 201) {
     throw Error(

@@ -29,10 +29,16 @@ std::string encode(std::string_view data, std::string_view alphabet, bool pad) {
   return out;
 }
 
-std::optional<std::string> decode(std::string_view text, std::string_view alphabet) {
+std::array<int, 256> values(std::string_view alphabet) {
   std::array<int, 256> value;
   value.fill(-1);
   for (size_t i = 0; i < alphabet.size(); ++i) value[(unsigned char)alphabet[i]] = int(i);
+  return value;
+}
+
+/// Standard base64 as kubeconfig files carry it: padding, and line breaks skipped.
+std::optional<std::string> decode_lenient(std::string_view text, std::string_view alphabet) {
+  const std::array<int, 256> value = values(alphabet);
   std::string out;
   unsigned buffer = 0;
   int bits = 0;
@@ -55,19 +61,41 @@ std::optional<std::string> decode(std::string_view text, std::string_view alphab
   return out;
 }
 
+/// Unpadded base64 with exactly one encoding per byte string (RFC 7515 section 2, RFC 4648
+/// section 3.5): nothing outside the alphabet, and the unused bits of the last character zero.
+/// Anything looser would let one signature be written several ways.
+std::optional<std::string> decode_canonical(std::string_view text, std::string_view alphabet) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  const std::array<int, 256> value = values(alphabet);
+  std::string out;
+  unsigned buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    if (value[(unsigned char)c] < 0) return std::nullopt;
+    buffer = (buffer << 6 | unsigned(value[(unsigned char)c])) & 0xfff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += char((buffer >> bits) & 0xff);
+    }
+  }
+  if (bits > 0 && (buffer & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
 }  // namespace
 
 std::string base64_encode(std::string_view data) {
   return encode(data, kStandard, true);
 }
 std::optional<std::string> base64_decode(std::string_view text) {
-  return decode(text, kStandard);
+  return decode_lenient(text, kStandard);
 }
 std::string base64url_encode(std::string_view data) {
   return encode(data, kUrl, false);
 }
 std::optional<std::string> base64url_decode(std::string_view text) {
-  return decode(text, kUrl);
+  return decode_canonical(text, kUrl);
 }
 
 }  // namespace kiln

@@ -2,7 +2,8 @@
 
 #include <chrono>
 #include <ctime>
-#include <regex>
+
+#include "builder/util/scan.h"
 
 namespace kiln {
 
@@ -16,18 +17,24 @@ std::string format_utc(long long epoch) {
 }
 
 std::optional<long long> parse_utc(const std::string& text) {
-  static const std::regex pattern(R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$)");
-  std::smatch m;
-  if (!std::regex_match(text, m, pattern)) return std::nullopt;
+  // Exactly "YYYY-MM-DDTHH:MM:SSZ": digits where the pattern has digits, these separators.
+  constexpr std::string_view shape = "dddd-dd-ddTdd:dd:ddZ";
+  if (text.size() != shape.size()) return std::nullopt;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 'd' ? !scan::is_digit(text[i]) : text[i] != shape[i]) return std::nullopt;
+  }
+  auto field = [&](std::size_t at, std::size_t length) {
+    return *scan::parse_unsigned<int>(std::string_view(text).substr(at, length));
+  };
   std::tm tm{};
-  tm.tm_year = std::stoi(m[1]) - 1900;
-  tm.tm_mon = std::stoi(m[2]) - 1;
-  tm.tm_mday = std::stoi(m[3]);
-  tm.tm_hour = std::stoi(m[4]);
-  tm.tm_min = std::stoi(m[5]);
-  tm.tm_sec = std::stoi(m[6]);
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60) {
+  tm.tm_year = field(0, 4) - 1900;
+  tm.tm_mon = field(5, 2) - 1;
+  tm.tm_mday = field(8, 2);
+  tm.tm_hour = field(11, 2);
+  tm.tm_min = field(14, 2);
+  tm.tm_sec = field(17, 2);
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60) {
     return std::nullopt;
   }
   return static_cast<long long>(timegm(&tm));

@@ -12,10 +12,12 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include "builder/util/scan.h"
 
 namespace kiln::firstboot {
 namespace fs = std::filesystem;
@@ -77,12 +79,8 @@ int connect_to(const HttpUrl& url) {
   throw std::runtime_error("cannot connect to " + url.host + ":" + url.port + ": " + error);
 }
 
-struct ResponseHead {
-  int status = 0;
-  std::int64_t content_length = -1;
-  std::int64_t range_start = -1;  ///< from Content-Range of a 206
-  std::int64_t range_total = -1;
-};
+/// The most head bytes read before the blank line: a real server's head is well under this.
+constexpr std::size_t kMaxHeadBytes = 65536;
 
 /// Reads up to the blank line after the headers; whatever body bytes came with them are
 /// left in `rest`.
@@ -91,27 +89,14 @@ ResponseHead read_head(int fd, std::string& rest) {
   char buffer[8192];
   std::size_t end;
   while ((end = raw.find("\r\n\r\n")) == std::string::npos) {
-    if (raw.size() > 65536) throw std::runtime_error("the server's response headers are too long");
+    if (raw.size() > kMaxHeadBytes)
+      throw std::runtime_error("the server's response headers are too long");
     ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
     if (n <= 0) throw std::runtime_error("the server closed the connection before answering");
     raw.append(buffer, n);
   }
   rest = raw.substr(end + 4);
-  std::string head = raw.substr(0, end);
-  for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  ResponseHead parsed;
-  std::smatch m;
-  static const std::regex status(R"(^http/1\.[01] (\d{3}))"),
-      length(R"(\r\ncontent-length:\s*(\d+))"),
-      range(R"(\r\ncontent-range:\s*bytes (\d+)-\d+/(\d+))");
-  if (!std::regex_search(head, m, status)) throw std::runtime_error("malformed HTTP response");
-  parsed.status = std::stoi(m[1]);
-  if (std::regex_search(head, m, length)) parsed.content_length = std::stoll(m[1]);
-  if (std::regex_search(head, m, range)) {
-    parsed.range_start = std::stoll(m[1]);
-    parsed.range_total = std::stoll(m[2]);
-  }
-  return parsed;
+  return parse_response_head(std::string_view(raw).substr(0, end));
 }
 
 void write_all(int fd, const char* data, std::size_t size, std::uint64_t at) {
@@ -145,11 +130,17 @@ void attempt(const HttpUrl& url, const fs::path& target, Transfer& t,
   std::string body;
   ResponseHead head = read_head(socket.fd, body);
   if (head.status == 200) {
-    if (head.content_length < 0) throw std::runtime_error("the server sent no Content-Length");
+    if (!head.content_length) throw std::runtime_error("the server sent no Content-Length");
     t.have = 0;
-    t.total = head.content_length;
-  } else if (head.status == 206 && t.have > 0 && head.range_start == std::int64_t(t.have)) {
-    t.total = head.range_total;
+    t.total = *head.content_length;
+  } else if (head.status == 206 && t.have > 0 && head.range_start == t.have) {
+    // A total below what already arrived would make the rest a negative length.
+    if (!head.range_total || *head.range_total < t.have ||
+        (t.total > 0 && *head.range_total != t.total)) {
+      throw std::runtime_error("the server's Content-Range does not fit the " +
+                               std::to_string(t.have) + " bytes already received");
+    }
+    t.total = *head.range_total;
   } else {
     throw std::runtime_error("the server answered HTTP " + std::to_string(head.status));
   }
@@ -193,18 +184,92 @@ void mount_tmpfs_for(const fs::path& dir, std::uint64_t size, const std::string&
     throw std::runtime_error("cannot mount a tmpfs for " + what + ": " + std::strerror(errno));
 }
 
+namespace {
+
+/// "bytes FIRST-LAST/TOTAL" of a Content-Range header.
+bool parse_content_range(std::string_view value, ResponseHead& head) {
+  if (value.substr(0, 6) != "bytes ") return false;
+  value.remove_prefix(6);
+  std::size_t dash = value.find('-'), slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash)
+    return false;
+  head.range_start = scan::parse_unsigned(value.substr(0, dash));
+  auto last = scan::parse_unsigned(value.substr(dash + 1, slash - dash - 1));
+  head.range_total = scan::parse_unsigned(value.substr(slash + 1));
+  return head.range_start && last && head.range_total && *head.range_start <= *last &&
+         *last < *head.range_total;
+}
+
+}  // namespace
+
+ResponseHead parse_response_head(std::string_view head) {
+  ResponseHead parsed;
+  auto status = scan::http_status(head.substr(0, head.find("\r\n")));
+  if (!status) throw std::runtime_error("malformed HTTP response");
+  parsed.status = *status;
+  std::string problem;
+  bool well_formed =
+      scan::for_each_header(head, [&](std::string_view name, std::string_view value) {
+        if (scan::iequals(name, "Content-Length")) {
+          auto length = scan::parse_unsigned(value);
+          if (!length || (parsed.content_length && *parsed.content_length != *length)) {
+            problem = "malformed Content-Length in the server's response";
+            return false;
+          }
+          parsed.content_length = length;
+        } else if (scan::iequals(name, "Content-Range")) {
+          if (!parse_content_range(value, parsed)) {
+            problem = "malformed Content-Range in the server's response";
+            return false;
+          }
+        } else if (scan::iequals(name, "Transfer-Encoding")) {
+          problem = "the server sent a Transfer-Encoding, which is not supported for images";
+          return false;
+        }
+        return true;
+      });
+  if (!well_formed)
+    throw std::runtime_error(problem.empty() ? "malformed HTTP response headers" : problem);
+  return parsed;
+}
+
 HttpUrl parse_http_url(const std::string& text) {
-  static const std::regex pattern(R"(^http://(\[[^\]]+\]|[^/:\[\]]+)(?::(\d{1,5}))?(/\S*)?$)");
-  std::smatch m;
   if (text.rfind("https://", 0) == 0)
     throw std::runtime_error("only http:// URLs are fetched here, not " + text +
                              " (the root hash, not the transport, decides what boots)");
-  if (!std::regex_match(text, m, pattern)) throw std::runtime_error("malformed URL " + text);
+  auto malformed = [&] { return std::runtime_error("malformed URL " + text); };
+  constexpr std::string_view scheme = "http://";
+  if (text.rfind(scheme, 0) != 0) throw malformed();
+  std::string_view rest = std::string_view(text).substr(scheme.size());
+  for (char c : rest)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) throw malformed();
   HttpUrl url;
-  url.host = m[1];
-  if (url.host.front() == '[') url.host = url.host.substr(1, url.host.size() - 2);
-  if (m[2].matched) url.port = m[2];
-  if (m[3].matched) url.path = m[3];
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.size() < rest.size()) url.path = std::string(rest.substr(authority.size()));
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    std::size_t close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) throw malformed();
+    url.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') throw malformed();
+      port = after.substr(1);
+      if (port.empty()) throw malformed();
+    }
+  } else {
+    std::size_t colon = authority.find(':');
+    url.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) throw malformed();
+    }
+    if (url.host.empty() || url.host.find_first_of("[]") != std::string::npos) throw malformed();
+  }
+  if (!port.empty()) {
+    if (port.size() > 5 || !scan::all_of(port, scan::is_digit)) throw malformed();
+    url.port = std::string(port);
+  }
   return url;
 }
 

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace kiln::firstboot {
 
@@ -13,6 +15,17 @@ struct HttpUrl {
   std::string port = "80";
   std::string path = "/";
 };
+
+/// What kiln-netroot reads from a response head.
+struct ResponseHead {
+  int status = 0;
+  std::optional<std::uint64_t> content_length;
+  std::optional<std::uint64_t> range_start, range_total;  ///< from Content-Range of a 206
+};
+
+/// Parses a response head (status line and headers, without the blank line); throws
+/// std::runtime_error on anything malformed (a failed attempt, retried like any other).
+ResponseHead parse_response_head(std::string_view head);
 
 /// Parses http://host[:port][/path]; throws std::runtime_error naming what is wrong (https://
 /// included: the netboot root is checked by its hash, and the initrd carries no TLS stack).

@@ -24,11 +24,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "builder/util/scan.h"
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/netroot/http_download.h"
 
@@ -108,8 +108,8 @@ int netroot() {
   auto hash = kernel_argument(cmdline, "kiln.roothash");
   auto offset = kernel_argument(cmdline, "kiln.root_hash_offset");
   if (!url) return 0;  // not a netboot
-  static const std::regex hex64("[0-9a-f]{64}"), digits("[0-9]+");
-  if (!hash || !std::regex_match(*hash, hex64) || !offset || !std::regex_match(*offset, digits)) {
+  if (!hash || !kiln::scan::is_lower_hex(*hash, 64) || !offset ||
+      !kiln::scan::parse_unsigned(*offset)) {
     say("refusing to boot: kiln.root_url needs kiln.roothash=<64 hex digits> and "
         "kiln.root_hash_offset=<bytes> beside it on the kernel command line");
     return 1;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace kiln::test {
@@ -37,6 +38,12 @@ HttpServer::~HttpServer() {
 void HttpServer::serve(const std::string& path, std::string body, int drop_first_requests) {
   std::lock_guard lock(mutex_);
   routes_[path] = Route{std::move(body), drop_first_requests, 0, {}};
+}
+
+void HttpServer::serve_raw(const std::string& path, std::vector<std::string> responses,
+                           std::chrono::milliseconds byte_interval) {
+  std::lock_guard lock(mutex_);
+  routes_[path] = Route{{}, 0, 0, {}, std::move(responses), byte_interval};
 }
 
 std::string HttpServer::url(const std::string& path) const {
@@ -93,7 +100,8 @@ void HttpServer::handle(int client) {
     size_t start = at + 15;
     range = request.substr(start, request.find("\r\n", start) - start);
   }
-  std::string body;
+  std::string body, raw;
+  std::chrono::milliseconds byte_interval{};
   bool drop = false;
   {
     std::lock_guard lock(mutex_);
@@ -106,10 +114,25 @@ void HttpServer::handle(int client) {
     ++route.requests;
     route.last_range = range;
     body = route.body;
+    if (!route.raw.empty()) {
+      raw = route.raw[std::min<std::size_t>(route.requests, route.raw.size()) - 1];
+      byte_interval = route.byte_interval;
+    }
     if (route.drops_left > 0) {
       --route.drops_left;
       drop = true;
     }
+  }
+  if (byte_interval.count() > 0) {
+    for (char byte : raw) {
+      if (stopping_ || ::send(client, &byte, 1, MSG_NOSIGNAL) != 1) return;
+      std::this_thread::sleep_for(byte_interval);
+    }
+    return;
+  }
+  if (!raw.empty()) {
+    send_all(client, raw);
+    return;
   }
   size_t offset = range.empty() ? 0 : std::stoul(range.substr(0, range.find('-')));
   if (offset > body.size()) {

@@ -1,10 +1,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace kiln::test {
 
@@ -17,6 +19,11 @@ class HttpServer {
   ~HttpServer();
 
   void serve(const std::string& path, std::string body, int drop_first_requests = 0);
+  /// Answers the Nth request to `path` with `responses[N]` exactly as given, malformed or not
+  /// (the last one repeats). With `byte_interval` the bytes go out one at a time that far
+  /// apart, until the client hangs up: a server that trickles.
+  void serve_raw(const std::string& path, std::vector<std::string> responses,
+                 std::chrono::milliseconds byte_interval = {});
   std::string url(const std::string& path) const;
   int requests(const std::string& path) const;
   /// Range header of the last request to `path`, empty when none.
@@ -28,6 +35,8 @@ class HttpServer {
     int drops_left = 0;
     int requests = 0;
     std::string last_range;
+    std::vector<std::string> raw;
+    std::chrono::milliseconds byte_interval{};
   };
   void accept_loop();
   void handle(int client);

@@ -104,3 +104,58 @@ TEST_CASE("base64 round-trips in both alphabets") {
   CHECK(kiln::base64url_encode("\xfb\xff") == "-_8");
   CHECK_FALSE(kiln::base64_decode("Zm9v!"));
 }
+
+TEST_CASE("a huge or non-JSON JWS protected header is malformed, not a crash") {
+  std::string kubeconfig = kiln::read_file(kUpstream / "cluster-info.kubeconfig");
+  auto row = vectors("jws").at(0);
+  std::string signature = row[3].substr(row[3].find("..") + 2);
+  auto with_header = [&](const std::string& header) {
+    return kiln::verify_detached_jws(kiln::base64url_encode(header) + ".." + signature, kubeconfig,
+                                     row[1], row[2]);
+  };
+  // Sent by an unauthenticated cluster-info server: 30 KB of key id.
+  CHECK(with_header("{\"alg\":\"HS256\",\"kid\":\"" + std::string(30000, 'a') + "\"}") ==
+        kiln::JwsCheck::malformed);
+  CHECK(with_header("{\"alg\":\"" + std::string(30000, 'x') + "\"}") == kiln::JwsCheck::malformed);
+  CHECK(with_header("not json") == kiln::JwsCheck::malformed);
+  CHECK(with_header("[\"alg\",\"HS256\"]") == kiln::JwsCheck::malformed);
+  CHECK(with_header("{\"alg\":256,\"kid\":\"" + row[1] + "\"}") == kiln::JwsCheck::malformed);
+  CHECK(with_header("{\"alg\":\"HS256\"}") == kiln::JwsCheck::malformed);
+  // Within the size limit the fields still decide: field order and spacing do not matter.
+  CHECK(with_header("{ \"kid\" : \"" + row[1] + "\", \"alg\" : \"HS512\" }") ==
+        kiln::JwsCheck::wrong_algorithm);
+  CHECK(with_header("{\"alg\":\"HS256\",\"kid\":\"" + std::string(2000, 'a') + "\"}") ==
+        kiln::JwsCheck::wrong_key_id);
+}
+
+TEST_CASE("base64url decoding is strict, so a signature has exactly one encoding") {
+  CHECK(kiln::base64url_decode("Zm9v") == "foo");
+  CHECK(kiln::base64url_decode("Zm8") == "fo");
+  CHECK(kiln::base64url_decode("Zg") == "f");
+  CHECK(kiln::base64url_decode("") == "");
+  CHECK_FALSE(kiln::base64url_decode("Zm8="));  // padding
+  CHECK_FALSE(kiln::base64url_decode("Zg=="));
+  CHECK_FALSE(kiln::base64url_decode("Zm9v\n"));  // line breaks
+  CHECK_FALSE(kiln::base64url_decode("Zm\r\n9v"));
+  CHECK_FALSE(kiln::base64url_decode("Zm9"));    // "fo" with a non-zero leftover bit
+  CHECK_FALSE(kiln::base64url_decode("Zh"));     // "f" likewise
+  CHECK_FALSE(kiln::base64url_decode("Zm9vY"));  // a lone sixth of a byte
+  CHECK_FALSE(kiln::base64url_decode("Zm+v"));   // the standard alphabet's characters
+  // Kubeconfig data fields keep standard base64 with padding and line breaks.
+  CHECK(kiln::base64_decode("Zm9v\nYmE=") == "fooba");
+
+  std::string kubeconfig = kiln::read_file(kUpstream / "cluster-info.kubeconfig");
+  auto row = vectors("jws").at(0);
+  const std::string& jws = row[3];
+  REQUIRE(kiln::verify_detached_jws(jws, kubeconfig, row[1], row[2]) == kiln::JwsCheck::valid);
+  // A 32-byte HMAC leaves two unused bits in the last character: setting them once made a
+  // second valid spelling of the same signature.
+  std::string respelled = jws;
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  respelled.back() = alphabet[alphabet.find(jws.back()) | 1];
+  REQUIRE(respelled != jws);
+  CHECK(kiln::verify_detached_jws(respelled, kubeconfig, row[1], row[2]) ==
+        kiln::JwsCheck::malformed);
+  CHECK(kiln::verify_detached_jws(jws + "=", kubeconfig, row[1], row[2]) ==
+        kiln::JwsCheck::malformed);
+}

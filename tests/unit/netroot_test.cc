@@ -151,3 +151,122 @@ TEST_CASE(
   kiln::write_file_atomic(dev / "vdc", std::string(4096, '\0'));  // shorter than a MiB
   CHECK_FALSE(kiln::firstboot::first_empty_disk(sys.string(), dev.string()));
 }
+
+TEST_CASE("netroot response heads: status, lengths and ranges are read with bounds", "[netroot]") {
+  using kiln::firstboot::parse_response_head;
+  auto head = parse_response_head(
+      "HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 100-199/200\r\n"
+      "Content-Length:  100 \r\nConnection: close");
+  CHECK(head.status == 206);
+  CHECK(head.content_length == 100u);
+  CHECK(head.range_start == 100u);
+  CHECK(head.range_total == 200u);
+  CHECK(parse_response_head("HTTP/1.0 404 Not Found").status == 404);
+  CHECK_FALSE(parse_response_head("HTTP/1.1 200 OK").content_length);
+  // 60,000 digits once overflowed the parser's stack; 2^64 threw out of the retry loop.
+  CHECK_THROWS_AS(
+      parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: " + std::string(60000, '9')),
+      std::runtime_error);
+  CHECK_THROWS_WITH(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616"),
+                    "malformed Content-Length in the server's response");
+  CHECK_THROWS_AS(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: -1"), std::runtime_error);
+  CHECK_THROWS_AS(parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(parse_response_head("HTTP/1.1 206 OK\r\nContent-Range: bytes 9-1/5"),
+                  std::runtime_error);
+  CHECK_THROWS_AS(
+      parse_response_head("HTTP/1.1 206 OK\r\nContent-Range: bytes 0-99999999999999999999/1"),
+      std::runtime_error);
+  CHECK_THROWS_AS(parse_response_head("HTTP/1.1 2000 OK"), std::runtime_error);
+  CHECK_THROWS_AS(parse_response_head("SSH-2.0-OpenSSH"), std::runtime_error);
+  CHECK_THROWS_AS(parse_response_head(std::string(60000, '1')), std::runtime_error);
+}
+
+TEST_CASE("netroot URLs are parsed without backtracking, whatever their length", "[netroot]") {
+  CHECK(parse_http_url("http://boot/" + std::string(60000, 'a')).path.size() == 60001);
+  CHECK(parse_http_url("http://boot").path == "/");
+  CHECK_THROWS_WITH(parse_http_url("http://boot:" + std::string(60000, '8') + "/x"),
+                    Catch::Contains("malformed URL"));
+  CHECK_THROWS_WITH(parse_http_url("http://[" + std::string(60000, ':')),
+                    Catch::Contains("malformed URL"));
+  CHECK_THROWS_WITH(parse_http_url("http://boot/a b"), Catch::Contains("malformed URL"));
+  CHECK_THROWS_WITH(parse_http_url("http://:80/x"), Catch::Contains("malformed URL"));
+  CHECK_THROWS_WITH(parse_http_url("http://boot:/x"), Catch::Contains("malformed URL"));
+}
+
+namespace {
+
+/// Stops download_with_retries (which otherwise retries for ever) after `attempts` failures.
+struct AttemptLimit {
+  int attempts;
+  std::vector<std::string> said;
+  void operator()(const std::string& line) {
+    said.push_back(line);
+    if (line.find("attempt " + std::to_string(attempts) + " failed") != std::string::npos)
+      throw std::logic_error("gave up: " + line);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an unparsable Content-Length is one failed attempt, retried", "[netroot]") {
+  kiln::test::TempDir dir;
+  kiln::test::HttpServer server;
+  server.serve_raw("/root.img", {"HTTP/1.1 200 OK\r\nContent-Length: " + std::string(60000, '9') +
+                                     "\r\nConnection: close\r\n\r\nroot",
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nroot"});
+  AttemptLimit limit{3, {}};
+  auto size = download_with_retries(
+      server.url("/root.img"), dir.path() / "root.img", [](std::uint64_t) {}, std::ref(limit));
+  CHECK(size == 4);
+  CHECK(kiln::read_file(dir.path() / "root.img") == "root");
+  REQUIRE(limit.said.size() >= 2);
+  CHECK_THAT(limit.said[0], Catch::StartsWith("  attempt 1 failed: malformed Content-Length"));
+  CHECK_THAT(limit.said[1], Catch::StartsWith("  attempt 2 failed: malformed Content-Length"));
+}
+
+TEST_CASE("a resumed download whose total is below what already arrived is refused", "[netroot]") {
+  kiln::test::TempDir dir;
+  kiln::test::HttpServer server;
+  std::string image(100, 'x');
+  server.serve_raw("/root.img",
+                   {// half the promised bytes, then the connection ends
+                    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + image.substr(0, 50),
+                    // the rest, but claiming the whole is only 40 bytes
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 50-99/40\r\n"
+                    "Content-Length: 50\r\n\r\n" +
+                        image.substr(50),
+                    // a total that changed between attempts
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 50-99/200\r\n"
+                    "Content-Length: 50\r\n\r\n" +
+                        image.substr(50),
+                    "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 50-99/100\r\n"
+                    "Content-Length: 50\r\n\r\n" +
+                        image.substr(50)});
+  AttemptLimit limit{4, {}};
+  auto size = download_with_retries(
+      server.url("/root.img"), dir.path() / "root.img", [](std::uint64_t) {}, std::ref(limit));
+  CHECK(size == 100);
+  CHECK(kiln::read_file(dir.path() / "root.img") == image);
+  CHECK(server.last_range("/root.img") == "50-");
+  std::vector<std::string> failures;
+  for (const auto& line : limit.said)
+    if (line.find("failed") != std::string::npos) failures.push_back(line);
+  REQUIRE(failures.size() == 3);
+  CHECK_THAT(failures[0], Catch::Contains("broke off after 50 of 100 bytes"));
+  CHECK_THAT(failures[1], Catch::Contains("malformed Content-Range"));
+  CHECK_THAT(failures[2], Catch::Contains("does not fit the 50 bytes already received"));
+}
+
+TEST_CASE("digest arguments accept uppercase hex and come back lowercase", "[netroot]") {
+  using kiln::firstboot::sha256_argument;
+  const std::string lower(64, 'a'), upper(64, 'A');
+  CHECK(sha256_argument("kiln.install_sha256=" + upper, "kiln.install_sha256") == lower);
+  CHECK(sha256_argument("kiln.join_sha256=" + lower.substr(1) + "F quiet", "kiln.join_sha256") ==
+        lower.substr(1) + "f");
+  CHECK_FALSE(sha256_argument("quiet", "kiln.join_sha256"));
+  CHECK_FALSE(sha256_argument("kiln.join_sha256=" + lower.substr(1), "kiln.join_sha256"));
+  CHECK_FALSE(sha256_argument("kiln.join_sha256=" + lower + "0", "kiln.join_sha256"));
+  CHECK_FALSE(sha256_argument("kiln.join_sha256=" + lower.substr(1) + "g", "kiln.join_sha256"));
+}
