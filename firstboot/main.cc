@@ -5,7 +5,8 @@
 // user data), checks the token's expiry, verifies the control plane itself (cluster-info signed for
 // our token id, CA pinned), then runs `kubeadm join --config`. On success it erases the token from
 // the partition and records the join on the state partition, so later boots do nothing. Every
-// outcome is reported on the console, in the journal and in /etc/issue.d.
+// outcome is reported on the console and in the journal in detail (secrets masked), and in
+// /etc/issue.d, shown before login, as a fixed short line (agent_report.h).
 // `kiln-firstboot install` (kiln-install.service) is `pxe.install`: see disk_install.h.
 //
 // Statically linked: the image's distribution need not match the build host's libraries.
@@ -21,10 +22,10 @@
 #include <optional>
 #include <thread>
 
+#include "builder/join/agent_report.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
 #include "builder/join/kubeadm_join.h"
-#include "builder/recipe/recipe_parser.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
@@ -50,19 +51,21 @@ const fs::path kJoinedMarker = "/var/lib/kiln/joined";
 const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
 constexpr const char* kConfigFile = "join.yaml";
 
-/// Journal and console: the units send stdout to both.
+/// Journal and console: the units send stdout to both. Masked once more here, whatever the
+/// message was built from.
 void note(const std::string& message) {
-  std::printf("%s\n", message.c_str());
+  std::printf("%s\n", mask_bootstrap_tokens(message).c_str());
   std::fflush(stdout);
 }
 
-/// What someone at the screen needs: journal, console and the login banner.
-void status(const std::string& message) {
-  note(message);
+/// What someone at the screen needs: the details in the journal and on the console, and the
+/// outcome's fixed line on the login banner, which never quotes an error.
+void status(const std::string& details, AgentOutcome outcome, const BannerFacts& facts = {}) {
+  note(details);
   std::error_code ec;
   fs::create_directories(kIssue.parent_path(), ec);
   try {
-    write_file_atomic(kIssue, message + "\n\n");
+    write_file_atomic(kIssue, banner_line(outcome, facts) + "\n\n");
   } catch (const std::exception&) {
   }
 }
@@ -138,7 +141,8 @@ std::optional<ConfigSource> config_from_kernel_url() {
         response.error.empty() ? "HTTP " + std::to_string(response.status) : response.error;
     if (delay >= 30) throw Error("cannot fetch the join config from " + *url + ": " + why);
     status("kiln: fetching the join config from " + *url + " failed (" + why + "); retrying in " +
-           std::to_string(delay) + " s");
+               std::to_string(delay) + " s",
+           AgentOutcome::waiting, {.target = "the join config server"});
     std::this_thread::sleep_for(std::chrono::seconds(delay));
   }
   if (sha256_hex(response.body) != *pin) {
@@ -196,6 +200,11 @@ std::string cloud_hostname() {
   return response.error.empty() && response.status == 200 ? response.body : "";
 }
 
+/// How the banner names the control plane: its validated name, else its validated endpoint.
+std::string banner_target(const JoinConfig& config) {
+  return config.control_plane_name.empty() ? config.endpoint : config.control_plane_name;
+}
+
 /// Discovery, retried with capped exponential backoff while the endpoint is unreachable
 /// and the token is still valid; any verification failure ends it at once.
 DiscoveredCluster discover_with_backoff(const JoinConfig& config, long long give_up_at) {
@@ -211,7 +220,8 @@ DiscoveredCluster discover_with_backoff(const JoinConfig& config, long long give
                     " attempts: " + e.what());
       }
       status("kiln: waiting for " + config.endpoint + " (attempt " + std::to_string(attempt) +
-             ", next in " + std::to_string(delay) + " s): " + e.what());
+                 ", next in " + std::to_string(delay) + " s): " + e.what(),
+             AgentOutcome::waiting, {.target = banner_target(config)});
       std::this_thread::sleep_for(std::chrono::seconds(delay));
       delay = std::min(delay * 2, 60);
     }
@@ -245,11 +255,15 @@ int join() {
   const auto started = std::chrono::steady_clock::now();
   if (fs::exists(kInstalledMarker)) {
     status("kiln: installed onto " + read_file(kInstalledMarker) +
-           "; the node joins from there after the reboot");
+               "; the node joins from there after the reboot",
+           AgentOutcome::installed);
     return 0;
   }
   if (fs::exists(kJoinedMarker)) {
-    status("kiln: " + read_file(kJoinedMarker) + " (already joined; nothing to do)");
+    std::string record = read_file(kJoinedMarker);
+    while (!record.empty() && record.back() == '\n') record.pop_back();
+    status("kiln: " + record + " (already joined; nothing to do)", AgentOutcome::already_joined,
+           {.record = record});
     return 0;
   }
   auto source = find_config();
@@ -257,25 +271,27 @@ int join() {
     status(
         "kiln: no join config (KILNCFG is empty, no netboot config, NoCloud seed or cloud user "
         "data): this node does not join a cluster; stamp one with `kiln stamp` (netbooted: "
-        "`kiln stamp --pxe` or kiln.join_url=)");
+        "`kiln stamp --pxe` or kiln.join_url=)",
+        AgentOutcome::no_config);
     return 0;
   }
   JoinConfig config;
   try {
     config = parse_join_config(source->text, source->origin);
-  } catch (const RecipeErrors& e) {
+  } catch (const ParseErrors& e) {
     std::string all;
     for (const auto& error : e.errors()) all += "\n  " + error.render();
-    status("kiln: refusing to join: the join config from " + source->origin +
-           " is malformed:" + all);
+    status(
+        "kiln: refusing to join: the join config from " + source->origin + " is malformed:" + all,
+        AgentOutcome::config_invalid);
     return 1;
   }
-  std::string target =
-      config.control_plane_name.empty() ? config.endpoint : config.control_plane_name;
+  BannerFacts facts{.target = banner_target(config)};
   try {
     check_not_expired(config, unix_now());
   } catch (const Error& e) {
-    status("kiln: refusing to join " + target + ": " + e.what());
+    status("kiln: refusing to join " + facts.target + ": " + e.what(), AgentOutcome::token_expired,
+           facts);
     return 1;
   }
   long wait_limit = 900;
@@ -283,21 +299,30 @@ int join() {
   DiscoveredCluster cluster;
   try {
     cluster = discover_with_backoff(config, unix_now() + wait_limit);
+  } catch (const DiscoveryError& e) {
+    facts.discovery = e.failure();
+    status("kiln: refusing to join " + facts.target + ": " + e.what(),
+           AgentOutcome::discovery_refused, facts);
+    return 1;
   } catch (const Error& e) {
-    status(std::string("kiln: refusing to join ") + target + ": " + e.what());
+    status("kiln: refusing to join " + facts.target + ": " + e.what(),
+           AgentOutcome::discovery_refused, facts);
     return 1;
   }
-  firstboot::NodeFacts facts;
+  firstboot::NodeFacts node_facts;
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  facts.hostname = host;
-  if (config.node_name == NodeNamePolicy::cloud) facts.cloud_hostname = cloud_hostname();
-  std::string node = firstboot::node_name(config.node_name, facts);
+  node_facts.hostname = host;
+  NodeNamePolicy policy = firstboot::effective_node_name_policy(config.node_name);
+  if (policy == NodeNamePolicy::cloud) node_facts.cloud_hostname = cloud_hostname();
+  facts.node = firstboot::node_name(policy, node_facts);
 
   fs::path kubeadm_config = kRun / "kubeadm-join.yaml";
   write_file_atomic(kubeadm_config,
-                    render_kubeadm_join_configuration(config, node, kubeadm_version()), 0600);
-  status("kiln: joining " + target + " (" + cluster.server + ") as " + node);
+                    render_kubeadm_join_configuration(config, facts.node, kubeadm_version()), 0600);
+  status("kiln: joining " + facts.target + " (" + cluster.server + ") as " + facts.node +
+             " (node name policy " + to_string(policy) + ")",
+         AgentOutcome::joining, facts);
   // kubeadm writes the token into /etc/kubernetes/bootstrap-kubelet.conf for the kubelet's
   // TLS bootstrap and deletes it afterwards, but on ext4 the deleted blocks would keep the
   // token. Through this link it lands on /run (tmpfs) instead and never reaches the disk.
@@ -313,15 +338,17 @@ int join() {
       run({"kubeadm", "reset", "--force"}, {.quiet = true});
     } catch (const Error&) {
     }
-    status("kiln: kubeadm join to " + target + " failed; the token is kept until it expires " +
-           "and the next boot retries. " + e.what());
+    status("kiln: kubeadm join to " + facts.target +
+               " failed; the token is kept until it expires and the next boot retries. " + e.what(),
+           AgentOutcome::join_failed, facts);
     return 1;
   }
   fs::remove(kubeadm_config);
   if (source->scrub_after_join) scrub(*source->scrub_after_join);
-  std::string record = "joined " + target + " as " + node + " at " + format_utc(unix_now());
+  facts.when = format_utc(unix_now());
+  std::string record = "joined " + facts.target + " as " + facts.node + " at " + facts.when;
   write_file_atomic(kJoinedMarker, record + "\n");
-  status("kiln: " + record);
+  status("kiln: " + record, AgentOutcome::joined, facts);
   note(fmt::format("kiln: agent peak RSS {} KiB", peak_rss_kib()));
   return 0;
 }
@@ -332,10 +359,12 @@ int install() {
   try {
     std::optional<std::string> config;
     if (auto source = netboot_config()) config = source->text;
-    firstboot::install_to_empty_disk(config, status);
+    firstboot::install_to_empty_disk(
+        config, [](const std::string& message) { status(message, AgentOutcome::installing); });
     return 0;
   } catch (const std::exception& e) {
-    status(std::string("kiln: installing onto a local disk failed: ") + e.what());
+    status(std::string("kiln: installing onto a local disk failed: ") + e.what(),
+           AgentOutcome::install_failed);
     return 1;
   }
 }
@@ -347,7 +376,7 @@ int main(int argc, char** argv) {
   try {
     return join();
   } catch (const std::exception& e) {
-    status(std::string("kiln: first-boot join failed: ") + e.what());
+    status(std::string("kiln: first-boot join failed: ") + e.what(), AgentOutcome::failed);
     return 1;
   }
 }

@@ -73,4 +73,17 @@ std::string node_name(NodeNamePolicy policy, const NodeFacts& facts) {
   return mac_name(facts);
 }
 
+NodeNamePolicy image_node_name_policy(const fs::path& file) {
+  std::error_code ec;
+  // A few bytes at most; a larger file is not one kiln wrote.
+  if (!fs::is_regular_file(file, ec) || fs::file_size(file, ec) > 64)
+    return NodeNamePolicy::hostname;
+  return parse_node_name_policy(trim(read_file(file))).value_or(NodeNamePolicy::hostname);
+}
+
+NodeNamePolicy effective_node_name_policy(const std::optional<NodeNamePolicy>& from_join_config,
+                                          const fs::path& image_file) {
+  return from_join_config ? *from_join_config : image_node_name_policy(image_file);
+}
+
 }  // namespace kiln::firstboot

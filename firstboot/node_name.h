@@ -1,9 +1,10 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
-#include "builder/recipe/recipe.h"
+#include "builder/util/node_name_policy.h"
 
 namespace kiln::firstboot {
 
@@ -21,5 +22,15 @@ struct NodeFacts {
 /// cloud (the metadata service's local hostname, else the hostname). Throws kiln::Error
 /// naming what was missing.
 std::string node_name(NodeNamePolicy policy, const NodeFacts& facts);
+
+/// The image's default policy, recorded from the recipe's node_name at build time
+/// (kImageNodeNamePolicyPath); hostname when the file is missing (images built before kiln
+/// recorded it) or does not name a policy.
+NodeNamePolicy image_node_name_policy(const std::filesystem::path& file = kImageNodeNamePolicyPath);
+
+/// The policy a node names itself by: the join config's when it sets one, else the image's.
+NodeNamePolicy effective_node_name_policy(
+    const std::optional<NodeNamePolicy>& from_join_config,
+    const std::filesystem::path& image_file = kImageNodeNamePolicyPath);
 
 }  // namespace kiln::firstboot

@@ -5,6 +5,9 @@
 namespace kiln::firstboot {
 
 std::optional<std::string> join_config_from_user_data(const std::string& user_data) {
+  // Cloud user data is at most 16-256 KiB depending on the cloud; anything larger is not
+  // a launch template's, and is not parsed at all.
+  if (user_data.size() > kMaxUserDataBytes) return std::nullopt;
   YAML::Node document;
   try {
     document = YAML::Load(user_data);

@@ -52,8 +52,8 @@ DiscoveredCluster discover_cluster(const JoinConfig& config, const HttpTransport
     throw DiscoveryError(DiscoveryFailure::no_cluster_info,
                          "cluster-info from " + config.endpoint + " is not JSON");
   }
-  YAML::Node data = configmap["data"];
-  if (!data || !data["kubeconfig"]) {
+  YAML::Node data = configmap.IsMap() ? configmap["data"] : YAML::Node();
+  if (!data || !data.IsMap() || !data["kubeconfig"]) {
     throw DiscoveryError(DiscoveryFailure::no_cluster_info,
                          "cluster-info from " + config.endpoint + " has no kubeconfig");
   }
@@ -79,24 +79,39 @@ DiscoveredCluster discover_cluster(const JoinConfig& config, const HttpTransport
   } catch (const Error& e) {
     throw DiscoveryError(DiscoveryFailure::no_cluster_info, e.what());
   }
-  std::string pin = ca_pin_from_pem(cluster.ca_pem);
-  if (pin != config.ca_cert_hash) {
+  // kubeadm accepts a bundle when any certificate in it matches the pin; kiln then trusts
+  // only those: a CA appended by someone else who holds the token must not vouch for the
+  // server in the verified fetch.
+  std::string pinned;
+  try {
+    pinned = certificates_matching_pin(cluster.ca_pem, config.ca_cert_hash);
+  } catch (const Error& e) {
+    throw DiscoveryError(DiscoveryFailure::no_cluster_info,
+                         fmt::format("cluster-info from {}: {}", config.endpoint, e.what()));
+  }
+  if (pinned.empty()) {
     throw DiscoveryError(
         DiscoveryFailure::ca_mismatch,
         fmt::format(
             "refusing {}: its CA is {} but the join config pins {} (a different cluster, or "
             "a man-in-the-middle)",
-            config.endpoint, pin, config.ca_cert_hash));
+            config.endpoint, ca_pin_from_pem(cluster.ca_pem), config.ca_cert_hash));
   }
   // Only now is the CA trusted; the server must prove it holds a key that CA certified.
-  std::string verified = fetch_cluster_info(config, transport, cluster.ca_pem, timeout_seconds);
-  YAML::Node again = YAML::Load(verified);
-  if (!again["data"] || !again["data"]["kubeconfig"] ||
+  std::string verified = fetch_cluster_info(config, transport, pinned, timeout_seconds);
+  YAML::Node again;
+  try {
+    again = YAML::Load(verified);
+  } catch (const std::exception&) {
+    throw DiscoveryError(DiscoveryFailure::tls_mismatch,
+                         "cluster-info from the CA-verified fetch is not JSON");
+  }
+  if (!again.IsMap() || !again["data"] || !again["data"]["kubeconfig"] ||
       again["data"]["kubeconfig"].Scalar() != kubeconfig) {
     throw DiscoveryError(DiscoveryFailure::tls_mismatch,
                          "cluster-info changed between the anonymous and the CA-verified fetch");
   }
-  return {kubeconfig, cluster.ca_pem, cluster.server};
+  return {kubeconfig, pinned, cluster.server};
 }
 
 void check_not_expired(const JoinConfig& config, long long now) {

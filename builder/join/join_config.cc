@@ -3,82 +3,152 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <regex>
-#include <sstream>
+#include <charconv>
+#include <string_view>
 
 #include "builder/join/ca_pin.h"
-#include "builder/recipe/recipe_parser.h"
-#include "builder/recipe/suggest.h"
 #include "builder/util/files.h"
 #include "builder/util/time.h"
+#include "builder/util/yaml_reader.h"
 
 namespace kiln {
 
 namespace {
 
-struct Reader {
-  std::string source;
-  std::vector<std::string> lines;
-  std::vector<Error> errors;
+constexpr size_t kMaxUrlLength = 2048;
+// Values quoted in messages are cut to this: a 100 KB endpoint is named, not printed.
+constexpr size_t kMaxQuoted = 80;
 
-  void error(const YAML::Node& node, std::string message) {
-    const YAML::Mark& m = node.Mark();
-    std::string line = m.line >= 0 && size_t(m.line) < lines.size() ? lines[m.line] : "";
-    errors.emplace_back(SourceMark{source, m.line + 1, m.column + 1}, std::move(message), line);
+std::string quote_value(const std::string& value) {
+  if (value.size() <= kMaxQuoted) return "'" + value + "'";
+  return fmt::format("'{}...' ({} characters)", value.substr(0, kMaxQuoted), value.size());
+}
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+bool is_lower_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/// A host as an API server URL may name it: DNS name or IPv4 address, or [IPv6].
+bool valid_host(std::string_view host) {
+  if (host.empty()) return false;
+  if (host.front() == '[') {
+    if (host.size() < 4 || host.back() != ']') return false;
+    for (char c : host.substr(1, host.size() - 2)) {
+      bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      if (!hex && c != ':' && c != '.') return false;
+    }
+    return true;
   }
-
-  std::optional<std::string> scalar(const YAML::Node& node, const char* what) {
-    if (node.IsScalar()) return node.Scalar();
-    error(node, fmt::format("{} must be a string", what));
-    return std::nullopt;
-  }
-
-  /// Reports keys of `node` not in `known`, with a suggestion.
-  void check_keys(const YAML::Node& node, const std::vector<std::string>& known,
-                  const std::string& section) {
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      std::string key = it->first.Scalar();
-      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      std::string hint = closest_match(key, known);
-      error(it->first,
-            fmt::format("unknown key '{}'{}{}", key, section.empty() ? "" : " in '" + section + "'",
-                        hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  if (host.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < host.size(); ++i) {
+    char c = host[i];
+    if (c == '.') {
+      if (label == 0 || host[i - 1] == '-') return false;
+      label = 0;
+    } else if (is_alnum(c) || c == '-') {
+      if (label == 0 && c == '-') return false;
+      if (++label > 63) return false;
+    } else {
+      return false;
     }
   }
+  return label > 0 && host.back() != '-';
+}
 
-  std::map<std::string, std::string> string_map(const YAML::Node& node, const char* what) {
-    std::map<std::string, std::string> out;
-    if (!node) return out;
-    if (!node.IsMap()) {
-      error(node, fmt::format("{} must be a map of strings", what));
-      return out;
+/// A DNS-1123 subdomain, as Kubernetes requires of a label key's prefix.
+bool valid_dns_subdomain(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool edge = i == 0 || i + 1 == name.size() || name[i - 1] == '.' || name[i + 1] == '.';
+    if (c == '.') {
+      if (i == 0 || i + 1 == name.size() || name[i - 1] == '.') return false;
+    } else if (!is_lower_alnum(c) && !(c == '-' && !edge)) {
+      return false;
     }
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      auto key = scalar(it->first, what);
-      auto value = scalar(it->second, what);
-      if (key && value) out[*key] = *value;
-    }
-    return out;
   }
-};
+  return true;
+}
+
+/// A label name or value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends.
+std::string qualified_name_problem(std::string_view name, const char* what) {
+  if (name.empty()) return fmt::format("{} must not be empty", what);
+  if (name.size() > 63) return fmt::format("{} is {} characters; at most 63", what, name.size());
+  for (char c : name) {
+    if (!is_alnum(c) && c != '-' && c != '_' && c != '.')
+      return fmt::format("{} may hold only letters, digits, '-', '_' and '.'", what);
+  }
+  if (!is_alnum(name.front()) || !is_alnum(name.back()))
+    return fmt::format("{} must start and end with a letter or digit", what);
+  return "";
+}
+
+/// What a join config's source line shows in an error: the value of any `token` key hidden,
+/// whatever its shape, and anything shaped like a token anywhere (Error masks those too).
+std::string mask_join_config_line(std::string line) {
+  return mask_bootstrap_tokens(mask_key_value(std::move(line), "token"));
+}
 
 }  // namespace
 
-JoinConfig parse_join_config(const std::string& text, const std::string& source_name) {
-  Reader r{source_name, {}, {}};
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) r.lines.push_back(line);
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    r.errors.emplace_back(SourceMark{source_name, e.mark.line + 1, e.mark.column + 1},
-                          "invalid YAML: " + e.msg);
-    throw RecipeErrors(std::move(r.errors));
+bool is_api_server_url(const std::string& url) {
+  constexpr std::string_view scheme = "https://";
+  if (url.size() > kMaxUrlLength || url.compare(0, scheme.size(), scheme) != 0) return false;
+  std::string_view rest(url);
+  rest.remove_prefix(scheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  size_t host_end = rest.find(':');
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]: the port follows the bracket
+    size_t close = rest.find(']');
+    host_end = close == std::string_view::npos ? rest.size() : close + 1;
   }
+  std::string_view host = rest.substr(0, host_end);
+  if (!valid_host(host)) return false;
+  if (host_end >= rest.size()) return true;
+  if (rest[host_end] != ':') return false;
+  std::string_view port = rest.substr(host_end + 1);
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port)
+    if (c < '0' || c > '9') return false;
+  unsigned value = 0;
+  std::from_chars(port.data(), port.data() + port.size(), value);
+  return value >= 1 && value <= 65535;
+}
+
+std::string label_key_problem(const std::string& key) {
+  std::string_view name = key;
+  size_t slash = name.find('/');
+  if (slash != std::string_view::npos) {
+    std::string_view prefix = name.substr(0, slash);
+    if (!valid_dns_subdomain(prefix))
+      return "the key's prefix must be a DNS subdomain (lower case, at most 253 characters)";
+    name.remove_prefix(slash + 1);
+  }
+  return qualified_name_problem(name, "the key's name");
+}
+
+std::string label_value_problem(const std::string& value) {
+  return value.empty() ? "" : qualified_name_problem(value, "the value");
+}
+
+JoinConfig parse_join_config(const std::string& text, const std::string& source_name) {
+  YamlReader r(source_name, text.size() > kMaxJoinConfigBytes ? std::string() : text,
+               mask_join_config_line);
+  if (text.size() > kMaxJoinConfigBytes) {
+    r.error(YAML::Mark(), fmt::format("a join config is at most {} bytes; this one is {}",
+                                      kMaxJoinConfigBytes, text.size()));
+    r.throw_if_errors();
+  }
+  std::optional<YAML::Node> loaded = r.load(text);
+  r.throw_if_errors();
+  const YAML::Node& root = *loaded;
   if (!root.IsMap()) {
-    r.errors.emplace_back(SourceMark{source_name, 1, 1}, "a join config must be a YAML map");
-    throw RecipeErrors(std::move(r.errors));
+    r.error(YAML::Mark(), "a join config must be a YAML map");
+    r.throw_if_errors();
   }
   r.check_keys(root, {"apiVersion", "kind", "controlPlane", "token", "expires", "node"}, "");
   JoinConfig config;
@@ -89,7 +159,7 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
   };
   if (auto v = required(root, "apiVersion", ""); v) {
     if (auto s = r.scalar(v, "apiVersion"); s && *s != JoinConfig::kApiVersion) {
-      r.error(v, fmt::format("unsupported apiVersion '{}' (this kiln reads {})", *s,
+      r.error(v, fmt::format("unsupported apiVersion {} (this kiln reads {})", quote_value(*s),
                              JoinConfig::kApiVersion));
     }
   }
@@ -102,13 +172,22 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
       r.error(cp, "controlPlane must be a map");
     } else {
       r.check_keys(cp, {"name", "endpoint", "caCertHash"}, "controlPlane");
-      if (cp["name"])
-        config.control_plane_name = r.scalar(cp["name"], "controlPlane.name").value_or("");
+      if (cp["name"]) {
+        auto name = r.scalar(cp["name"], "controlPlane.name").value_or("");
+        // It names the control plane in messages and on the login banner: keep it a name.
+        if (name.size() > 253 || !valid_dns_subdomain(name)) {
+          r.error(cp["name"],
+                  "controlPlane.name must be a Kubernetes name (lower case letters, digits, "
+                  "'-' and '.', at most 253 characters)");
+        } else {
+          config.control_plane_name = name;
+        }
+      }
       if (auto v = required(cp, "endpoint", " in 'controlPlane'"); v) {
-        static const std::regex url(R"(^https://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$)");
         auto s = r.scalar(v, "controlPlane.endpoint");
-        if (s && !std::regex_match(*s, url)) {
-          r.error(v, fmt::format("endpoint '{}' must be an https:// URL of the API server", *s));
+        if (s && !is_api_server_url(*s)) {
+          r.error(v, fmt::format("endpoint {} must be an https:// URL of the API server",
+                                 quote_value(*s)));
         } else if (s) {
           config.endpoint = *s;
         }
@@ -136,7 +215,8 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
     auto s = r.scalar(v, "expires");
     auto when = s ? parse_utc(*s) : std::nullopt;
     if (s && !when)
-      r.error(v, fmt::format("expires '{}' must be a UTC time like 2026-11-25T15:00:00Z", *s));
+      r.error(v, fmt::format("expires {} must be a UTC time like 2026-11-25T15:00:00Z",
+                             quote_value(*s)));
     if (when) config.expires = *when;
   }
   if (YAML::Node node = root["node"]; node) {
@@ -150,19 +230,38 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
         if (parsed) {
           config.node_name = *parsed;
         } else if (s) {
-          r.error(policy,
-                  fmt::format("unknown namePolicy '{}'; expected one of: hostname, mac, dmi, cloud",
-                              *s));
+          r.error(policy, fmt::format("unknown namePolicy {}; expected one of: hostname, mac, dmi, "
+                                      "cloud",
+                                      quote_value(*s)));
         }
       }
-      config.labels = r.string_map(node["labels"], "node.labels");
+      // Labels reach the kubelet as one --node-labels=k=v,k=v argument: a ',' or '=' in a
+      // value would smuggle in other labels, so they are held to Kubernetes' own rules.
+      config.labels = r.string_map(
+          node["labels"], "node.labels", [&](const YAML::Node& k, const YAML::Node& v) {
+            if (auto problem = label_key_problem(k.Scalar()); !problem.empty())
+              r.error(k, fmt::format("label {}: {}", quote_value(k.Scalar()), problem));
+            if (auto problem = label_value_problem(v.Scalar()); !problem.empty())
+              r.error(v, fmt::format("label {}: {}", quote_value(k.Scalar()), problem));
+          });
       config.kubelet_extra_args = r.string_map(node["kubeletExtraArgs"], "node.kubeletExtraArgs");
       if (YAML::Node taints = node["taints"]; taints) {
         if (!taints.IsSequence()) r.error(taints, "node.taints must be a list");
-        for (const auto& item : taints) {
+        for (const auto& item : taints.IsSequence() ? taints : YAML::Node()) {
+          if (!item.IsMap()) {
+            r.error(item, "a taint must be a map with key, value and effect");
+            continue;
+          }
+          r.check_keys(item, {"key", "value", "effect"}, "taint");
           auto fields = r.string_map(item, "taint");
           Taint taint{fields["key"], fields["value"], fields["effect"]};
-          if (taint.key.empty()) r.error(item, "a taint needs a 'key'");
+          if (taint.key.empty()) {
+            r.error(item, "a taint needs a 'key'");
+          } else if (auto problem = label_key_problem(taint.key); !problem.empty()) {
+            r.error(item["key"], fmt::format("taint key {}: {}", quote_value(taint.key), problem));
+          }
+          if (auto problem = label_value_problem(taint.value); !problem.empty())
+            r.error(item["value"], fmt::format("taint {}: {}", quote_value(taint.key), problem));
           if (taint.effect != "NoSchedule" && taint.effect != "PreferNoSchedule" &&
               taint.effect != "NoExecute") {
             r.error(item, "a taint's effect must be NoSchedule, PreferNoSchedule or NoExecute");
@@ -172,7 +271,7 @@ JoinConfig parse_join_config(const std::string& text, const std::string& source_
       }
     }
   }
-  if (!r.errors.empty()) throw RecipeErrors(std::move(r.errors));
+  r.throw_if_errors();
   return config;
 }
 
@@ -199,18 +298,24 @@ std::string render_join_config(const JoinConfig& config) {
   out << YAML::EndMap;
   out << YAML::Key << "token" << YAML::Value << config.token.text();
   out << YAML::Key << "expires" << YAML::Value << format_utc(config.expires);
-  out << YAML::Key << "node" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "namePolicy" << YAML::Value << to_string(config.node_name);
-  if (!config.labels.empty()) out << YAML::Key << "labels" << YAML::Value << config.labels;
-  if (!config.taints.empty()) {
-    out << YAML::Key << "taints" << YAML::Value << YAML::BeginSeq;
-    for (const auto& taint : config.taints) out << taint;
-    out << YAML::EndSeq;
+  bool has_node = config.node_name || !config.labels.empty() || !config.taints.empty() ||
+                  !config.kubelet_extra_args.empty();
+  if (has_node) {
+    out << YAML::Key << "node" << YAML::Value << YAML::BeginMap;
+    if (config.node_name)
+      out << YAML::Key << "namePolicy" << YAML::Value << to_string(*config.node_name);
+    if (!config.labels.empty()) out << YAML::Key << "labels" << YAML::Value << config.labels;
+    if (!config.taints.empty()) {
+      out << YAML::Key << "taints" << YAML::Value << YAML::BeginSeq;
+      for (const auto& taint : config.taints) out << taint;
+      out << YAML::EndSeq;
+    }
+    if (!config.kubelet_extra_args.empty()) {
+      out << YAML::Key << "kubeletExtraArgs" << YAML::Value << config.kubelet_extra_args;
+    }
+    out << YAML::EndMap;
   }
-  if (!config.kubelet_extra_args.empty()) {
-    out << YAML::Key << "kubeletExtraArgs" << YAML::Value << config.kubelet_extra_args;
-  }
-  out << YAML::EndMap << YAML::EndMap;
+  out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 

@@ -4,11 +4,13 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "builder/join/bootstrap_token.h"
-#include "builder/recipe/recipe.h"
+#include "builder/util/node_name_policy.h"
+#include "builder/util/parse_errors.h"
 #include "builder/util/time.h"
 
 namespace kiln {
@@ -34,15 +36,33 @@ struct JoinConfig {
   std::string ca_cert_hash;        ///< "sha256:<hex>", kubeadm's discovery pin
   BootstrapToken token;
   long long expires = 0;  ///< Unix time; the token is refused after it
-  NodeNamePolicy node_name = NodeNamePolicy::hostname;
+  /// Set when the config names a policy (node.namePolicy); else the image's default applies.
+  std::optional<NodeNamePolicy> node_name;
   std::map<std::string, std::string> labels;
   std::vector<Taint> taints;
   std::map<std::string, std::string> kubelet_extra_args;
 };
 
-/// Parses and validates a join config; errors carry file:line:column. Throws RecipeErrors.
+/// The largest join config read, in bytes: far above any real one, small enough that a
+/// hostile one costs nothing to refuse.
+constexpr size_t kMaxJoinConfigBytes = 64 * 1024;
+
+/// Parses and validates a join config; errors carry file:line:column and quote the source
+/// line with the token masked. Labels and taints are checked as Kubernetes checks them.
+/// Throws ParseErrors.
 JoinConfig parse_join_config(const std::string& text, const std::string& source_name);
 JoinConfig load_join_config(const std::filesystem::path& file);
+
+/// True for https://HOST[:PORT][/]: HOST a DNS name, IPv4 address or [IPv6] address, PORT
+/// 1-65535, at most 2048 characters. Checked in one pass.
+bool is_api_server_url(const std::string& url);
+
+/// Kubernetes' rules for label (and taint) keys: an optional DNS-subdomain prefix (at most 253
+/// characters) and '/', then a name of at most 63 characters of [A-Za-z0-9._-] that starts and
+/// ends alphanumeric. Returns what is wrong, or "" when the key is valid.
+std::string label_key_problem(const std::string& key);
+/// Label (and taint) values: empty, or a name as above. Returns what is wrong, or "".
+std::string label_value_problem(const std::string& value);
 
 /// The YAML form (token included: handle as a secret).
 std::string render_join_config(const JoinConfig& config);

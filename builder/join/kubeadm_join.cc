@@ -23,8 +23,13 @@ std::string render_kubeadm_join_configuration(const JoinConfig& config,
   std::map<std::string, std::string> kubelet_args = config.kubelet_extra_args;
   if (!config.labels.empty()) {
     std::string labels;
-    for (const auto& [key, value] : config.labels)
+    for (const auto& [key, value] : config.labels) {
+      // One flag carries every label: a ',' or '=' inside one would add others. Parsed
+      // configs are already checked; this guards configs built in code.
+      if (!label_key_problem(key).empty() || !label_value_problem(value).empty())
+        throw Error("label '" + key + "' is not a valid Kubernetes label");
       labels += (labels.empty() ? "" : ",") + key + "=" + value;
+    }
     kubelet_args["node-labels"] = labels;
   }
   YAML::Emitter out;

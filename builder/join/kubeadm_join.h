@@ -3,7 +3,7 @@
 #include <string>
 
 #include "builder/join/join_config.h"
-#include "builder/recipe/recipe.h"
+#include "builder/util/version.h"
 
 namespace kiln {
 

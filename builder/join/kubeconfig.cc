@@ -82,8 +82,13 @@ Kubeconfig parse_kubeconfig(const std::string& text, const fs::path& base_dir,
 }
 
 Kubeconfig parse_kubeconfig_cluster(const std::string& text, const std::string& source) {
-  YAML::Node root = YAML::Load(text);
-  YAML::Node clusters = root["clusters"];
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(source + ": invalid YAML: " + e.msg);
+  }
+  YAML::Node clusters = root.IsMap() ? root["clusters"] : YAML::Node();
   if (!clusters || !clusters.IsSequence() || clusters.size() == 0 || !clusters[0]["cluster"]) {
     throw Error(source + ": the kubeconfig names no cluster");
   }
@@ -92,6 +97,13 @@ Kubeconfig parse_kubeconfig_cluster(const std::string& text, const std::string& 
   if (clusters[0]["name"]) config.cluster_name = clusters[0]["name"].Scalar();
   if (!cluster["server"]) throw Error(source + ": the cluster has no server");
   config.server = cluster["server"].Scalar();
+  // The control plane's word is only about itself: a path would make this node read one of
+  // its own files (/dev/zero never ends), so only the inline form is accepted.
+  if (cluster["certificate-authority"]) {
+    throw Error(source +
+                ": the cluster names its CA as a file (certificate-authority); only inline "
+                "certificate-authority-data is accepted from a control plane");
+  }
   config.ca_pem = pem_field(cluster, "certificate-authority", {}, source);
   if (config.ca_pem.empty())
     throw Error(source + ": the cluster has no certificate-authority-data");

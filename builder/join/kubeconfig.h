@@ -23,7 +23,8 @@ Kubeconfig parse_kubeconfig(const std::string& text, const std::filesystem::path
                             const std::string& source_name);
 
 /// The first cluster of a kubeconfig without users or contexts, like kube-public/cluster-info's:
-/// server and CA only (the user fields stay empty).
+/// server and CA only (the user fields stay empty). The CA must be inline
+/// (certificate-authority-data): a file named by a remote kubeconfig is refused, never read.
 Kubeconfig parse_kubeconfig_cluster(const std::string& text, const std::string& source_name);
 
 }  // namespace kiln

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "builder/util/error.h"
+#include "builder/util/node_name_policy.h"
+#include "builder/util/version.h"
 
 namespace kiln {
 
@@ -21,12 +23,6 @@ enum class KubernetesSource {
 };
 
 enum class ContainerdSource { debian, release };
-
-struct Version {
-  int major = 0, minor = 0, patch = 0;
-  std::string text() const;  ///< "1.34.4", no leading v
-  auto operator<=>(const Version&) const = default;
-};
 
 struct BaseSpec {
   std::string distribution = "debian";
@@ -73,8 +69,6 @@ struct KernelSpec {
   /// Paths under /usr/lib/modules/<version>/kernel/ removed before the initrd is built.
   std::vector<std::string> omit_modules;
 };
-
-enum class NodeNamePolicy { hostname, mac, dmi, cloud };
 
 struct OverlaySpec {
   std::filesystem::path directory;  ///< absolute
@@ -123,12 +117,5 @@ struct Recipe {
 const char* to_string(Arch arch);
 const char* to_string(KubernetesSource source);
 const char* to_string(ContainerdSource source);
-const char* to_string(NodeNamePolicy policy);
-
-/// "hostname", "mac", "dmi" or "cloud"; nullopt otherwise.
-std::optional<NodeNamePolicy> parse_node_name_policy(const std::string& text);
-
-/// Parses "v1.34.4" or "1.34.4"; nullopt when malformed.
-std::optional<Version> parse_version(const std::string& text);
 
 }  // namespace kiln

@@ -14,10 +14,6 @@
 namespace kiln {
 namespace fs = std::filesystem;
 
-RecipeErrors::RecipeErrors(std::vector<Error> errors)
-    : Error(errors.empty() ? std::string("invalid recipe") : errors.front().what()),
-      errors_(std::move(errors)) {}
-
 namespace {
 
 /// State for one recipe file: where we are, and where problems go.

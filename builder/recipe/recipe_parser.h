@@ -6,18 +6,12 @@
 
 #include "builder/recipe/recipe.h"
 #include "builder/util/error.h"
+#include "builder/util/parse_errors.h"
 
 namespace kiln {
 
 /// Every problem found in a recipe, reported together; what() is the first.
-class RecipeErrors : public Error {
- public:
-  explicit RecipeErrors(std::vector<Error> errors);
-  const std::vector<Error>& errors() const { return errors_; }
-
- private:
-  std::vector<Error> errors_;
-};
+using RecipeErrors = ParseErrors;
 
 /// Reads a recipe and its includes into a validated Recipe. Throws RecipeErrors.
 Recipe load_recipe(const std::filesystem::path& file);

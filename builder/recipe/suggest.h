@@ -1,11 +1,4 @@
 #pragma once
 
-#include <string>
-#include <vector>
-
-namespace kiln {
-
-/// The candidate closest to `word` by edit distance, if close enough to be a likely typo.
-std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
-
-}  // namespace kiln
+// closest_match lives with the shared YAML reader; recipe code keeps including this name.
+#include "builder/util/suggest.h"

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "builder/util/error.h"
+#include "builder/util/node_name_policy.h"
 
 namespace kiln {
 namespace {
@@ -243,6 +244,8 @@ void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigIn
   tree.write_file("/etc/machine-id", "", 0444);
   tree.remove("/var/lib/dbus/machine-id");
   tree.make_symlink("/var/lib/dbus/machine-id", "/etc/machine-id");
+  // The recipe's node_name is the agent's default; a join config's namePolicy overrides it.
+  tree.write_file(kImageNodeNamePolicyPath, std::string(to_string(plan.recipe.node_name)) + "\n");
   if (plan.recipe.hostname.empty()) {
     tree.remove("/etc/hostname");  // DHCP or the node-name policy names the node
   } else {

@@ -16,7 +16,8 @@ struct NodeConfigInputs {
 
 /// Writes everything `kubeadm join` expects of a worker: containerd config with the systemd
 /// cgroup driver and pause image, kubelet.service plus kubeadm's drop-in (enabled),
-/// crictl.yaml, kernel modules and sysctls, swap off, CNI plugin path, empty machine-id.
+/// crictl.yaml, kernel modules and sysctls, swap off, CNI plugin path, empty machine-id, and
+/// the recipe's node-name policy for the first-boot agent (kImageNodeNamePolicyPath).
 void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigInputs& inputs);
 
 /// Removes secrets a package generated at install time that must be unique per node

@@ -1,4 +1,4 @@
-#include "builder/recipe/suggest.h"
+#include "builder/util/suggest.h"
 
 #include <algorithm>
 
