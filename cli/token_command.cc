@@ -29,7 +29,7 @@ const std::vector<Flag> kTokenFlags = {
     {"--name", "NAME", "control plane name shown on nodes (default: the kubeconfig's cluster)"},
     {"--labels", "LIST", "node labels, key=value,..."},
     {"--taints", "LIST", "node taints, key=value:Effect,..."},
-    {"--node-name", "POLICY", "hostname (default), mac, dmi or cloud"},
+    {"--node-name", "POLICY", "hostname, mac, dmi or cloud (default: the image's, from its recipe)"},
     {"--kubelet-args", "LIST", "extra kubelet arguments, name=value,..."},
 };
 
@@ -92,11 +92,15 @@ TokenRequest request_from(const ParsedArgs& parsed) {
       request.node.taints.push_back({match[1], match[3], match[4]});
     }
   }
-  std::string policy = parsed.get("node-name", "hostname");
-  auto node_name = parse_node_name_policy(policy);
-  if (!node_name)
-    throw UsageError("--node-name '" + policy + "': expected hostname, mac, dmi or cloud");
-  request.node.node_name = *node_name;
+  // Without --node-name the config names no policy, so the image's own default (the
+  // recipe's node_name) applies.
+  if (parsed.has("node-name")) {
+    std::string policy = parsed.get("node-name");
+    auto node_name = parse_node_name_policy(policy);
+    if (!node_name)
+      throw UsageError("--node-name '" + policy + "': expected hostname, mac, dmi or cloud");
+    request.node.node_name = *node_name;
+  }
   return request;
 }
 

@@ -124,8 +124,8 @@ std::optional<ConfigSource> config_from_kernel_url() {
   const std::string cmdline = firstboot::read_kernel_cmdline();
   auto url = firstboot::kernel_argument(cmdline, "kiln.join_url");
   if (!url) return std::nullopt;
-  auto pin = firstboot::kernel_argument(cmdline, "kiln.join_sha256");
-  if (!pin || !is_sha256_hex(*pin))
+  auto pin = firstboot::sha256_argument(cmdline, "kiln.join_sha256");
+  if (!pin)
     throw Error("kiln.join_url needs kiln.join_sha256=<64 hex digits> beside it");
   http::Request call;
   call.url = *url;
