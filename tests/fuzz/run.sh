@@ -12,7 +12,8 @@
 #   --no-build       do not (re)build the harness first
 #   --fresh          start from the seeds alone, forgetting inputs earlier runs kept
 #   --jobs N         run N fuzzing processes in parallel (libFuzzer -jobs/-workers)
-#   -- ARGS          more libFuzzer flags, e.g. -- -only_ascii=1
+# and after NAME [SECONDS]:
+#   -- FLAGS         more libFuzzer flags, e.g. `run.sh gpt 600 -- -fork=2 -ignore_crashes=1`
 #
 # Inputs found interesting are kept in DIR/fuzz-runs/NAME/corpus (the repository's corpus is
 # only read), and a crash leaves DIR/fuzz-runs/NAME/crash-* to reproduce with
@@ -32,17 +33,17 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs=$2; shift 2 ;;
     --build-all) build_all=1; shift ;;
     --list) list=1; shift ;;
-    --) shift; extra=("$@"); set --; break ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
 
-# Per harness: the longest input worth trying (what a real one of its kind may be) and its
+# Per harness: the longest input worth trying (what a real one of its kind may be, or what the
+# reader accepts before refusing: 16 KiB for kiln serve's head, 64 KiB for kiln-netroot's) and its
 # dictionary, when it has one.
 declare -A max_len=(
   [recipe]=65536 [join_config]=65536 [cluster_info]=65536 [gpt]=65536
-  [http_request]=16384 [https_response]=16384 [netroot_head]=16384 [jws]=16384
+  [https_response]=65536 [netroot_head]=65536 [jws]=65536 [http_request]=16384
   [kernel_cmdline]=4096 [base64]=4096
 )
 declare -A dict=(
@@ -54,6 +55,9 @@ if [[ $list == 1 ]]; then
   printf '%s\n' "${!max_len[@]}" | sort
   exit 0
 fi
+
+mkdir -p "$build_dir"
+build_dir=$(cd "$build_dir" && pwd)  # the fuzzer runs in its work directory
 
 configure_and_build() {
   local launcher=()
@@ -72,8 +76,13 @@ if [[ $build_all == 1 ]]; then
   exit 0
 fi
 
-name=${1:?usage: run.sh [options] NAME [SECONDS] (see the top of $0)}
+name=${1:?usage: run.sh [options] NAME [SECONDS] [-- FLAGS] (see the top of $0)}
 seconds=${2:-60}
+shift $(( $# < 2 ? $# : 2 ))
+if [[ ${1:-} == -- ]]; then
+  shift
+  extra=("$@")
+fi
 if [[ -z ${max_len[$name]:-} ]]; then
   echo "run.sh: no harness named '$name'; the harnesses are:" >&2
   printf '  %s\n' "${!max_len[@]}" | sort >&2
