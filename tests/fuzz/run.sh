@@ -38,9 +38,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# Per harness: the longest input worth trying (what a real one of its kind may be, or what the
-# reader accepts before refusing: 16 KiB for kiln serve's head, 64 KiB for kiln-netroot's) and its
-# dictionary, when it has one.
+# Per harness: the longest input worth trying (what a real one of its kind may be, or what
+# the reader takes before refusing: 16 KiB for kiln serve's head, 64 KiB for kiln-netroot's),
+# and its dictionary, when it has one.
 declare -A max_len=(
   [recipe]=65536 [join_config]=65536 [cluster_info]=65536 [gpt]=65536
   [https_response]=65536 [netroot_head]=65536 [jws]=65536 [http_request]=16384
