@@ -156,7 +156,8 @@ void apply_fields(Recipe& recipe, const YAML::Node& node, ParseContext& ctx,
   std::vector<std::string> names;
   for (const auto& field : fields) names.push_back(field.name);
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // By value: `it->first` lives in a proxy that dies at the end of this statement.
+    YAML::Node key = it->first;
     if (!expect(key, YAML::NodeType::Scalar, "a key", ctx)) continue;
     auto field = std::find_if(fields.begin(), fields.end(),
                               [&](const Field& f) { return f.name == key.Scalar(); });
