@@ -599,6 +599,28 @@ void apply_includes(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
   }
 }
 
+/// A recipe document's root; nothing when it is not YAML or is empty (both reported).
+std::optional<YAML::Node> load_document(const std::string& text, const ParseContext& ctx) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    ctx.error(e.mark, "invalid YAML: " + e.msg);
+    return std::nullopt;
+  }
+  if (root.IsNull()) {
+    ctx.errors->emplace_back(SourceMark{ctx.file.string(), 1, 1}, "recipe is empty");
+    return std::nullopt;
+  }
+  return root;
+}
+
+/// Includes first, then this document's own keys on top.
+void apply_document(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
+  if (root.IsMap()) apply_includes(recipe, root, ctx);
+  apply_fields(recipe, root, ctx, top_fields(), "");
+}
+
 void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors,
                 std::vector<fs::path>& include_stack, const ParseContext* parent,
                 const YAML::Node* include_node) {
@@ -623,21 +645,11 @@ void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors
   }
   std::string text = read_file(file);
   ParseContext ctx{file, split_lines(text), &errors, &include_stack};
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    ctx.error(e.mark, "invalid YAML: " + e.msg);
-    return;
-  }
-  if (root.IsNull()) {
-    errors.emplace_back(SourceMark{file.string(), 1, 1}, "recipe is empty");
-    return;
-  }
+  auto root = load_document(text, ctx);
+  if (!root) return;
   include_stack.push_back(canonical);
   recipe.sources.push_back(canonical);
-  if (root.IsMap()) apply_includes(recipe, root, ctx);
-  apply_fields(recipe, root, ctx, top_fields(), "");
+  apply_document(recipe, *root, ctx);
   include_stack.pop_back();
 }
 
@@ -701,6 +713,17 @@ Recipe load_recipe(const fs::path& file) {
   std::vector<fs::path> include_stack;
   parse_into(recipe, file, errors, include_stack, nullptr, nullptr);
   if (errors.empty()) validate_merged(recipe, file, errors);
+  if (!errors.empty()) throw RecipeErrors(std::move(errors));
+  return recipe;
+}
+
+Recipe parse_recipe(const std::string& text, const fs::path& source_name) {
+  Recipe recipe;
+  std::vector<Error> errors;
+  std::vector<fs::path> include_stack;
+  ParseContext ctx{source_name, split_lines(text), &errors, &include_stack};
+  if (auto root = load_document(text, ctx)) apply_document(recipe, *root, ctx);
+  if (errors.empty()) validate_merged(recipe, source_name, errors);
   if (!errors.empty()) throw RecipeErrors(std::move(errors));
   return recipe;
 }
