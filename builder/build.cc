@@ -1,18 +1,12 @@
 #include "builder/build.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <future>
 #include <optional>
 
-#include "builder/disk/config_partition.h"
 #include "builder/disk/disk_image.h"
-#include "builder/disk/sparse_copy.h"
 #include "builder/export/exports.h"
-#include "builder/export/pxe_folder.h"
 #include "builder/fetch/cache.h"
-#include "builder/join/config_initrd.h"
 #include "builder/join/discovery.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
@@ -39,10 +33,6 @@ void check_output_dir(const fs::path& dir) {
   } catch (const Error&) {
     throw Error("output directory " + dir.string() + " is not writable");
   }
-}
-
-bool wants(const Recipe& recipe, const std::string& output) {
-  return std::find(recipe.outputs.begin(), recipe.outputs.end(), output) != recipe.outputs.end();
 }
 
 /// Runs `work` as a logged stage and records its duration for the closing report.
@@ -115,48 +105,13 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   }
 
   const fs::path& dir = options.output_dir;
-  std::vector<ExportedFile> files = timed(times, "export", [&] {
-    std::vector<ExportedFile> exported;
-    if (wants(plan.recipe, "rootfs")) {
-      copy_file_atomic(rootfs.tarball, dir / "rootfs.tar");
-      exported.push_back({"rootfs.tar", fs::file_size(dir / "rootfs.tar"), rootfs.tarball_sha256});
-    }
-    if (disk && !options.join_config.empty()) {
-      // The cached disk stays token-free: stamp a private copy and export from it.
-      JoinConfig join = load_join_config(options.join_config);
-      check_not_expired(join, unix_now());
-      ::umask(077);  // every file written from here on may hold the token
-      DiskArtifact stamped = *disk;
-      stamped.raw = temp_sibling(dir / ".stamped.raw");
-      TempPath cleanup(stamped.raw);
-      copy_sparse_atomic(disk->raw, stamped.raw);
-      stamp_join_config(stamped.raw, join);
-      log::info("    stamped the join config for {} (token {}) into the disk outputs",
-                join.endpoint, join.token.masked());
-      auto disk_files = export_disk_formats(plan, stamped, dir);
-      exported.insert(exported.end(), disk_files.begin(), disk_files.end());
-    } else if (disk) {
-      auto disk_files = export_disk_formats(plan, *disk, dir);
-      exported.insert(exported.end(), disk_files.begin(), disk_files.end());
-    }
-    if (disk && wants(plan.recipe, "pxe")) {
-      // The netboot folder itself never holds a token; a join config rides beside it as an
-      // initrd of its own.
-      auto pxe_files = export_pxe_folder(plan, *disk, dir);
-      exported.insert(exported.end(), pxe_files.begin(), pxe_files.end());
-      if (!options.join_config.empty()) {
-        write_join_initrd(load_join_config(options.join_config), dir / "pxe" / "join.img");
-        log::info("    wrote pxe/join.img (0600) with the join config");
-      }
-    }
-    copy_file_atomic(rootfs.manifest, dir / "manifest.json");
-    exported.push_back({"manifest.json", fs::file_size(dir / "manifest.json"),
-                        sha256_file(dir / "manifest.json")});
-    std::string sums;
-    for (const auto& f : exported) sums += f.sha256 + "  " + f.name + "\n";
-    write_file_atomic(dir / "SHA256SUMS", sums);
-    return exported;
-  });
+  std::optional<JoinConfig> join;
+  if (!options.join_config.empty()) {
+    join = load_join_config(options.join_config);
+    check_not_expired(*join, unix_now());
+  }
+  std::vector<ExportedFile> files =
+      timed(times, "export", [&] { return export_outputs(plan, rootfs, disk, join, dir); });
   print_report(disk, files, times);
 
   BuildResult result;

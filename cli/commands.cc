@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "builder/build.h"
+#include "builder/export/output_formats.h"
 #include "builder/fetch/cache.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
@@ -30,7 +31,7 @@ const std::vector<Flag> kBuildFlags = {
      "stamp this join config (from `kiln token create`) into the disk outputs; they are "
      "written mode 0600"},
     {"--outputs", "LIST",
-     "comma-separated formats to write instead of the recipe's outputs, e.g. raw,qcow2"},
+     "comma-separated formats to write instead of the recipe's outputs: " + output_format_names()},
     {"--mirror", "URL|DIR",
      "take Kubernetes binaries from a dl.k8s.io-style mirror (sets kubernetes.from: mirror)"},
     {"--debian-mirror", "URL|DIR", "Debian archive to bootstrap from (overrides base.mirror)"},
@@ -86,12 +87,9 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
       std::size_t comma = std::min(list.find(',', start), list.size());
       std::string output = list.substr(start, comma - start);
       start = comma + 1;
-      const auto& known = known_outputs();
-      if (std::find(known.begin(), known.end(), output) == known.end()) {
-        std::string choices;
-        for (const auto& k : known) choices += (choices.empty() ? "" : ", ") + k;
-        throw UsageError("--outputs: unknown output format '" + output + "' (known: " + choices +
-                         ")");
+      if (!find_output_format(output)) {
+        throw UsageError("--outputs: unknown output format '" + output +
+                         "' (known: " + output_format_names() + ")");
       }
       if (std::find(recipe.outputs.begin(), recipe.outputs.end(), output) == recipe.outputs.end())
         recipe.outputs.push_back(output);

@@ -46,7 +46,7 @@ struct BuildPlan {
   std::string disk_key;  ///< empty when the recipe asks for no disk output
 };
 
-/// True when any of the recipe's outputs is a disk image (everything but `rootfs`).
+/// True when any of the recipe's outputs needs the disk stage (output_formats.h).
 bool wants_disk(const Recipe& recipe);
 
 struct PlanOptions {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "builder/export/output_formats.h"
 #include "builder/plan/plan.h"
 #include "builder/rootfs/firstboot_payload.h"
 #include "builder/rootfs/initrd_support.h"
@@ -86,8 +87,10 @@ void compute_stage_keys(BuildPlan& plan) {
 }
 
 bool wants_disk(const Recipe& recipe) {
-  return std::any_of(recipe.outputs.begin(), recipe.outputs.end(),
-                     [](const std::string& output) { return output != "rootfs"; });
+  return std::any_of(recipe.outputs.begin(), recipe.outputs.end(), [](const std::string& output) {
+    const OutputFormat* format = find_output_format(output);
+    return format && format->needs_disk;
+  });
 }
 
 }  // namespace kiln

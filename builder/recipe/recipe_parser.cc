@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "builder/export/output_formats.h"
 #include "builder/recipe/suggest.h"
 #include "builder/util/files.h"
 
@@ -344,6 +345,13 @@ std::vector<Field> pxe_fields() {
   };
 }
 
+/// "Title: key, key, key." from the section's own table, so the summary cannot drift.
+std::string section_help(const std::string& title, const std::vector<Field>& fields) {
+  std::string keys;
+  for (const auto& field : fields) keys += (keys.empty() ? "" : ", ") + field.name;
+  return title + ": " + keys + ".";
+}
+
 void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
   if (!expect(node, YAML::NodeType::Map, "a map with path and content", ctx)) return;
   FileSpec file;
@@ -453,7 +461,7 @@ std::vector<Field> top_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (auto v = get_integer(n, c)) r.source_date_epoch = *v;
        }},
-      {"base", "Distribution: distribution, suite, arch, mirror.",
+      {"base", section_help("Distribution", base_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, base_fields(), "base");
        }},
@@ -470,11 +478,11 @@ std::vector<Field> top_fields() {
            }
          }
        }},
-      {"kubernetes", "Kubernetes binaries: version, from, mirror, crictl_version.",
+      {"kubernetes", section_help("Kubernetes binaries", kubernetes_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, kubernetes_fields(), "kubernetes");
        }},
-      {"containerd", "Container runtime: from, version, url, sha256.",
+      {"containerd", section_help("Container runtime", containerd_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, containerd_fields(), "containerd");
        }},
@@ -503,7 +511,7 @@ std::vector<Field> top_fields() {
          if (!expect(n, YAML::NodeType::Sequence, "a list of users", c)) return;
          for (const auto& item : n) parse_user_entry(r, item, c);
        }},
-      {"kernel", "Kernel: package, cmdline.",
+      {"kernel", section_help("Kernel", kernel_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, kernel_fields(), "kernel");
        }},
@@ -547,23 +555,23 @@ std::vector<Field> top_fields() {
                                                   {"cloud", NodeNamePolicy::cloud}}))
            r.node_name = *v;
        }},
-      {"outputs", "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami.",
+      {"outputs", "Artifacts to produce (default rootfs): " + output_format_names() + ".",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (!expect(n, YAML::NodeType::Sequence, "a list of output formats", c)) return;
          r.outputs.clear();
+         std::vector<std::pair<std::string, std::string>> choices;
+         for (const auto& format : kOutputFormats) choices.emplace_back(format.name, format.name);
          for (const auto& item : n) {
-           std::vector<std::pair<std::string, std::string>> choices;
-           for (const auto& name : known_outputs()) choices.emplace_back(name, name);
            auto v = get_choice<std::string>(item, c, "output format", choices);
            if (v && std::find(r.outputs.begin(), r.outputs.end(), *v) == r.outputs.end())
              r.outputs.push_back(*v);
          }
        }},
-      {"disk", "Disk image sizes: size, root, root_b, state.",
+      {"disk", section_help("Disk image sizes", disk_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, disk_fields(), "disk");
        }},
-      {"pxe", "Netboot choices: install.",
+      {"pxe", section_help("Netboot choices", pxe_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, pxe_fields(), "pxe");
        }},
@@ -701,12 +709,6 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
 
 }  // namespace
 
-const std::vector<std::string>& known_outputs() {
-  static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
-                                                   "vmdk",   "ova", "gce",     "ami",   "pxe"};
-  return outputs;
-}
-
 Recipe load_recipe(const fs::path& file) {
   Recipe recipe;
   std::vector<Error> errors;
@@ -740,6 +742,10 @@ std::string describe_recipe_keys() {
   add("containerd.", containerd_fields());
   add("kernel.", kernel_fields());
   add("disk.", disk_fields());
+  add("pxe.", pxe_fields());
+  out += "\nOutput formats (outputs:, kiln build --outputs):\n";
+  for (const auto& format : kOutputFormats)
+    out += fmt::format("  {:<28} {}\n", format.name, format.help);
   return out;
 }
 

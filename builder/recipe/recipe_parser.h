@@ -27,10 +27,8 @@ Recipe load_recipe(const std::filesystem::path& file);
 /// Throws RecipeErrors.
 Recipe parse_recipe(const std::string& text, const std::filesystem::path& source_name);
 
-/// One line per recipe key with its help text, from the same table the parser uses.
+/// One line per recipe key with its help text, from the same table the parser uses, then
+/// one line per output format (output_formats.h).
 std::string describe_recipe_keys();
-
-/// The output formats a recipe's `outputs:` (or `kiln build --outputs`) may name.
-const std::vector<std::string>& known_outputs();
 
 }  // namespace kiln
