@@ -35,12 +35,15 @@ void check_output_dir(const fs::path& dir) {
   }
 }
 
+/// Each stage's name and duration, for the closing report.
+using StageTimes = std::vector<std::pair<std::string, double>>;
+
 /// Runs `work` as a logged stage and records its duration for the closing report.
 template <typename Work>
-auto timed(std::vector<std::pair<std::string, double>>& times, const std::string& name, Work work) {
+auto timed(StageTimes& times, const std::string& name, Work work) {
   log::Stage stage(name);
   struct Record {
-    std::vector<std::pair<std::string, double>>& times;
+    StageTimes& times;
     const std::string& name;
     log::Stage& stage;
     ~Record() { times.emplace_back(name, stage.elapsed_seconds()); }
@@ -48,8 +51,38 @@ auto timed(std::vector<std::pair<std::string, double>>& times, const std::string
   return work();
 }
 
+void require_cached_base(const BuildPlan& plan, const Cache& cache) {
+  if (fs::exists(cache.stage_path("base", plan.base_key))) return;
+  throw OfflineMiss("the base stage (Debian " + plan.recipe.base.suite +
+                    " with the recipe's packages) is not in the cache " + cache.root().string() +
+                    "; run the build once without --offline");
+}
+
+/// Stages 1 and 2. The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the
+/// Kubernetes binaries meanwhile takes them off the critical path.
+std::pair<BaseArtifact, KubernetesArtifact> base_and_kubernetes(const BuildPlan& plan, Cache& cache,
+                                                                const BuildOptions& options,
+                                                                StageTimes& times) {
+  StageTimes kubernetes_time;  // filled by its own thread
+  auto kubernetes_future = std::async(std::launch::async, [&] {
+    return timed(kubernetes_time, "kubernetes binaries",
+                 [&] { return provide_kubernetes(plan, cache, options.rebuild, options.jobs); });
+  });
+  BaseArtifact base;
+  try {
+    base = timed(times, "base " + plan.recipe.base.suite,
+                 [&] { return bootstrap_base(plan, cache, options.rebuild); });
+  } catch (...) {
+    kubernetes_future.wait();
+    throw;
+  }
+  KubernetesArtifact kubernetes = kubernetes_future.get();
+  times.insert(times.end(), kubernetes_time.begin(), kubernetes_time.end());
+  return {std::move(base), std::move(kubernetes)};
+}
+
 void print_report(const std::optional<DiskArtifact>& disk, const std::vector<ExportedFile>& files,
-                  const std::vector<std::pair<std::string, double>>& times) {
+                  const StageTimes& times) {
   log::info("");
   if (disk) {
     log::info("partition        used        allocated");
@@ -72,51 +105,26 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   Cache cache(options.cache_dir, options.offline);
   log::info("    epoch {} ({}), cache {}", plan.source_date_epoch, plan.epoch_origin,
             cache.root().string());
+  if (options.offline && !options.rebuild) require_cached_base(plan, cache);
 
-  if (options.offline && !options.rebuild && !fs::exists(cache.stage_path("base", plan.base_key))) {
-    throw OfflineMiss("the base stage (Debian " + plan.recipe.base.suite +
-                      " with the recipe's packages) is not in the cache " + cache.root().string() +
-                      "; run the build once without --offline");
-  }
-  // The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the Kubernetes
-  // binaries meanwhile takes them off the critical path.
-  std::vector<std::pair<std::string, double>> times;
-  std::vector<std::pair<std::string, double>> kubernetes_time;  // filled by its own thread
-  auto kubernetes_future = std::async(std::launch::async, [&] {
-    return timed(kubernetes_time, "kubernetes binaries",
-                 [&] { return provide_kubernetes(plan, cache, options.rebuild, options.jobs); });
-  });
-  BaseArtifact base;
-  try {
-    base = timed(times, "base " + plan.recipe.base.suite,
-                 [&] { return bootstrap_base(plan, cache, options.rebuild); });
-  } catch (...) {
-    kubernetes_future.wait();
-    throw;
-  }
-  KubernetesArtifact kubernetes = kubernetes_future.get();
-  times.insert(times.end(), kubernetes_time.begin(), kubernetes_time.end());
+  StageTimes times;
+  auto [base, kubernetes] = base_and_kubernetes(plan, cache, options, times);
   RootfsArtifact rootfs = timed(times, "rootfs", [&] {
     return compose_rootfs(plan, base, kubernetes, cache, options.rebuild);
   });
   std::optional<DiskArtifact> disk;
-  if (wants_disk(plan.recipe)) {
+  if (wants_disk(plan.recipe))
     disk = timed(times, "disk", [&] { return build_disk(plan, rootfs, cache, options.rebuild); });
-  }
-
-  const fs::path& dir = options.output_dir;
-  std::optional<JoinConfig> join;
-  if (!options.join_config.empty()) {
-    join = load_join_config(options.join_config);
-    check_not_expired(*join, unix_now());
-  }
-  std::vector<ExportedFile> files =
-      timed(times, "export", [&] { return export_outputs(plan, rootfs, disk, join, dir); });
+  // The build may have taken long enough for the token to run out.
+  if (options.join) check_not_expired(*options.join, unix_now());
+  std::vector<ExportedFile> files = timed(times, "export", [&] {
+    return export_outputs(plan, rootfs, disk, options.join, options.output_dir);
+  });
   print_report(disk, files, times);
 
   BuildResult result;
-  for (const auto& f : files) result.files.push_back(dir / f.name);
-  result.files.push_back(dir / "SHA256SUMS");
+  for (const auto& f : files) result.files.push_back(options.output_dir / f.name);
+  result.files.push_back(options.output_dir / "SHA256SUMS");
   result.rootfs_sha256 = rootfs.tarball_sha256;
   return result;
 }

@@ -148,9 +148,9 @@ ExitCode run_build(const std::vector<std::string>& args) {
   if (parsed.has("join")) {
     if (!wants_disk(plan.recipe))
       throw UsageError("--join needs a disk output (raw, qcow2, ...); the recipe asks for none");
-    options.join_config = parsed.get("join");
     // A malformed or expired join config is reported now, not after the build's minutes.
-    check_not_expired(load_join_config(options.join_config), unix_now());
+    options.join = load_join_config(parsed.get("join"));
+    check_not_expired(*options.join, unix_now());
   }
   BuildResult result = build(plan, options);
   for (const auto& file : result.files) std::printf("%s\n", file.c_str());
