@@ -5,11 +5,13 @@
 #include <optional>
 
 #include "builder/disk/disk_image.h"
+#include "builder/disk/layout.h"
 #include "builder/export/exports.h"
 #include "builder/fetch/cache.h"
 #include "builder/join/discovery.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
+#include "builder/rootfs/firstboot_payload.h"
 #include "builder/rootfs/kubernetes_binaries.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -98,6 +100,13 @@ void print_report(const std::optional<DiskArtifact>& disk, const std::vector<Exp
 }
 
 }  // namespace
+
+BuildPlan plan_build(const Recipe& recipe, PlanOptions options) {
+  options.payload = kiln_payload(recipe);
+  BuildPlan plan = make_plan(recipe, options);
+  if (wants_disk(plan.recipe)) check_disk_size(plan);
+  return plan;
+}
 
 BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   log::Stage whole("build " + plan.recipe.name);

@@ -28,6 +28,10 @@ struct BuildResult {
   std::string rootfs_sha256;
 };
 
+/// The plan of a build: make_plan() with what kiln itself adds to the stages (the first-boot
+/// agent, netroot, initrd support), and disk sizes that cannot work refused before any work.
+BuildPlan plan_build(const Recipe& recipe, PlanOptions options);
+
 /// The whole pipeline: bootstrap and Kubernetes binaries (in parallel), then the rootfs,
 /// then the disk when an output needs one, then the export of the outputs. Each stage logs its name
 /// and duration; a report of partition usage, output sizes and stage times ends the build.

@@ -135,7 +135,7 @@ ExitCode run_build(const std::vector<std::string>& args) {
   log::set_verbose(parsed.has("verbose"));
   int jobs = jobs_option(parsed);
   Recipe recipe = load_with_overrides(parsed);
-  BuildPlan plan = make_plan(recipe, plan_options(parsed));
+  BuildPlan plan = plan_build(recipe, plan_options(parsed));
   log::info("kiln {}: building '{}' ({})", KILN_VERSION, recipe.name,
             plan.kubernetes_source_reason);
   BuildOptions options;
@@ -185,7 +185,7 @@ ExitCode run_binaries(const std::vector<std::string>& args) {
     options.components.push_back(name);
     start = end + 1;
   }
-  BuildPlan plan = make_plan(load_with_overrides(parsed), options);
+  BuildPlan plan = plan_build(load_with_overrides(parsed), options);
   Cache cache(parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir(),
               options.offline);
   KubernetesArtifact artifact = provide_kubernetes(plan, cache, false, jobs_option(parsed));
@@ -231,7 +231,7 @@ ExitCode run_plan(const std::vector<std::string>& args) {
         stdout);
     return ExitCode::ok;
   }
-  BuildPlan plan = make_plan(load_with_overrides(parsed), plan_options(parsed));
+  BuildPlan plan = plan_build(load_with_overrides(parsed), plan_options(parsed));
   // Published checksums are small and remembered in the cache; showing them makes the plan
   // say exactly what the build will accept.
   Cache cache(default_cache_dir(), parsed.has("offline"));

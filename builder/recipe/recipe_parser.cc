@@ -10,6 +10,7 @@
 
 #include "builder/export/output_formats.h"
 #include "builder/recipe/suggest.h"
+#include "builder/recipe/version_facts.h"
 #include "builder/util/files.h"
 
 namespace kiln {
@@ -679,12 +680,9 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
                         "containerd.from is 'release': set containerd.version, containerd.url and "
                         "containerd.sha256");
   }
-  // Kubernetes v1.36 dropped containerd 1.x; older kubelets still need at least 1.7.
-  Version needed = k8s.version.minor >= 36 ? Version{2, 0, 0} : Version{1, 7, 0};
+  Version needed = containerd_minimum(k8s.version);
   bool from_release = ctr.from == ContainerdSource::release && ctr.version;
-  Version have = from_release                      ? *ctr.version
-                 : recipe.base.suite == "bookworm" ? Version{1, 6, 20}
-                                                   : Version{1, 7, 24};
+  Version have = from_release ? *ctr.version : debian_containerd(recipe.base.suite);
   if (have < needed) {
     auto mark_of = [&](const char* key) {
       auto it = recipe.marks.find(key);
