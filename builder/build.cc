@@ -1,21 +1,17 @@
 #include "builder/build.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <future>
 #include <optional>
 
-#include "builder/disk/config_partition.h"
 #include "builder/disk/disk_image.h"
-#include "builder/disk/sparse_copy.h"
+#include "builder/disk/layout.h"
 #include "builder/export/exports.h"
-#include "builder/export/pxe_folder.h"
 #include "builder/fetch/cache.h"
-#include "builder/join/config_initrd.h"
 #include "builder/join/discovery.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
+#include "builder/rootfs/firstboot_payload.h"
 #include "builder/rootfs/kubernetes_binaries.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -41,16 +37,15 @@ void check_output_dir(const fs::path& dir) {
   }
 }
 
-bool wants(const Recipe& recipe, const std::string& output) {
-  return std::find(recipe.outputs.begin(), recipe.outputs.end(), output) != recipe.outputs.end();
-}
+/// Each stage's name and duration, for the closing report.
+using StageTimes = std::vector<std::pair<std::string, double>>;
 
 /// Runs `work` as a logged stage and records its duration for the closing report.
 template <typename Work>
-auto timed(std::vector<std::pair<std::string, double>>& times, const std::string& name, Work work) {
+auto timed(StageTimes& times, const std::string& name, Work work) {
   log::Stage stage(name);
   struct Record {
-    std::vector<std::pair<std::string, double>>& times;
+    StageTimes& times;
     const std::string& name;
     log::Stage& stage;
     ~Record() { times.emplace_back(name, stage.elapsed_seconds()); }
@@ -58,8 +53,38 @@ auto timed(std::vector<std::pair<std::string, double>>& times, const std::string
   return work();
 }
 
+void require_cached_base(const BuildPlan& plan, const Cache& cache) {
+  if (fs::exists(cache.stage_path("base", plan.base_key))) return;
+  throw OfflineMiss("the base stage (Debian " + plan.recipe.base.suite +
+                    " with the recipe's packages) is not in the cache " + cache.root().string() +
+                    "; run the build once without --offline");
+}
+
+/// Stages 1 and 2. The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the
+/// Kubernetes binaries meanwhile takes them off the critical path.
+std::pair<BaseArtifact, KubernetesArtifact> base_and_kubernetes(const BuildPlan& plan, Cache& cache,
+                                                                const BuildOptions& options,
+                                                                StageTimes& times) {
+  StageTimes kubernetes_time;  // filled by its own thread
+  auto kubernetes_future = std::async(std::launch::async, [&] {
+    return timed(kubernetes_time, "kubernetes binaries",
+                 [&] { return provide_kubernetes(plan, cache, options.rebuild, options.jobs); });
+  });
+  BaseArtifact base;
+  try {
+    base = timed(times, "base " + plan.recipe.base.suite,
+                 [&] { return bootstrap_base(plan, cache, options.rebuild); });
+  } catch (...) {
+    kubernetes_future.wait();
+    throw;
+  }
+  KubernetesArtifact kubernetes = kubernetes_future.get();
+  times.insert(times.end(), kubernetes_time.begin(), kubernetes_time.end());
+  return {std::move(base), std::move(kubernetes)};
+}
+
 void print_report(const std::optional<DiskArtifact>& disk, const std::vector<ExportedFile>& files,
-                  const std::vector<std::pair<std::string, double>>& times) {
+                  const StageTimes& times) {
   log::info("");
   if (disk) {
     log::info("partition        used        allocated");
@@ -76,92 +101,39 @@ void print_report(const std::optional<DiskArtifact>& disk, const std::vector<Exp
 
 }  // namespace
 
+BuildPlan plan_build(const Recipe& recipe, PlanOptions options) {
+  options.payload = kiln_payload(recipe);
+  BuildPlan plan = make_plan(recipe, options);
+  if (wants_disk(plan.recipe)) check_disk_size(plan);
+  return plan;
+}
+
 BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   log::Stage whole("build " + plan.recipe.name);
   check_output_dir(options.output_dir);
   Cache cache(options.cache_dir, options.offline);
   log::info("    epoch {} ({}), cache {}", plan.source_date_epoch, plan.epoch_origin,
             cache.root().string());
+  if (options.offline && !options.rebuild) require_cached_base(plan, cache);
 
-  if (options.offline && !options.rebuild && !fs::exists(cache.stage_path("base", plan.base_key))) {
-    throw OfflineMiss("the base stage (Debian " + plan.recipe.base.suite +
-                      " with the recipe's packages) is not in the cache " + cache.root().string() +
-                      "; run the build once without --offline");
-  }
-  // The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the Kubernetes
-  // binaries meanwhile takes them off the critical path.
-  std::vector<std::pair<std::string, double>> times;
-  std::vector<std::pair<std::string, double>> kubernetes_time;  // filled by its own thread
-  auto kubernetes_future = std::async(std::launch::async, [&] {
-    return timed(kubernetes_time, "kubernetes binaries",
-                 [&] { return provide_kubernetes(plan, cache, options.rebuild, options.jobs); });
-  });
-  BaseArtifact base;
-  try {
-    base = timed(times, "base " + plan.recipe.base.suite,
-                 [&] { return bootstrap_base(plan, cache, options.rebuild); });
-  } catch (...) {
-    kubernetes_future.wait();
-    throw;
-  }
-  KubernetesArtifact kubernetes = kubernetes_future.get();
-  times.insert(times.end(), kubernetes_time.begin(), kubernetes_time.end());
+  StageTimes times;
+  auto [base, kubernetes] = base_and_kubernetes(plan, cache, options, times);
   RootfsArtifact rootfs = timed(times, "rootfs", [&] {
     return compose_rootfs(plan, base, kubernetes, cache, options.rebuild);
   });
   std::optional<DiskArtifact> disk;
-  if (wants_disk(plan.recipe)) {
+  if (wants_disk(plan.recipe))
     disk = timed(times, "disk", [&] { return build_disk(plan, rootfs, cache, options.rebuild); });
-  }
-
-  const fs::path& dir = options.output_dir;
+  // The build may have taken long enough for the token to run out.
+  if (options.join) check_not_expired(*options.join, unix_now());
   std::vector<ExportedFile> files = timed(times, "export", [&] {
-    std::vector<ExportedFile> exported;
-    if (wants(plan.recipe, "rootfs")) {
-      copy_file_atomic(rootfs.tarball, dir / "rootfs.tar");
-      exported.push_back({"rootfs.tar", fs::file_size(dir / "rootfs.tar"), rootfs.tarball_sha256});
-    }
-    if (disk && !options.join_config.empty()) {
-      // The cached disk stays token-free: stamp a private copy and export from it.
-      JoinConfig join = load_join_config(options.join_config);
-      check_not_expired(join, unix_now());
-      ::umask(077);  // every file written from here on may hold the token
-      DiskArtifact stamped = *disk;
-      stamped.raw = temp_sibling(dir / ".stamped.raw");
-      TempPath cleanup(stamped.raw);
-      copy_sparse_atomic(disk->raw, stamped.raw);
-      stamp_join_config(stamped.raw, join);
-      log::info("    stamped the join config for {} (token {}) into the disk outputs",
-                join.endpoint, join.token.masked());
-      auto disk_files = export_disk_formats(plan, stamped, dir);
-      exported.insert(exported.end(), disk_files.begin(), disk_files.end());
-    } else if (disk) {
-      auto disk_files = export_disk_formats(plan, *disk, dir);
-      exported.insert(exported.end(), disk_files.begin(), disk_files.end());
-    }
-    if (disk && wants(plan.recipe, "pxe")) {
-      // The netboot folder itself never holds a token; a join config rides beside it as an
-      // initrd of its own.
-      auto pxe_files = export_pxe_folder(plan, *disk, dir);
-      exported.insert(exported.end(), pxe_files.begin(), pxe_files.end());
-      if (!options.join_config.empty()) {
-        write_join_initrd(load_join_config(options.join_config), dir / "pxe" / "join.img");
-        log::info("    wrote pxe/join.img (0600) with the join config");
-      }
-    }
-    copy_file_atomic(rootfs.manifest, dir / "manifest.json");
-    exported.push_back({"manifest.json", fs::file_size(dir / "manifest.json"),
-                        sha256_file(dir / "manifest.json")});
-    std::string sums;
-    for (const auto& f : exported) sums += f.sha256 + "  " + f.name + "\n";
-    write_file_atomic(dir / "SHA256SUMS", sums);
-    return exported;
+    return export_outputs(plan, rootfs, disk, options.join, options.output_dir);
   });
   print_report(disk, files, times);
 
   BuildResult result;
-  for (const auto& f : files) result.files.push_back(dir / f.name);
-  result.files.push_back(dir / "SHA256SUMS");
+  for (const auto& f : files) result.files.push_back(options.output_dir / f.name);
+  result.files.push_back(options.output_dir / "SHA256SUMS");
   result.rootfs_sha256 = rootfs.tarball_sha256;
   return result;
 }

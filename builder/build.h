@@ -1,9 +1,11 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "builder/join/join_config.h"
 #include "builder/plan/plan.h"
 #include "builder/rootfs/artifacts.h"
 
@@ -15,8 +17,9 @@ struct BuildOptions {
   bool offline = false;
   bool rebuild = false;  ///< re-run every stage; downloads stay cached
   int jobs = 2;
-  /// A join config to stamp into every disk output (never into the cache).
-  std::filesystem::path join_config;
+  /// A join config to stamp into every disk output (never into the cache), loaded and checked
+  /// once by the caller; it is checked for expiry again before the export.
+  std::optional<JoinConfig> join;
 };
 
 /// What a build leaves in the output directory.
@@ -25,9 +28,13 @@ struct BuildResult {
   std::string rootfs_sha256;
 };
 
+/// The plan of a build: make_plan() with what kiln itself adds to the stages (the first-boot
+/// agent, netroot, initrd support), and disk sizes that cannot work refused before any work.
+BuildPlan plan_build(const Recipe& recipe, PlanOptions options);
+
 /// The whole pipeline: bootstrap and Kubernetes binaries (in parallel), then the rootfs,
-/// then the disk when an output needs one, then the outputs. Each stage logs its name and
-/// duration; a report of partition usage, output sizes and stage times ends the build.
+/// then the disk when an output needs one, then the export of the outputs. Each stage logs its name
+/// and duration; a report of partition usage, output sizes and stage times ends the build.
 BuildResult build(const BuildPlan& plan, const BuildOptions& options);
 
 }  // namespace kiln

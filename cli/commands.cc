@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "builder/build.h"
+#include "builder/export/output_formats.h"
 #include "builder/fetch/cache.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
@@ -30,7 +31,7 @@ const std::vector<Flag> kBuildFlags = {
      "stamp this join config (from `kiln token create`) into the disk outputs; they are "
      "written mode 0600"},
     {"--outputs", "LIST",
-     "comma-separated formats to write instead of the recipe's outputs, e.g. raw,qcow2"},
+     "comma-separated formats to write instead of the recipe's outputs: " + output_format_names()},
     {"--mirror", "URL|DIR",
      "take Kubernetes binaries from a dl.k8s.io-style mirror (sets kubernetes.from: mirror)"},
     {"--debian-mirror", "URL|DIR", "Debian archive to bootstrap from (overrides base.mirror)"},
@@ -86,12 +87,9 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
       std::size_t comma = std::min(list.find(',', start), list.size());
       std::string output = list.substr(start, comma - start);
       start = comma + 1;
-      const auto& known = known_outputs();
-      if (std::find(known.begin(), known.end(), output) == known.end()) {
-        std::string choices;
-        for (const auto& k : known) choices += (choices.empty() ? "" : ", ") + k;
-        throw UsageError("--outputs: unknown output format '" + output + "' (known: " + choices +
-                         ")");
+      if (!find_output_format(output)) {
+        throw UsageError("--outputs: unknown output format '" + output +
+                         "' (known: " + output_format_names() + ")");
       }
       if (std::find(recipe.outputs.begin(), recipe.outputs.end(), output) == recipe.outputs.end())
         recipe.outputs.push_back(output);
@@ -137,7 +135,7 @@ ExitCode run_build(const std::vector<std::string>& args) {
   log::set_verbose(parsed.has("verbose"));
   int jobs = jobs_option(parsed);
   Recipe recipe = load_with_overrides(parsed);
-  BuildPlan plan = make_plan(recipe, plan_options(parsed));
+  BuildPlan plan = plan_build(recipe, plan_options(parsed));
   log::info("kiln {}: building '{}' ({})", KILN_VERSION, recipe.name,
             plan.kubernetes_source_reason);
   BuildOptions options;
@@ -150,9 +148,9 @@ ExitCode run_build(const std::vector<std::string>& args) {
   if (parsed.has("join")) {
     if (!wants_disk(plan.recipe))
       throw UsageError("--join needs a disk output (raw, qcow2, ...); the recipe asks for none");
-    options.join_config = parsed.get("join");
     // A malformed or expired join config is reported now, not after the build's minutes.
-    check_not_expired(load_join_config(options.join_config), unix_now());
+    options.join = load_join_config(parsed.get("join"));
+    check_not_expired(*options.join, unix_now());
   }
   BuildResult result = build(plan, options);
   for (const auto& file : result.files) std::printf("%s\n", file.c_str());
@@ -187,7 +185,7 @@ ExitCode run_binaries(const std::vector<std::string>& args) {
     options.components.push_back(name);
     start = end + 1;
   }
-  BuildPlan plan = make_plan(load_with_overrides(parsed), options);
+  BuildPlan plan = plan_build(load_with_overrides(parsed), options);
   Cache cache(parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir(),
               options.offline);
   KubernetesArtifact artifact = provide_kubernetes(plan, cache, false, jobs_option(parsed));
@@ -233,7 +231,7 @@ ExitCode run_plan(const std::vector<std::string>& args) {
         stdout);
     return ExitCode::ok;
   }
-  BuildPlan plan = make_plan(load_with_overrides(parsed), plan_options(parsed));
+  BuildPlan plan = plan_build(load_with_overrides(parsed), plan_options(parsed));
   // Published checksums are small and remembered in the cache; showing them makes the plan
   // say exactly what the build will accept.
   Cache cache(default_cache_dir(), parsed.has("offline"));

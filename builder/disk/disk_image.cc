@@ -99,18 +99,10 @@ std::string kernel_cmdline(const BuildPlan& plan, const std::string& root_hash) 
 
 DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cache& cache,
                         bool rebuild) {
-  fs::path stage = cache.stage_path("disk", plan.disk_key);
-  FileLock lock(cache.lock_path("disk-" + plan.disk_key.substr(0, 32)));
-  if (fs::exists(stage) && !rebuild) {
-    log::info("    disk: cached ({})", stage.filename().string());
-    cache.mark_used(stage);
-    return load_artifact(stage);
-  }
+  StageEntry stage(cache, "disk", plan.disk_key, rebuild);
+  if (stage.reuse()) return load_artifact(stage.path());
   const long long epoch = plan.source_date_epoch;
-  fs::path work = cache.scratch_path("disk");
-  TempPath cleanup(work);
-  fs::remove_all(work);
-  fs::create_directories(work);
+  const fs::path& work = stage.scratch();
 
   fs::path root = work / "root", state_seed = work / "state-seed";
   log::info("    unpacking the root file system");
@@ -187,8 +179,8 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   fs::remove_all(work / "config");
   write_file_atomic(work / "root-hash", content.root_hash);
   write_file_atomic(work / "usage.tsv", render_usage(usage));
-  cache.publish_stage(cleanup, stage);
-  return load_artifact(stage);
+  stage.publish();
+  return load_artifact(stage.path());
 }
 
 }  // namespace kiln

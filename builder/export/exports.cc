@@ -1,14 +1,17 @@
 #include "builder/export/exports.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
 
+#include "builder/disk/config_partition.h"
 #include "builder/disk/sparse_copy.h"
-#include "builder/export/disk_formats.h"
+#include "builder/export/output_formats.h"
+#include "builder/export/output_writers.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "builder/util/sha256.h"
@@ -18,35 +21,59 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool wants(const Recipe& recipe, const std::string& output) {
-  return std::find(recipe.outputs.begin(), recipe.outputs.end(), output) != recipe.outputs.end();
+bool requested(const Recipe& recipe, std::string_view format) {
+  return std::find(recipe.outputs.begin(), recipe.outputs.end(), format) != recipe.outputs.end();
 }
 
-/// One chain of exports that must run in order (the OVA needs the VMDK first); chains are
-/// independent of each other. Each step names the file it writes, or "" for none.
-struct ExportChain {
-  std::vector<std::pair<std::string, std::function<void(const fs::path&)>>> steps;
-};
+/// Asked for, or needed by a format that was.
+bool needed(const Recipe& recipe, const OutputFormat& format) {
+  if (requested(recipe, format.name)) return true;
+  return std::any_of(kOutputFormats.begin(), kOutputFormats.end(), [&](const OutputFormat& f) {
+    return f.depends_on == format.name && requested(recipe, f.name);
+  });
+}
 
-/// Runs the chains on `workers` threads (most writers are single-threaded compressors),
-/// hashing each file as soon as it is written. Rethrows the first failure once all stop.
-std::vector<ExportedFile> run_chains(std::vector<ExportChain>& chains, const fs::path& dir,
-                                     unsigned workers) {
-  std::vector<std::vector<ExportedFile>> results(chains.size());
+/// Formats (indexes into kOutputFormats) that must be written in order, each after the one it
+/// depends on; chains are independent of each other.
+using Chain = std::vector<std::size_t>;
+
+/// The conversions the recipe needs, long-running ones first so the workers finish together.
+std::vector<Chain> conversion_chains(const Recipe& recipe) {
+  std::vector<Chain> chains;
+  for (bool long_running : {true, false}) {
+    for (std::size_t i = 0; i < kOutputFormats.size(); ++i) {
+      const OutputFormat& root = kOutputFormats[i];
+      if (!root.converts_disk || !root.depends_on.empty() || root.long_running != long_running ||
+          !needed(recipe, root))
+        continue;
+      Chain chain{i};
+      for (std::size_t j = 0; j < kOutputFormats.size(); ++j) {
+        if (kOutputFormats[j].depends_on == root.name && needed(recipe, kOutputFormats[j]))
+          chain.push_back(j);
+      }
+      chains.push_back(std::move(chain));
+    }
+  }
+  return chains;
+}
+
+/// Runs the chains on `workers` threads (most writers are single-threaded compressors).
+/// Rethrows the first failure once all stop. Returns each format's files by table index.
+std::vector<std::vector<ExportedFile>> run_chains(const std::vector<Chain>& chains,
+                                                  const ExportJob& job, unsigned workers) {
+  std::vector<std::vector<ExportedFile>> files(kOutputFormats.size());
   std::atomic<std::size_t> next{0};
   std::mutex error_mutex;
   std::exception_ptr error;
   auto worker = [&] {
     for (std::size_t i; (i = next++) < chains.size();) {
       try {
-        for (auto& [file, write] : chains[i].steps) {
+        for (std::size_t format : chains[i]) {
           {
             std::lock_guard lock(error_mutex);
             if (error) return;
           }
-          log::Stage stage("export " + file);
-          write(dir / file);
-          results[i].push_back({file, allocated_bytes(dir / file), sha256_file(dir / file)});
+          files[format] = format_writers()[format].write(job);
         }
       } catch (...) {
         std::lock_guard lock(error_mutex);
@@ -58,64 +85,81 @@ std::vector<ExportedFile> run_chains(std::vector<ExportChain>& chains, const fs:
   for (unsigned t = 0; t < workers; ++t) threads.emplace_back(worker);
   for (auto& thread : threads) thread.join();
   if (error) std::rethrow_exception(error);
-  std::vector<ExportedFile> files;
-  for (auto& chain : results) files.insert(files.end(), chain.begin(), chain.end());
   return files;
+}
+
+/// Every conversion of the disk the recipe needs, as one block sorted by file name.
+std::vector<ExportedFile> convert_disk(const ExportJob& job) {
+  const Recipe& r = job.plan.recipe;
+  std::vector<std::vector<ExportedFile>> by_format = run_chains(conversion_chains(r), job, 2);
+  for (const OutputFormat& format : kOutputFormats) {
+    if (!requested(r, format.name) || format.depends_on.empty() || format.keeps_dependency ||
+        requested(r, format.depends_on))
+      continue;
+    // Made from a format that was not asked for (the OVA carries its own copy of the VMDK):
+    // that one is not left beside it.
+    auto dependency = find_output_format(format.depends_on) - kOutputFormats.data();
+    for (const auto& file : by_format[dependency]) fs::remove(job.dir / file.name);
+    by_format[dependency].clear();
+  }
+  std::vector<ExportedFile> files;
+  for (auto& format_files : by_format)
+    files.insert(files.end(), format_files.begin(), format_files.end());
+  std::sort(files.begin(), files.end(),
+            [](const ExportedFile& a, const ExportedFile& b) { return a.name < b.name; });
+  return files;
+}
+
+/// The cached disk stays token-free: stamp a private copy and convert from it.
+std::vector<ExportedFile> convert_stamped_disk(ExportJob job, const DiskArtifact& disk,
+                                               const JoinConfig& join) {
+  DiskArtifact stamped = disk;
+  stamped.raw = temp_sibling(job.dir / ".stamped.raw");
+  TempPath cleanup(stamped.raw);
+  copy_sparse_atomic(disk.raw, stamped.raw);
+  stamp_join_config(stamped.raw, join);
+  log::info("    stamped the join config for {} (token {}) into the disk outputs", join.endpoint,
+            join.token.masked());
+  job.disk = &stamped;
+  return convert_disk(job);
 }
 
 }  // namespace
 
-std::vector<ExportedFile> export_disk_formats(const BuildPlan& plan, const DiskArtifact& disk,
-                                              const fs::path& dir) {
+std::vector<ExportedFile> export_outputs(const BuildPlan& plan, const RootfsArtifact& rootfs,
+                                         const std::optional<DiskArtifact>& disk,
+                                         const std::optional<JoinConfig>& join,
+                                         const fs::path& dir) {
   const Recipe& r = plan.recipe;
-  const std::string& name = r.name;
-  const long long epoch = plan.source_date_epoch;
-  std::vector<ExportChain> chains;
-  auto chain = [&](std::string file, std::function<void(const fs::path&)> write) {
-    chains.push_back({{{std::move(file), std::move(write)}}});
-  };
-
-  // Longest first, so the two workers finish together.
-  if (wants(r, "gce"))
-    chain(name + ".gce.tar.gz", [&](const fs::path& out) { write_gce(disk.raw, out, epoch); });
-  if (wants(r, "vmdk") || wants(r, "ova")) {
-    chain(name + ".vmdk", [&](const fs::path& out) { write_vmdk(disk.raw, out); });
-    if (wants(r, "ova")) {
-      chains.back().steps.push_back({name + ".ova", [&](const fs::path& out) {
-                                       write_ova(dir / (name + ".vmdk"), out, name,
-                                                 disk.layout.size, epoch);
-                                     }});
+  ExportJob job{
+      plan, rootfs, disk ? &*disk : nullptr, disk ? &*disk : nullptr, join ? &*join : nullptr, dir};
+  bool token_guarded = false, converted = false;
+  std::vector<ExportedFile> exported;
+  for (std::size_t i = 0; i < kOutputFormats.size(); ++i) {
+    const OutputFormat& format = kOutputFormats[i];
+    if (!requested(r, format.name)) continue;
+    if (format.needs_disk && !disk)
+      throw Error("the " + std::string(format.name) + " output needs the disk stage's image");
+    if (format.needs_disk && join && !token_guarded) {
+      ::umask(077);  // every file written from here on may hold the token
+      token_guarded = true;
     }
+    std::vector<ExportedFile> files;
+    if (!format.converts_disk) {
+      files = format_writers()[i].write(job);
+    } else if (!converted) {
+      converted = true;
+      files = join ? convert_stamped_disk(job, *disk, *join) : convert_disk(job);
+    }
+    exported.insert(exported.end(), files.begin(), files.end());
   }
-  if (wants(r, "raw.zst")) {
-    chain(name + ".raw.zst", [&](const fs::path& out) { write_raw_zst(disk.raw, out); });
-    chains.back().steps.push_back(
-        {name + ".raw.bmap", [&](const fs::path& out) { write_bmap(disk.raw, out); }});
-  }
-  if (wants(r, "qcow2"))
-    chain(name + ".qcow2", [&](const fs::path& out) { write_qcow2(disk.raw, out); });
-  if (wants(r, "raw") || wants(r, "ami"))
-    chain(name + ".raw", [&](const fs::path& out) { write_raw(disk.raw, out); });
-  if (wants(r, "vhd")) {
-    chain(name + ".vhd", [&](const fs::path& out) {
-      write_vhd(disk.raw, out, Guid::derived("kiln/" + plan.recipe_hash + "/vhd").text, epoch);
-    });
-  }
-  if (wants(r, "ami")) {
-    chain(name + ".register-ami.json", [&](const fs::path& out) {
-      write_file_atomic(out, register_ami_json(name, name + ".raw", r.base.arch == Arch::arm64));
-    });
-  }
-
-  std::vector<ExportedFile> files = run_chains(chains, dir, 2);
-  if (wants(r, "ova") && !wants(r, "vmdk")) {
-    // The OVA carries its own copy; an unrequested VMDK is not left beside it.
-    fs::remove(dir / (name + ".vmdk"));
-    std::erase_if(files, [&](const ExportedFile& f) { return f.name == name + ".vmdk"; });
-  }
-  std::sort(files.begin(), files.end(),
-            [](const ExportedFile& a, const ExportedFile& b) { return a.name < b.name; });
-  return files;
+  copy_file_atomic(rootfs.manifest, dir / "manifest.json");
+  exported.push_back(
+      {"manifest.json", fs::file_size(dir / "manifest.json"), sha256_file(dir / "manifest.json")});
+  std::string sums;
+  for (const auto& f : exported) sums += f.sha256 + "  " + f.name + "\n";
+  write_file_atomic(dir / "SHA256SUMS", sums);
+  return exported;
 }
 
 }  // namespace kiln

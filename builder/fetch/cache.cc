@@ -99,6 +99,33 @@ void Cache::publish_stage(TempPath& scratch, const fs::path& stage) {
   fsync_path(stage.parent_path());
 }
 
+StageEntry::StageEntry(Cache& cache, std::string stage, const std::string& key, bool rebuild)
+    : cache_(cache),
+      stage_(std::move(stage)),
+      path_(cache.stage_path(stage_, key)),
+      rebuild_(rebuild),
+      lock_(cache.lock_path(stage_ + "-" + key.substr(0, 32))) {}
+
+bool StageEntry::reuse() {
+  if (rebuild_ || !fs::exists(path_)) return false;
+  log::info("    {}: cached ({})", stage_, path_.filename().string());
+  cache_.mark_used(path_);
+  return true;
+}
+
+const fs::path& StageEntry::scratch() {
+  if (!scratch_) {
+    scratch_.emplace(cache_.scratch_path(stage_));
+    fs::remove_all(scratch_->path());
+    fs::create_directories(scratch_->path());
+  }
+  return scratch_->path();
+}
+
+void StageEntry::publish() {
+  cache_.publish_stage(*scratch_, path_);
+}
+
 namespace {
 
 bool is_local(const std::string& url) {

@@ -64,4 +64,33 @@ class Cache {
   int use_lock_ = -1;
 };
 
+/// One stage's output in the cache, opened under the stage's lock (held until destroyed) so
+/// that concurrent builds produce it once. Either reuse() it, or make it in scratch() and
+/// publish() it.
+class StageEntry {
+ public:
+  /// `stage` names it ("base", "rootfs" ...) in paths and the log; `key` is its cache key.
+  /// With `rebuild`, a cached output is never reused.
+  StageEntry(Cache& cache, std::string stage, const std::string& key, bool rebuild);
+  StageEntry(const StageEntry&) = delete;
+  StageEntry& operator=(const StageEntry&) = delete;
+
+  /// True when the complete output is cached and may be used: logs so and marks it used.
+  bool reuse();
+  /// The output directory (complete once reused or published).
+  const std::filesystem::path& path() const { return path_; }
+  /// A fresh, empty directory in the cache to make the output in; removed unless published.
+  const std::filesystem::path& scratch();
+  /// Moves the scratch directory into place as the output.
+  void publish();
+
+ private:
+  Cache& cache_;
+  std::string stage_;
+  std::filesystem::path path_;
+  bool rebuild_;
+  FileLock lock_;
+  std::optional<TempPath> scratch_;
+};
+
 }  // namespace kiln

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <set>
 
-#include "builder/disk/layout.h"
 #include "builder/fetch/http.h"
 #include "builder/plan/stage_keys.h"
+#include "builder/recipe/version_facts.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -179,8 +179,9 @@ BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options) {
 
   resolve_kubernetes_source(plan, options);
   plan_kubernetes(plan, options.components.empty() ? node_components() : options.components);
+  plan.pause_image = pause_image(recipe.kubernetes.version);
+  plan.payload = options.payload;
   compute_stage_keys(plan);
-  if (wants_disk(recipe)) check_disk_size(plan);
   return plan;
 }
 

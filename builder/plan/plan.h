@@ -1,6 +1,8 @@
 #pragma once
 
+#include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "builder/recipe/recipe.h"
@@ -21,6 +23,16 @@ struct GoBinary {
   std::string package;  ///< e.g. k8s.io/kubernetes/cmd/kubelet
 };
 
+/// What kiln itself puts into the stages beside the recipe. The stage keys hash it and the
+/// stages install exactly it, so the plan needs no rootfs or disk code (see plan_build()).
+struct KilnPayload {
+  std::vector<std::pair<std::string, std::string>> initrd_support_files;  ///< path, content
+  std::string initrd_build_script;  ///< run in the target to build the initrd
+  std::filesystem::path netroot;    ///< kiln-netroot, for the initrd (base stage)
+  std::string netroot_digest;
+  std::string agent_digest;  ///< kiln-firstboot and its units (rootfs stage)
+};
+
 /// Everything a build will do, resolved from a recipe before any work starts.
 struct BuildPlan {
   Recipe recipe;
@@ -38,6 +50,9 @@ struct BuildPlan {
   std::string kubernetes_module_version;  ///< v1.34.4
   std::string cri_tools_module_version;   ///< v1.34.0
   std::string staging_module_version;     ///< v0.34.4
+  std::string pause_image;                ///< containerd's sandbox image for this kubelet
+
+  KilnPayload payload;
 
   /// Stage cache keys: each covers its inputs and the keys before it.
   std::string base_key;
@@ -46,7 +61,7 @@ struct BuildPlan {
   std::string disk_key;  ///< empty when the recipe asks for no disk output
 };
 
-/// True when any of the recipe's outputs is a disk image (everything but `rootfs`).
+/// True when any of the recipe's outputs needs the disk stage (output_formats.h).
 bool wants_disk(const Recipe& recipe);
 
 struct PlanOptions {
@@ -58,13 +73,16 @@ struct PlanOptions {
   /// Kubernetes binaries to provide; empty means a node's (node_components()). Others,
   /// e.g. kube-apiserver for a test control plane, come from the same source and version.
   std::vector<std::string> components;
+  /// What kiln adds to the stages; plan_build() (builder/build.h) fills it.
+  KilnPayload payload;
 };
 
 /// kubelet, kubeadm, crictl: what every node image carries.
 const std::vector<std::string>& node_components();
 
 /// Resolves versions, sources, URLs and cache keys. Network use is limited to one quick
-/// reachability probe when the Kubernetes source is `auto`.
+/// reachability probe when the Kubernetes source is `auto`. A build plans with plan_build(),
+/// which adds kiln's own payload and checks the disk sizes.
 BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options);
 
 /// The packages every kiln worker image carries, before the recipe's own.

@@ -6,9 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "builder/export/output_formats.h"
 #include "builder/plan/plan.h"
-#include "builder/rootfs/firstboot_payload.h"
-#include "builder/rootfs/initrd_support.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
@@ -53,9 +52,10 @@ void compute_stage_keys(BuildPlan& plan) {
                           plan.source_date_epoch));
   for (const auto& package : plan.packages) base.update(package + "\n");
   for (const auto& path : r.kernel.omit_modules) base.update("omit " + path + "\n");
-  for (const auto& [path, content] : initrd_support_files()) base.update(path + "\n" + content);
-  base.update(initrd_build_script(r.kernel.omit_modules));
-  base.update("netroot " + firstboot_payload().netroot_digest + "\n");
+  for (const auto& [path, content] : plan.payload.initrd_support_files)
+    base.update(path + "\n" + content);
+  base.update(plan.payload.initrd_build_script);
+  base.update("netroot " + plan.payload.netroot_digest + "\n");
   plan.base_key = base.hex();
 
   Sha256 k8s;
@@ -72,7 +72,7 @@ void compute_stage_keys(BuildPlan& plan) {
   rootfs.update(fmt::format("rootfs/{}\n{}\n{}\n{}\n", kRootfsStageFormat, plan.base_key,
                             plan.kubernetes_key, plan.recipe_hash));
   for (const auto& overlay : r.overlays) rootfs.update(hash_tree(overlay.directory) + "\n");
-  rootfs.update("firstboot " + firstboot_payload().digest + "\n");
+  rootfs.update("firstboot " + plan.payload.agent_digest + "\n");
   plan.rootfs_key = rootfs.hex();
 
   if (!wants_disk(r)) return;
@@ -86,8 +86,10 @@ void compute_stage_keys(BuildPlan& plan) {
 }
 
 bool wants_disk(const Recipe& recipe) {
-  return std::any_of(recipe.outputs.begin(), recipe.outputs.end(),
-                     [](const std::string& output) { return output != "rootfs"; });
+  return std::any_of(recipe.outputs.begin(), recipe.outputs.end(), [](const std::string& output) {
+    const OutputFormat* format = find_output_format(output);
+    return format && format->needs_disk;
+  });
 }
 
 }  // namespace kiln

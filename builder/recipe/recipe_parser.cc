@@ -8,7 +8,9 @@
 #include <set>
 #include <sstream>
 
+#include "builder/export/output_formats.h"
 #include "builder/recipe/suggest.h"
+#include "builder/recipe/version_facts.h"
 #include "builder/util/files.h"
 
 namespace kiln {
@@ -152,7 +154,8 @@ void apply_fields(Recipe& recipe, const YAML::Node& node, ParseContext& ctx,
   std::vector<std::string> names;
   for (const auto& field : fields) names.push_back(field.name);
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // By value: `it->first` lives in a proxy that dies at the end of this statement.
+    YAML::Node key = it->first;
     if (!expect(key, YAML::NodeType::Scalar, "a key", ctx)) continue;
     auto field = std::find_if(fields.begin(), fields.end(),
                               [&](const Field& f) { return f.name == key.Scalar(); });
@@ -339,6 +342,13 @@ std::vector<Field> pxe_fields() {
   };
 }
 
+/// "Title: key, key, key." from the section's own table, so the summary cannot drift.
+std::string section_help(const std::string& title, const std::vector<Field>& fields) {
+  std::string keys;
+  for (const auto& field : fields) keys += (keys.empty() ? "" : ", ") + field.name;
+  return title + ": " + keys + ".";
+}
+
 void parse_file_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
   if (!expect(node, YAML::NodeType::Map, "a map with path and content", ctx)) return;
   FileSpec file;
@@ -448,7 +458,7 @@ std::vector<Field> top_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (auto v = get_integer(n, c)) r.source_date_epoch = *v;
        }},
-      {"base", "Distribution: distribution, suite, arch, mirror.",
+      {"base", section_help("Distribution", base_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, base_fields(), "base");
        }},
@@ -465,11 +475,11 @@ std::vector<Field> top_fields() {
            }
          }
        }},
-      {"kubernetes", "Kubernetes binaries: version, from, mirror, crictl_version.",
+      {"kubernetes", section_help("Kubernetes binaries", kubernetes_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, kubernetes_fields(), "kubernetes");
        }},
-      {"containerd", "Container runtime: from, version, url, sha256.",
+      {"containerd", section_help("Container runtime", containerd_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, containerd_fields(), "containerd");
        }},
@@ -498,7 +508,7 @@ std::vector<Field> top_fields() {
          if (!expect(n, YAML::NodeType::Sequence, "a list of users", c)) return;
          for (const auto& item : n) parse_user_entry(r, item, c);
        }},
-      {"kernel", "Kernel: package, cmdline.",
+      {"kernel", section_help("Kernel", kernel_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, kernel_fields(), "kernel");
        }},
@@ -542,23 +552,23 @@ std::vector<Field> top_fields() {
                                                   {"cloud", NodeNamePolicy::cloud}}))
            r.node_name = *v;
        }},
-      {"outputs", "Artifacts to produce: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami.",
+      {"outputs", "Artifacts to produce (default rootfs): " + output_format_names() + ".",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (!expect(n, YAML::NodeType::Sequence, "a list of output formats", c)) return;
          r.outputs.clear();
+         std::vector<std::pair<std::string, std::string>> choices;
+         for (const auto& format : kOutputFormats) choices.emplace_back(format.name, format.name);
          for (const auto& item : n) {
-           std::vector<std::pair<std::string, std::string>> choices;
-           for (const auto& name : known_outputs()) choices.emplace_back(name, name);
            auto v = get_choice<std::string>(item, c, "output format", choices);
            if (v && std::find(r.outputs.begin(), r.outputs.end(), *v) == r.outputs.end())
              r.outputs.push_back(*v);
          }
        }},
-      {"disk", "Disk image sizes: size, root, root_b, state.",
+      {"disk", section_help("Disk image sizes", disk_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, disk_fields(), "disk");
        }},
-      {"pxe", "Netboot choices: install.",
+      {"pxe", section_help("Netboot choices", pxe_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, pxe_fields(), "pxe");
        }},
@@ -594,6 +604,28 @@ void apply_includes(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
   }
 }
 
+/// A recipe document's root; nothing when it is not YAML or is empty (both reported).
+std::optional<YAML::Node> load_document(const std::string& text, const ParseContext& ctx) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    ctx.error(e.mark, "invalid YAML: " + e.msg);
+    return std::nullopt;
+  }
+  if (root.IsNull()) {
+    ctx.errors->emplace_back(SourceMark{ctx.file.string(), 1, 1}, "recipe is empty");
+    return std::nullopt;
+  }
+  return root;
+}
+
+/// Includes first, then this document's own keys on top.
+void apply_document(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
+  if (root.IsMap()) apply_includes(recipe, root, ctx);
+  apply_fields(recipe, root, ctx, top_fields(), "");
+}
+
 void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors,
                 std::vector<fs::path>& include_stack, const ParseContext* parent,
                 const YAML::Node* include_node) {
@@ -618,21 +650,11 @@ void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors
   }
   std::string text = read_file(file);
   ParseContext ctx{file, split_lines(text), &errors, &include_stack};
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    ctx.error(e.mark, "invalid YAML: " + e.msg);
-    return;
-  }
-  if (root.IsNull()) {
-    errors.emplace_back(SourceMark{file.string(), 1, 1}, "recipe is empty");
-    return;
-  }
+  auto root = load_document(text, ctx);
+  if (!root) return;
   include_stack.push_back(canonical);
   recipe.sources.push_back(canonical);
-  if (root.IsMap()) apply_includes(recipe, root, ctx);
-  apply_fields(recipe, root, ctx, top_fields(), "");
+  apply_document(recipe, *root, ctx);
   include_stack.pop_back();
 }
 
@@ -654,12 +676,9 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
                         "containerd.from is 'release': set containerd.version, containerd.url and "
                         "containerd.sha256");
   }
-  // Kubernetes v1.36 dropped containerd 1.x; older kubelets still need at least 1.7.
-  Version needed = k8s.version.minor >= 36 ? Version{2, 0, 0} : Version{1, 7, 0};
+  Version needed = containerd_minimum(k8s.version);
   bool from_release = ctr.from == ContainerdSource::release && ctr.version;
-  Version have = from_release                      ? *ctr.version
-                 : recipe.base.suite == "bookworm" ? Version{1, 6, 20}
-                                                   : Version{1, 7, 24};
+  Version have = from_release ? *ctr.version : debian_containerd(recipe.base.suite);
   if (have < needed) {
     auto mark_of = [&](const char* key) {
       auto it = recipe.marks.find(key);
@@ -684,18 +703,23 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
 
 }  // namespace
 
-const std::vector<std::string>& known_outputs() {
-  static const std::vector<std::string> outputs = {"rootfs", "raw", "raw.zst", "qcow2", "vhd",
-                                                   "vmdk",   "ova", "gce",     "ami",   "pxe"};
-  return outputs;
-}
-
 Recipe load_recipe(const fs::path& file) {
   Recipe recipe;
   std::vector<Error> errors;
   std::vector<fs::path> include_stack;
   parse_into(recipe, file, errors, include_stack, nullptr, nullptr);
   if (errors.empty()) validate_merged(recipe, file, errors);
+  if (!errors.empty()) throw RecipeErrors(std::move(errors));
+  return recipe;
+}
+
+Recipe parse_recipe(const std::string& text, const fs::path& source_name) {
+  Recipe recipe;
+  std::vector<Error> errors;
+  std::vector<fs::path> include_stack;
+  ParseContext ctx{source_name, split_lines(text), &errors, &include_stack};
+  if (auto root = load_document(text, ctx)) apply_document(recipe, *root, ctx);
+  if (errors.empty()) validate_merged(recipe, source_name, errors);
   if (!errors.empty()) throw RecipeErrors(std::move(errors));
   return recipe;
 }
@@ -712,6 +736,10 @@ std::string describe_recipe_keys() {
   add("containerd.", containerd_fields());
   add("kernel.", kernel_fields());
   add("disk.", disk_fields());
+  add("pxe.", pxe_fields());
+  out += "\nOutput formats (outputs:, kiln build --outputs):\n";
+  for (const auto& format : kOutputFormats)
+    out += fmt::format("  {:<28} {}\n", format.name, format.help);
   return out;
 }
 

@@ -4,8 +4,6 @@
 
 #include <sstream>
 
-#include "builder/rootfs/firstboot_payload.h"
-#include "builder/rootfs/initrd_support.h"
 #include "builder/rootfs/netboot_initrd.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -35,35 +33,28 @@ std::string mirror_uri(const std::string& mirror) {
 }  // namespace
 
 BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
-  fs::path stage = cache.stage_path("base", plan.base_key);
-  FileLock lock(cache.lock_path("base-" + plan.base_key.substr(0, 32)));
-  if (fs::exists(stage) && !rebuild) {
-    log::info("    base: cached ({})", stage.filename().string());
-    cache.mark_used(stage);
-    return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
-  }
+  StageEntry entry(cache, "base", plan.base_key, rebuild);
+  const fs::path& stage = entry.path();
+  if (entry.reuse()) return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
   if (cache.offline()) {
     throw OfflineMiss(
         "--offline: the base stage (" + plan.recipe.base.suite +
         " with the recipe's packages) is not in the cache; run the build once online");
   }
   require_program("mmdebstrap", "mmdebstrap");
-  fs::path work = cache.scratch_path("base");
-  TempPath cleanup(work);
-  fs::remove_all(work);
-  fs::create_directories(work);
+  const fs::path& work = entry.scratch();
   fs::path debs = cache.root() / "apt-archives";
   fs::create_directories(debs);
 
   // Boot support goes in before the initrd is built, which happens after every package is in.
   fs::path support = work / "initrd-support";
-  for (const auto& [path, content] : initrd_support_files()) {
+  for (const auto& [path, content] : plan.payload.initrd_support_files) {
     write_file_atomic(support / path, content);
     if (path.ends_with(".sh") || path.ends_with("-generator"))
       fs::permissions(support / path, fs::perms(0755));
   }
-  write_file_atomic(support / kNetrootBinaryPath, read_file(firstboot_payload().netroot), 0755);
-  write_file_atomic(work / "build-initrd.sh", initrd_build_script(plan.recipe.kernel.omit_modules));
+  write_file_atomic(support / kNetrootBinaryPath, read_file(plan.payload.netroot), 0755);
+  write_file_atomic(work / "build-initrd.sh", plan.payload.initrd_build_script);
 
   std::string include;
   for (const auto& package : plan.packages) include += (include.empty() ? "" : ",") + package;
@@ -105,7 +96,7 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}, {"INITRD", "No"}}});
 
   fsync_path(work / "base.tar");
-  cache.publish_stage(cleanup, stage);
+  entry.publish();
   return {stage / "base.tar", read_package_list(stage / "packages.tsv")};
 }
 

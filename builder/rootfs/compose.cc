@@ -35,13 +35,8 @@ RootfsArtifact load_artifact(const fs::path& stage) {
 
 RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
                               const KubernetesArtifact& kubernetes, Cache& cache, bool rebuild) {
-  fs::path stage = cache.stage_path("rootfs", plan.rootfs_key);
-  FileLock lock(cache.lock_path("rootfs-" + plan.rootfs_key.substr(0, 32)));
-  if (fs::exists(stage) && !rebuild) {
-    log::info("    rootfs: cached ({})", stage.filename().string());
-    cache.mark_used(stage);
-    return load_artifact(stage);
-  }
+  StageEntry entry(cache, "rootfs", plan.rootfs_key, rebuild);
+  if (entry.reuse()) return load_artifact(entry.path());
   RootTree tree;
   read_tar(base.tarball, tree);
   install_kubernetes(tree, kubernetes);
@@ -59,17 +54,14 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
   std::string manifest = render_manifest(plan, base, kubernetes);
   tree.write_file("/usr/lib/kiln/manifest.json", manifest);
 
-  fs::path work = cache.scratch_path("rootfs");
-  TempPath cleanup(work);
-  fs::remove_all(work);
-  fs::create_directories(work);
+  const fs::path& work = entry.scratch();
   std::string digest = write_tar(tree, work / "rootfs.tar", plan.source_date_epoch);
   write_file_atomic(work / "rootfs.tar.sha256", digest);
   write_file_atomic(work / "manifest.json", manifest);
   log::info("    rootfs: {} entries, {}", tree.nodes().size(),
             log::human_bytes(fs::file_size(work / "rootfs.tar")));
-  cache.publish_stage(cleanup, stage);
-  return load_artifact(stage);
+  entry.publish();
+  return load_artifact(entry.path());
 }
 
 }  // namespace kiln

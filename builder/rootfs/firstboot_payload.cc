@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "builder/rootfs/initrd_support.h"
 #include "builder/util/error.h"
 #include "builder/util/sha256.h"
 
@@ -31,6 +32,12 @@ const FirstbootPayload& firstboot_payload() {
     return p;
   }();
   return payload;
+}
+
+KilnPayload kiln_payload(const Recipe& recipe) {
+  const FirstbootPayload& firstboot = firstboot_payload();
+  return {initrd_support_files(), initrd_build_script(recipe.kernel.omit_modules),
+          firstboot.netroot, firstboot.netroot_digest, firstboot.digest};
 }
 
 }  // namespace kiln

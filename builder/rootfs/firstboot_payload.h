@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <string>
 
+#include "builder/plan/plan.h"
+
 namespace kiln {
 
 /// The first-boot agent and its unit, built with kiln and installed into every image, and the
@@ -19,5 +21,9 @@ struct FirstbootPayload {
 /// Looks in $KILN_FIRSTBOOT_DIR, else beside the running kiln executable (where the build
 /// puts them). Throws kiln::Error saying how to build them when absent.
 const FirstbootPayload& firstboot_payload();
+
+/// What kiln adds to a recipe's stages (initrd support, netroot, the agent's digest), for
+/// the plan to hash and the stages to install.
+KilnPayload kiln_payload(const Recipe& recipe);
 
 }  // namespace kiln

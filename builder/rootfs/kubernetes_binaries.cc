@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "builder/recipe/version_facts.h"
 #include "builder/rootfs/go_build.h"
 #include "builder/rootfs/tar_io.h"
 #include "builder/util/error.h"
@@ -15,10 +16,7 @@ namespace kiln {
 namespace fs = std::filesystem;
 
 std::string pause_image_for(const Version& kubernetes) {
-  // From kubeadm's constants (PauseVersion) per minor release.
-  if (kubernetes.minor >= 34) return "registry.k8s.io/pause:3.10.1";
-  if (kubernetes.minor >= 31) return "registry.k8s.io/pause:3.10";
-  return "registry.k8s.io/pause:3.9";
+  return pause_image(kubernetes);
 }
 
 namespace {
@@ -51,7 +49,7 @@ KubernetesArtifact from_stage_dir(const BuildPlan& plan, const fs::path& dir) {
   }
   if (fs::exists(dir / "containerd.tar.gz"))
     artifact.containerd_tarball = dir / "containerd.tar.gz";
-  artifact.pause_image = pause_image_for(plan.recipe.kubernetes.version);
+  artifact.pause_image = plan.pause_image;
   return artifact;
 }
 
@@ -78,19 +76,11 @@ void download_into(const BuildPlan& plan, Cache& cache, const fs::path& dir,
 }  // namespace
 
 KubernetesArtifact provide_kubernetes(const BuildPlan& plan, Cache& cache, bool rebuild, int jobs) {
-  fs::path stage = cache.stage_path("kubernetes", plan.kubernetes_key);
-  FileLock lock(cache.lock_path("kubernetes-" + plan.kubernetes_key.substr(0, 32)));
-  if (fs::exists(stage) && !rebuild) {
-    log::info("    kubernetes: cached ({})", stage.filename().string());
-    cache.mark_used(stage);
-    return from_stage_dir(plan, stage);
-  }
+  StageEntry entry(cache, "kubernetes", plan.kubernetes_key, rebuild);
+  if (entry.reuse()) return from_stage_dir(plan, entry.path());
   log::info("    kubernetes v{}: {}", plan.recipe.kubernetes.version.text(),
             plan.kubernetes_source_reason);
-  fs::path work = cache.scratch_path("kubernetes");
-  TempPath cleanup(work);
-  fs::remove_all(work);
-  fs::create_directories(work);
+  const fs::path& work = entry.scratch();
   std::vector<ArtifactRecord> records;
   if (!plan.go_binaries.empty()) {
     if (cache.offline()) {
@@ -102,8 +92,8 @@ KubernetesArtifact provide_kubernetes(const BuildPlan& plan, Cache& cache, bool 
   }
   download_into(plan, cache, work, records);
   save_records(work, records);
-  cache.publish_stage(cleanup, stage);
-  return from_stage_dir(plan, stage);
+  entry.publish();
+  return from_stage_dir(plan, entry.path());
 }
 
 }  // namespace kiln

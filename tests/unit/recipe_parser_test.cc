@@ -22,9 +22,30 @@ std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
 }
 
+/// Every error a recipe file or text raises, rendered as `kiln validate` prints them.
+template <typename Parse>
+std::string recipe_errors(Parse parse) {
+  try {
+    parse();
+  } catch (const kiln::RecipeErrors& e) {
+    std::string out;
+    for (const auto& error : e.errors()) out += error.render() + "\n";
+    return out;
+  }
+  return "";
+}
+
+std::string file_errors(const fs::path& file) {
+  return recipe_errors([&] { kiln::load_recipe(file); });
+}
+
+std::string text_errors(const std::string& text) {
+  return recipe_errors([&] { kiln::parse_recipe(text, "inline.yaml"); });
+}
+
 }  // namespace
 
-TEST_CASE("kiln validate reports each broken recipe at its exact line and column") {
+TEST_CASE("each broken recipe is reported at its exact line and column") {
   struct Case {
     const char* file;
     const char* expected;  // the first line kiln prints, after "<dir>/bad/"
@@ -83,15 +104,13 @@ TEST_CASE("kiln validate reports each broken recipe at its exact line and column
     if (auto at = want.find(token); at != std::string::npos)
       want.replace(at, std::string(token).size(), value);
   }
-  kiln::test::CommandResult result = run_kiln("validate " + dir + file);
-  INFO(result.output);
-  CHECK(result.exit_code == 3);
-  CHECK(first_line(result.output) == want);
+  CHECK(first_line(file_errors(dir + file)) == want);
 }
 
-TEST_CASE("errors show the recipe line with a caret under the column") {
+TEST_CASE("kiln validate exits 3 and shows the recipe line with a caret under the column") {
   kiln::test::CommandResult result =
       run_kiln("validate " + (kRecipes / "bad/typo_key.yaml").string());
+  CHECK(result.exit_code == 3);
   CHECK(result.output == (kRecipes / "bad/typo_key.yaml").string() +
                              ":2:1: error: unknown key 'pakages' (did you mean 'packages'?)\n"
                              "  pakages: [htop]\n"
@@ -135,4 +154,40 @@ TEST_CASE("the default recipe is valid") {
       run_kiln("validate " + (fs::path(KILN_TEST_DATA) / "../../recipes/worker.yaml").string());
   INFO(result.output);
   CHECK(result.exit_code == 0);
+}
+
+TEST_CASE("recipe text is parsed in-process and its errors carry the name it was given") {
+  CHECK(text_errors("name: w\npakages: [htop]\n") ==
+        "inline.yaml:2:1: error: unknown key 'pakages' (did you mean 'packages'?)\n"
+        "  pakages: [htop]\n"
+        "  ^\n");
+  CHECK(text_errors("") == "inline.yaml:1:1: error: recipe is empty\n");
+  CHECK(text_errors("name: [w\n") ==
+        "inline.yaml:2:1: error: invalid YAML: end of sequence flow not found\n");
+  kiln::Recipe recipe = kiln::parse_recipe("name: w\npackages: [htop]\n", "inline.yaml");
+  CHECK(recipe.name == "w");
+  CHECK(recipe.packages == std::vector<std::string>{"htop"});
+  CHECK(recipe.outputs == std::vector<std::string>{"rootfs"});
+  CHECK(recipe.sources.empty());
+}
+
+TEST_CASE("recipe text resolves includes and overlays beside its source name") {
+  kiln::Recipe recipe = kiln::parse_recipe("name: w\ninclude: common.yaml\noverlays: [overlay]\n",
+                                           kRecipes / "inline.yaml");
+  CHECK(recipe.kubernetes.from == kiln::KubernetesSource::source);  // from the include
+  CHECK(recipe.packages == std::vector<std::string>{"curl"});
+  CHECK(recipe.overlays.at(0).directory == fs::canonical(kRecipes / "overlay"));
+  CHECK(recipe.sources == std::vector<fs::path>{fs::canonical(kRecipes / "common.yaml")});
+}
+
+TEST_CASE("every recipe key problem in a text is reported together") {
+  CHECK(text_errors("name: w\nbase: {suite: trixy}\noutputs: [qcow3]\n") ==
+        "inline.yaml:2:15: error: unknown suite 'trixy' (did you mean 'trixie'?); expected one "
+        "of: trixie, bookworm\n"
+        "  base: {suite: trixy}\n"
+        "                ^\n"
+        "inline.yaml:3:11: error: unknown output format 'qcow3' (did you mean 'qcow2'?); expected "
+        "one of: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe\n"
+        "  outputs: [qcow3]\n"
+        "            ^\n");
 }
