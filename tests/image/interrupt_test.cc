@@ -49,6 +49,7 @@ struct Build {
 
 Build start_build(const fs::path& config, const fs::path& out, const fs::path& tmp,
                   const fs::path& log) {
+  std::fflush(stdout);  // else the child's copy of the buffer is printed twice
   Build build{::fork(), log};
   REQUIRE(build.pid >= 0);
   if (build.pid == 0) {
@@ -91,8 +92,10 @@ std::vector<fs::path> everything_under(const fs::path& dir) {
   return found;
 }
 
+/// Whether a small file holds the secret (anything large here is already a leftover disk).
 bool holds_secret(const fs::path& file) {
   if (!fs::is_regular_file(fs::symlink_status(file))) return false;
+  if (fs::file_size(file) > (64u << 20)) return true;
   return kiln::read_file(file).find(kSecret) != std::string::npos;
 }
 
