@@ -8,6 +8,7 @@
 #include "builder/recipe/recipe_parser.h"
 #include "builder/util/error.h"
 #include "builder/util/log.h"
+#include "builder/util/signals.h"
 #include "cli/commands.h"
 
 namespace {
@@ -34,6 +35,8 @@ Run 'kiln COMMAND --help' for a command's options.
 int main(int argc, char** argv) {
   // Image paths are UTF-8 whatever the build host's locale; libarchive converts through it.
   std::setlocale(LC_ALL, "C.UTF-8");
+  // Ctrl-C or a kill during a build removes temporaries (above all a stamped disk copy).
+  kiln::remove_temporaries_on_signals();
   using kiln::cli::ExitCode;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help") {

@@ -9,6 +9,7 @@
 #include "builder/join/config_initrd.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
+#include "builder/join/secret_file_mode.h"
 #include "builder/util/error.h"
 #include "builder/util/time.h"
 #include "cli/commands.h"
@@ -20,6 +21,9 @@ namespace {
 const std::vector<Flag> kStampFlags = {
     {"--join", "FILE", "join config from `kiln token create` to write into the image"},
     {"--show", "", "print what is stamped in the image (token masked) instead"},
+    {"--keep-mode", "",
+     "leave the image's permissions as they are (by default it is made 0600: it holds the "
+     "token)"},
     {"--pxe", "PATH",
      "write a join config initrd instead: PATH/join.img in a PXE folder, or PATH itself "
      "when it ends in .img"},
@@ -47,6 +51,13 @@ ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config
                out.c_str(), config.token.masked().c_str(), config.endpoint.c_str(),
                format_utc(config.expires).c_str(), ms);
   return ExitCode::ok;
+}
+
+/// Loads the join config, warning first when others can read the token in it.
+JoinConfig load_private_join_config(const std::filesystem::path& file) {
+  if (auto warning = readable_secret_warning(file))
+    std::fprintf(stderr, "kiln: warning: %s\n", warning->c_str());
+  return load_join_config(file);
 }
 
 void show(const std::filesystem::path& image) {
@@ -93,10 +104,12 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
                stdout);
     return ExitCode::ok;
   }
+  if (parsed.has("keep-mode") && (parsed.has("pxe") || parsed.has("show")))
+    throw UsageError("--keep-mode applies to stamping a disk image only");
   if (parsed.has("pxe")) {
     if (!parsed.positional.empty()) throw UsageError("kiln stamp --pxe takes no IMAGE");
     if (!parsed.has("join")) throw UsageError("kiln stamp --pxe needs --join FILE");
-    JoinConfig config = load_join_config(parsed.get("join"));
+    JoinConfig config = load_private_join_config(parsed.get("join"));
     check_not_expired(config, unix_now());
     return stamp_pxe(parsed.get("pxe"), config);
   }
@@ -108,14 +121,25 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
   }
   if (!parsed.has("join")) throw UsageError("kiln stamp needs --join FILE (or --show)");
   auto start = std::chrono::steady_clock::now();
-  JoinConfig config = load_join_config(parsed.get("join"));
+  JoinConfig config = load_private_join_config(parsed.get("join"));
   check_not_expired(config, unix_now());
-  stamp_join_config(image, config);
+  StampResult result = stamp_join_config(image, config, parsed.has("keep-mode"));
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "kiln: stamped %s with token %s for %s (expires %s) in %.0f ms\n",
                image.c_str(), config.token.masked().c_str(), config.endpoint.c_str(),
                format_utc(config.expires).c_str(), ms);
+  if (result.mode != result.old_mode) {
+    std::fprintf(stderr,
+                 "kiln: made %s mode 0600 (it was %04o): it holds the token; --keep-mode keeps "
+                 "the mode\n",
+                 image.c_str(), result.old_mode);
+  } else if (result.mode & 077) {
+    std::fprintf(stderr,
+                 "kiln: warning: %s holds the token and stays mode %04o (--keep-mode): others "
+                 "can read it\n",
+                 image.c_str(), result.mode);
+  }
   return ExitCode::ok;
 }
 

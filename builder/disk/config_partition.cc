@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "builder/disk/filesystems.h"
@@ -20,14 +22,23 @@ namespace {
 
 constexpr const char* kConfigName = "join.yaml";
 
-/// A 0700 directory for files that hold a token; overwritten and removed on scope exit.
+// kiln makes the partition 8 MiB; stamping builds and holds a FAT of the partition's size,
+// so an image that claims far more is refused rather than trusted.
+constexpr std::uint64_t kMaxConfigPartition = 64ull << 20;
+constexpr std::uint64_t kMinConfigPartition = 64ull << 10;
+
+/// A 0700 directory for files that hold a token; overwritten and removed on scope exit, and
+/// removed by the signal handler if a signal ends the process first.
 class PrivateDir {
  public:
   PrivateDir() {
     std::string pattern = (fs::temp_directory_path() / "kiln-stamp-XXXXXX").string();
     if (!::mkdtemp(pattern.data())) throw Error("cannot create a private temporary directory");
     path_ = pattern;
+    registration_ = temp_registry::add(path_);
   }
+  PrivateDir(const PrivateDir&) = delete;
+  PrivateDir& operator=(const PrivateDir&) = delete;
   ~PrivateDir() {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(path_, ec)) {
@@ -42,11 +53,13 @@ class PrivateDir {
       }
     }
     fs::remove_all(path_, ec);
+    temp_registry::remove(registration_);
   }
   const fs::path& path() const { return path_; }
 
  private:
   fs::path path_;
+  int registration_ = -1;
 };
 
 const GptPartition& config_partition(const fs::path& image, GptDisk& disk) {
@@ -58,14 +71,33 @@ const GptPartition& config_partition(const fs::path& image, GptDisk& disk) {
                 "image, then convert it: qemu-img convert -c -O qcow2 IMAGE.raw IMAGE.qcow2");
   }
   disk = read_gpt(image);
-  return find_partition(disk, "kiln-config", image);
+  const GptPartition& partition = find_partition(disk, "kiln-config", image);
+  if (partition.size > kMaxConfigPartition || partition.size < kMinConfigPartition) {
+    throw Error(fmt::format(
+        "{}: the kiln-config partition is {} bytes; kiln makes it 8 MiB and accepts {} KiB to "
+        "{} MiB (a damaged image, or not one kiln built?)",
+        image.string(), partition.size, kMinConfigPartition >> 10, kMaxConfigPartition >> 20));
+  }
+  return partition;
 }
 
 }  // namespace
 
-void stamp_join_config(const fs::path& image, const JoinConfig& config) {
+StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, bool keep_mode) {
   GptDisk disk;
   const GptPartition& partition = config_partition(image, disk);
+  struct stat st {};
+  if (::stat(image.c_str(), &st) != 0)
+    throw Error("cannot stat " + image.string() + ": " + std::strerror(errno));
+  StampResult result{st.st_mode & 07777u, st.st_mode & 07777u};
+  if (!keep_mode && result.mode != 0600) {
+    if (::chmod(image.c_str(), 0600) != 0)
+      throw Error("cannot make " + image.string() +
+                  " private (chmod 600) before writing a token "
+                  "into it: " +
+                  std::strerror(errno) + "; or pass --keep-mode");
+    result.mode = 0600;
+  }
   // Keep the file system's identity (volume ID at 0x27 of a FAT12/16 boot sector).
   std::string boot_sector = read_at(image, partition.offset, 512);
   std::uint32_t volume_id = 0;
@@ -76,7 +108,14 @@ void stamp_join_config(const fs::path& image, const JoinConfig& config) {
   write_join_config(scratch.path() / "files" / kConfigName, config);
   fs::path fat = scratch.path() / "config.fat";
   make_fat(fat, partition.size, "KILNCFG", volume_id, scratch.path() / "files", unix_now());
-  write_at(image, read_file(fat), partition.offset);
+  std::string content = read_file(fat);
+  // mkfs.fat counts whole KiB: zero the rest, and never write past the partition.
+  if (content.size() > partition.size)
+    throw Error(fmt::format("mkfs.fat made {} bytes for the {}-byte kiln-config partition",
+                            content.size(), partition.size));
+  content.resize(partition.size, '\0');
+  write_at(image, content, partition.offset);
+  return result;
 }
 
 std::optional<std::string> read_stamped_config(const fs::path& image) {

@@ -8,11 +8,21 @@
 
 namespace kiln {
 
+/// What stamping did to the image file's mode.
+struct StampResult {
+  unsigned old_mode = 0;  ///< permission bits before stamping
+  unsigned mode = 0;      ///< permission bits now
+};
+
 /// Writes `config` as join.yaml into a raw kiln image's kiln-config (KILNCFG) partition,
 /// without booting or mounting anything: a fresh FAT file system is made in a private
 /// temporary file and written over the whole partition, so no earlier token survives in its
-/// free space. Refuses images that are not raw kiln disks, naming what to do instead.
-void stamp_join_config(const std::filesystem::path& image, const JoinConfig& config);
+/// free space. Refuses images that are not raw kiln disks (or whose partition table does not
+/// fit the file), naming what to do instead. The image then holds the token, so unless
+/// `keep_mode` it is made 0600 before the token is written. The one stamping entry point for
+/// `kiln stamp` and `kiln build --join`.
+StampResult stamp_join_config(const std::filesystem::path& image, const JoinConfig& config,
+                              bool keep_mode = false);
 
 /// The join.yaml stamped into a raw kiln image, if any (holds the token: handle as a secret).
 std::optional<std::string> read_stamped_config(const std::filesystem::path& image);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "builder/util/error.h"
+#include "builder/util/files.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
@@ -17,6 +18,12 @@ namespace {
 constexpr std::uint32_t kEntryCount = 128;
 constexpr std::uint32_t kEntrySize = 128;
 constexpr std::uint64_t kEntrySectors = kEntryCount * kEntrySize / kSectorSize;  // 32
+
+// Bounds for reading images kiln did not necessarily write: real tables use 128 entries of
+// 128 bytes; anything far beyond that is damage or an attempt to make kiln allocate.
+constexpr std::uint32_t kMaxEntrySize = 4096;
+constexpr std::uint32_t kMaxEntryCount = 4096;
+constexpr std::uint64_t kMaxEntryArrayBytes = 1 << 20;
 
 void put_le(std::uint8_t* at, std::uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) at[i] = static_cast<std::uint8_t>(value >> (8 * i));
@@ -30,16 +37,16 @@ std::uint64_t get_le(const std::uint8_t* at, int bytes) {
 
 class File {
  public:
-  File(const fs::path& path, int flags) : path_(path), fd_(::open(path.c_str(), flags)) {
+  File(const fs::path& path, int flags)
+      : path_(path), fd_(::open(path.c_str(), flags | O_CLOEXEC)) {
     if (fd_ < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
   }
   ~File() { ::close(fd_); }
   void write_at(const void* data, std::size_t size, std::uint64_t offset) {
-    if (::pwrite(fd_, data, size, offset) != static_cast<ssize_t>(size))
-      throw Error("cannot write " + path_.string() + ": " + std::strerror(errno));
+    pwrite_all(fd_, std::string_view(static_cast<const char*>(data), size), offset, path_);
   }
   void read_at(void* data, std::size_t size, std::uint64_t offset) {
-    if (::pread(fd_, data, size, offset) != static_cast<ssize_t>(size))
+    if (!pread_all(fd_, data, size, offset, path_))
       throw Error(path_.string() + " is too short to be a disk image");
   }
 
@@ -149,9 +156,23 @@ GptDisk read_gpt(const fs::path& path) {
   GptDisk disk;
   disk.size = fs::file_size(path);
   disk.guid = Guid::from_gpt_bytes(&h[56]);
+  // Everything below is bounded by the file itself: a damaged or hostile table can neither
+  // make kiln allocate more than kMaxEntryArrayBytes nor point a partition past the end.
+  const std::uint64_t sectors = disk.size / kSectorSize;
+  const std::string where = path.string() + ": malformed GPT: ";
   std::uint64_t entries_lba = get_le(&h[72], 8);
   std::uint32_t count = get_le(&h[80], 4), size = get_le(&h[84], 4);
-  if (size < 128 || count > 1024) throw Error(path.string() + ": malformed GPT entry table");
+  if (size < 128 || size > kMaxEntrySize || (size & (size - 1)) != 0)
+    throw Error(where + "partition entry size " + std::to_string(size) + " is not 128, 256, ... " +
+                std::to_string(kMaxEntrySize) + " bytes");
+  if (count == 0 || count > kMaxEntryCount || std::uint64_t(count) * size > kMaxEntryArrayBytes)
+    throw Error(where + std::to_string(count) + " partition entries of " + std::to_string(size) +
+                " bytes (at most " + std::to_string(kMaxEntryArrayBytes >> 10) + " KiB)");
+  std::uint64_t array_sectors = (std::uint64_t(count) * size + kSectorSize - 1) / kSectorSize;
+  if (entries_lba < 2 || entries_lba >= sectors || array_sectors > sectors - entries_lba)
+    throw Error(where + "the partition entry array (sector " + std::to_string(entries_lba) + ", " +
+                std::to_string(array_sectors) + " sectors) lies outside the " +
+                std::to_string(disk.size) + "-byte file");
   std::vector<std::uint8_t> entries(std::size_t(count) * size);
   file.read_at(entries.data(), entries.size(), entries_lba * kSectorSize);
   if (crc32(entries.data(), entries.size()) != get_le(&h[88], 4))
@@ -163,14 +184,22 @@ GptDisk read_gpt(const fs::path& path) {
     p.type = Guid::from_gpt_bytes(e);
     p.uuid = Guid::from_gpt_bytes(e + 16);
     std::uint64_t first = get_le(e + 32, 8), last = get_le(e + 40, 8);
-    p.offset = first * kSectorSize;
-    p.size = (last - first + 1) * kSectorSize;
-    p.attributes = get_le(e + 48, 8);
     for (int c = 0; c < 36; ++c) {
       auto ch = static_cast<char16_t>(get_le(e + 56 + 2 * c, 2));
       if (ch == 0) break;
-      p.name += ch < 128 ? static_cast<char>(ch) : '?';
+      p.name += ch < 128 && ch >= 32 ? static_cast<char>(ch) : '?';
     }
+    std::string which = "partition " + std::to_string(i + 1) + " ('" + p.name + "')";
+    if (last < first)
+      throw Error(where + which + " ends (sector " + std::to_string(last) +
+                  ") before it starts (sector " + std::to_string(first) + ")");
+    if (first < 1 || last >= sectors)
+      throw Error(where + which + " (sectors " + std::to_string(first) + "-" +
+                  std::to_string(last) + ") lies outside the " + std::to_string(disk.size) +
+                  "-byte file (" + std::to_string(sectors) + " sectors)");
+    p.offset = first * kSectorSize;
+    p.size = (last - first + 1) * kSectorSize;
+    p.attributes = get_le(e + 48, 8);
     disk.partitions.push_back(p);
   }
   return disk;

@@ -2,7 +2,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <sys/stat.h>
 
 #include <memory>
 
@@ -35,27 +34,22 @@ void add_entry(archive* out, const std::string& path, mode_t type, mode_t mode,
 void write_join_initrd(const JoinConfig& config, const fs::path& out) {
   const std::string yaml = render_join_config(config);
 
-  fs::path temp = temp_sibling(out);
-  TempPath cleanup(temp);
+  // Created exclusively and 0600 under an unpredictable name: the token never passes through
+  // a file another user can read or a symlink planted beside `out`.
+  AtomicFile file(out);
   {
     std::unique_ptr<archive, decltype(&archive_write_free)> writer(archive_write_new(),
                                                                    archive_write_free);
     archive_write_set_format_cpio_newc(writer.get());
     archive_write_add_filter_none(writer.get());
-    mode_t old_umask = ::umask(077);
-    int rc = archive_write_open_filename(writer.get(), temp.c_str());
-    ::umask(old_umask);
-    if (rc != ARCHIVE_OK)
+    if (archive_write_open_fd(writer.get(), file.fd()) != ARCHIVE_OK)
       throw Error("cannot create " + out.string() + ": " + archive_error_string(writer.get()));
     add_entry(writer.get(), "kiln", AE_IFDIR, 0700, "");
     add_entry(writer.get(), "kiln/join.yaml", AE_IFREG, 0600, yaml);
     if (archive_write_close(writer.get()) != ARCHIVE_OK)
       throw Error("cannot write " + out.string() + ": " + archive_error_string(writer.get()));
   }
-  ::chmod(temp.c_str(), 0600);
-  fsync_path(temp);
-  fs::rename(temp, out);
-  cleanup.release();
+  file.commit(0600);
 }
 
 }  // namespace kiln

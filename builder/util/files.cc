@@ -1,13 +1,18 @@
 #include "builder/util/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 
 #include "builder/util/error.h"
@@ -38,31 +43,68 @@ std::string read_file(const fs::path& path) {
 }
 
 fs::path temp_sibling(const fs::path& path) {
-  static std::atomic<unsigned> counter{0};
-  return path.parent_path() / ("." + path.filename().string() + ".tmp-" +
-                               std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  std::uint64_t random[2] = {};
+  if (::getrandom(random, sizeof random, 0) != sizeof random) {
+    // No entropy source (a very early boot): still unique to this process and call.
+    static std::atomic<std::uint64_t> counter{0};
+    random[0] = counter++ ^ static_cast<std::uint64_t>(::time(nullptr)) << 20;
+  }
+  char suffix[40];
+  std::snprintf(suffix, sizeof suffix, "%016llx%016llx", static_cast<unsigned long long>(random[0]),
+                static_cast<unsigned long long>(random[1]));
+  return path.parent_path() /
+         ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" + suffix);
+}
+
+void pwrite_all(int fd, std::string_view data, std::uint64_t offset, const fs::path& path,
+                PwriteFunction write) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("cannot write " + path.string() + ": " + errno_text());
+    if (n == 0) throw Error("cannot write " + path.string() + ": no progress (device full?)");
+    data.remove_prefix(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+}
+
+bool pread_all(int fd, void* data, std::size_t size, std::uint64_t offset, const fs::path& path) {
+  auto* at = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = ::pread(fd, at, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
+    if (n == 0) return false;
+    at += n;
+    size -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return true;
 }
 
 std::string read_at(const fs::path& path, std::uint64_t offset, std::size_t size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open " + path.string() + ": " + errno_text());
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_fd{fd};
   std::string data(size, '\0');
-  ssize_t got = ::pread(fd, data.data(), size, offset);
-  ::close(fd);
-  if (got != static_cast<ssize_t>(size))
+  if (!pread_all(fd, data.data(), size, offset, path))
     throw Error("cannot read " + std::to_string(size) + " bytes at " + std::to_string(offset) +
-                " of " + path.string());
+                " of " + path.string() + ": the file ends first");
   return data;
 }
 
 void write_at(const fs::path& path, std::string_view data, std::uint64_t offset) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open " + path.string() + " for writing: " + errno_text());
-  bool ok = ::pwrite(fd, data.data(), data.size(), offset) == static_cast<ssize_t>(data.size()) &&
-            ::fsync(fd) == 0;
-  std::string why = errno_text();
-  ::close(fd);
-  if (!ok) throw Error("cannot write " + path.string() + ": " + why);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_fd{fd};
+  pwrite_all(fd, data, offset, path);
+  if (::fsync(fd) != 0) throw Error("cannot write " + path.string() + ": " + errno_text());
 }
 
 void fsync_path(const fs::path& path) {
@@ -72,45 +114,183 @@ void fsync_path(const fs::path& path) {
   ::close(fd);
 }
 
+AtomicFile::AtomicFile(const fs::path& destination)
+    : destination_(destination), temp_(temp_sibling(destination)) {
+  fd_ = ::open(temp_.path().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    std::string why = errno_text();
+    temp_.release();  // not ours: never remove what someone else created there
+    throw Error("cannot create " + temp_.path().string() + ": " + why);
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AtomicFile::commit(unsigned mode) {
+  if (::fchmod(fd_, mode) != 0 || ::fsync(fd_) != 0)
+    throw Error("cannot finish " + temp_.path().string() + ": " + errno_text());
+  int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw Error("cannot finish " + temp_.path().string() + ": " + errno_text());
+  if (::rename(temp_.path().c_str(), destination_.c_str()) != 0)
+    throw Error("cannot rename into " + destination_.string() + ": " + errno_text());
+  temp_.release();
+  fsync_path(destination_.parent_path().empty() ? fs::path(".") : destination_.parent_path());
+}
+
 void write_file_atomic(const fs::path& path, std::string_view content, unsigned mode) {
   if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
-  TempPath temp(temp_sibling(path));
-  int fd = ::open(temp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) throw Error("cannot create " + temp.path().string() + ": " + errno_text());
-  try {
-    write_all(fd, content, temp.path());
-    if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-      throw Error("cannot finish " + temp.path().string() + ": " + errno_text());
-    }
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
-  if (::rename(temp.path().c_str(), path.c_str()) != 0) {
-    throw Error("cannot rename into " + path.string() + ": " + errno_text());
-  }
-  temp.release();
-  fsync_path(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+  AtomicFile file(path);
+  write_all(file.fd(), content, file.temp_path());
+  file.commit(mode);
 }
 
 void copy_file_atomic(const fs::path& from, const fs::path& to) {
   if (!to.parent_path().empty()) fs::create_directories(to.parent_path());
-  TempPath temp(temp_sibling(to));
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw Error("cannot copy " + from.string() + ": " + errno_text());
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_in{in};
+  struct stat st {};
+  if (::fstat(in, &st) != 0) throw Error("cannot copy " + from.string() + ": " + errno_text());
+  AtomicFile file(to);
+  for (;;) {
+    // copy_file_range shares extents where the file system can (reflinks), else copies in
+    // the kernel; plain read/write where it is not supported across these file systems.
+    ssize_t n = ::copy_file_range(in, nullptr, file.fd(), nullptr, 1 << 30, 0);
+    if (n > 0) continue;
+    if (n == 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+      throw Error("cannot copy " + from.string() + " to " + to.string() + ": " + errno_text());
+    char buffer[1 << 16];
+    for (;;) {
+      ssize_t got = ::read(in, buffer, sizeof buffer);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) throw Error("cannot read " + from.string() + ": " + errno_text());
+      if (got == 0) break;
+      write_all(file.fd(), std::string_view(buffer, got), file.temp_path());
+    }
+    break;
+  }
+  file.commit(st.st_mode & 07777);
+}
+
+namespace temp_registry {
+namespace {
+
+// A fixed table, so that a signal handler can walk it without allocating or locking. A slot
+// is free, being filled, or ready; the handler reads only ready slots.
+enum State : int { kFree = 0, kFilling = 1, kReady = 2 };
+
+struct Slot {
+  std::atomic<int> state{kFree};
+  char path[PATH_MAX];
+};
+
+constexpr int kSlots = 256;
+Slot slots[kSlots];
+
+// Deep enough for a root file system tree; each level holds one directory buffer on the stack.
+constexpr int kMaxDepth = 48;
+
+/// Removes `name` under `parent` and, when it is a directory, everything in it that is on the
+/// same file system: a mount left inside a temporary tree (a chroot's /proc or /dev) is never
+/// descended into.
+void remove_tree_at(int parent, const char* name, int depth, dev_t device) noexcept {
+  if (::unlinkat(parent, name, 0) == 0 || errno == ENOENT) return;
+  if (errno != EISDIR || depth > kMaxDepth) return;
+  int dir = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) return;
+  struct stat st {};
+  if (::fstat(dir, &st) != 0 || (depth > 0 && st.st_dev != device)) {
+    ::close(dir);
+    return;
+  }
+  device = st.st_dev;
+  // Entries removed while reading can make the directory stream skip others: read again from
+  // the start until a pass finds nothing left to remove.
+  for (bool removed_any = true; removed_any;) {
+    removed_any = false;
+    ::lseek(dir, 0, SEEK_SET);
+    alignas(struct dirent64) char buffer[2048];
+    for (;;) {
+      ssize_t n = ::getdents64(dir, buffer, sizeof buffer);
+      if (n <= 0) break;
+      for (ssize_t at = 0; at < n;) {
+        const auto* entry = reinterpret_cast<const struct dirent64*>(buffer + at);
+        at += entry->d_reclen;
+        const char* child = entry->d_name;
+        if (std::strcmp(child, ".") == 0 || std::strcmp(child, "..") == 0) continue;
+        remove_tree_at(dir, child, depth + 1, device);
+        removed_any = true;
+      }
+    }
+    if (::unlinkat(parent, name, AT_REMOVEDIR) == 0) break;
+    if (errno != ENOTEMPTY && errno != EEXIST) break;
+  }
+  ::close(dir);
+  ::unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+}  // namespace
+
+int add(const std::filesystem::path& path) {
   std::error_code ec;
-  fs::copy_file(from, temp.path(), fs::copy_options::overwrite_existing, ec);
-  if (ec) throw Error("cannot copy " + from.string() + " to " + to.string() + ": " + ec.message());
-  fsync_path(temp.path());
-  fs::rename(temp.path(), to, ec);
-  if (ec) throw Error("cannot rename into " + to.string() + ": " + ec.message());
-  temp.release();
-  fsync_path(to.parent_path());
+  std::string absolute = std::filesystem::absolute(path, ec).string();
+  if (ec || absolute.empty() || absolute.size() >= PATH_MAX) return -1;
+  for (int i = 0; i < kSlots; ++i) {
+    int expected = kFree;
+    if (!slots[i].state.compare_exchange_strong(expected, kFilling, std::memory_order_acquire))
+      continue;
+    std::memcpy(slots[i].path, absolute.c_str(), absolute.size() + 1);
+    slots[i].state.store(kReady, std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+void remove(int handle) {
+  if (handle < 0 || handle >= kSlots) return;
+  slots[handle].state.store(kFree, std::memory_order_release);
+}
+
+void remove_registered() noexcept {
+  int saved_errno = errno;
+  for (auto& slot : slots) {
+    if (slot.state.load(std::memory_order_acquire) != kReady) continue;
+    remove_tree_at(AT_FDCWD, slot.path, 0, 0);
+  }
+  errno = saved_errno;
+}
+
+int registered_count() {
+  int count = 0;
+  for (const auto& slot : slots) count += slot.state.load() == kReady;
+  return count;
+}
+
+}  // namespace temp_registry
+
+TempPath::TempPath(fs::path path) : path_(std::move(path)) {
+  if (!path_.empty()) registration_ = temp_registry::add(path_);
+}
+
+void TempPath::release() {
+  temp_registry::remove(registration_);
+  registration_ = -1;
+  path_.clear();
 }
 
 TempPath::~TempPath() {
   if (path_.empty()) return;
   std::error_code ec;
   fs::remove_all(path_, ec);
+  temp_registry::remove(registration_);
 }
 
 FileLock::FileLock(const fs::path& lock_file) {

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -11,14 +14,18 @@ namespace kiln {
 std::string read_file(const std::filesystem::path& path);
 
 /// Writes through a temporary sibling, fsyncs, then renames: readers see the old file or the
-/// complete new one, never a torn write. The mode applies to the final file.
+/// complete new one, never a torn write. The temporary is created exclusively (never through a
+/// planted symlink) and 0600, so secrets are never exposed on the way; `mode` applies to the
+/// final file.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content,
                        unsigned mode = 0644);
 
-/// Copies a file to `to` atomically (temp + fsync + rename).
+/// Copies a file to `to` atomically (exclusive temp + fsync + rename), keeping its mode.
 void copy_file_atomic(const std::filesystem::path& from, const std::filesystem::path& to);
 
-/// A temporary path beside `path`, unique to this process and call.
+/// A temporary path beside `path` that nobody can predict (".NAME.tmp-PID-RANDOM"), so no one
+/// can plant a symlink there in advance. Nothing is created: open it with O_CREAT|O_EXCL (or
+/// AtomicFile), and hold it in a TempPath so that errors and signals remove it.
 std::filesystem::path temp_sibling(const std::filesystem::path& path);
 
 /// Reads `size` bytes at `offset` of an existing file; throws naming the file when short.
@@ -27,21 +34,78 @@ std::string read_at(const std::filesystem::path& path, std::uint64_t offset, std
 /// Writes `data` at `offset` into an existing file in place and fsyncs it.
 void write_at(const std::filesystem::path& path, std::string_view data, std::uint64_t offset);
 
+/// The positioned-write system call; tests substitute one that stops short.
+using PwriteFunction = ssize_t (*)(int fd, const void* data, std::size_t size, off_t offset);
+
+/// Writes all of `data` at `offset` of an open file: one pwrite moves at most 2 GiB - 4 KiB on
+/// Linux and may stop short or be interrupted, so this loops. Throws naming `path`.
+void pwrite_all(int fd, std::string_view data, std::uint64_t offset,
+                const std::filesystem::path& path, PwriteFunction write = ::pwrite);
+
+/// Reads exactly `size` bytes at `offset` of an open file, looping on short reads and EINTR.
+/// False when the file ends first; throws naming `path` on a read error.
+bool pread_all(int fd, void* data, std::size_t size, std::uint64_t offset,
+               const std::filesystem::path& path);
+
 /// fsync a file or directory by path.
 void fsync_path(const std::filesystem::path& path);
 
-/// Removes a temporary file or tree unless released: cleanup on every error path.
+// Temporary paths a signal handler removes (see builder/util/signals.h).
+namespace temp_registry {
+
+/// Records a temporary file or directory to be removed if a signal ends the process before it
+/// is renamed into place or removed. Returns a handle for `remove`; -1 when the registry is
+/// full or the path too long (the path is then only cleaned up on the normal paths).
+int add(const std::filesystem::path& path);
+
+/// Forgets a registration (the path was renamed into place or removed). -1 is ignored.
+void remove(int handle);
+
+/// Removes every registered path (trees too, best effort). Async-signal-safe: no allocation,
+/// no locks, only unlinkat/openat/getdents64/close.
+void remove_registered() noexcept;
+
+/// How many paths are registered now (for tests and debugging; not async-signal-safe).
+int registered_count();
+
+}  // namespace temp_registry
+
+/// Removes a temporary file or tree unless released: cleanup on every error path. Registered
+/// with temp_registry meanwhile, so a signal that ends the process removes it too.
 class TempPath {
  public:
-  explicit TempPath(std::filesystem::path path) : path_(std::move(path)) {}
+  explicit TempPath(std::filesystem::path path);
   ~TempPath();
   TempPath(const TempPath&) = delete;
   TempPath& operator=(const TempPath&) = delete;
   const std::filesystem::path& path() const { return path_; }
-  void release() { path_.clear(); }
+  /// The path was renamed into place (or handed on): neither remove it nor keep it registered.
+  void release();
 
  private:
   std::filesystem::path path_;
+  int registration_ = -1;
+};
+
+/// A new file written beside its destination and renamed over it on commit(): created with
+/// O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and mode 0600 under an unpredictable name, so neither a
+/// planted symlink nor another user sees its content; removed (also on a signal) unless
+/// committed.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::filesystem::path& destination);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  int fd() const { return fd_; }
+  const std::filesystem::path& temp_path() const { return temp_.path(); }
+  /// Sets `mode`, fsyncs, closes, renames over the destination and fsyncs its directory.
+  void commit(unsigned mode);
+
+ private:
+  std::filesystem::path destination_;
+  TempPath temp_;
+  int fd_ = -1;
 };
 
 /// An exclusive advisory lock (flock) held for the object's lifetime; blocks until free.

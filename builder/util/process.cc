@@ -5,9 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 
 #include "builder/util/error.h"
 #include "builder/util/log.h"
@@ -74,6 +76,17 @@ void check_exit_status(int status, const std::string& shown, const std::string& 
     throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
 }
 
+// A fixed table, readable from a signal handler without locks; 0 marks a free slot.
+constexpr int kChildSlots = 64;
+std::atomic<pid_t> child_slots[kChildSlots];
+
+/// Records the child for the signal handler for as long as it runs.
+struct RunningChild {
+  explicit RunningChild(pid_t pid) : pid(pid) { running_children::add(pid); }
+  ~RunningChild() { running_children::remove(pid); }
+  pid_t pid;
+};
+
 int wait_for_child(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -82,6 +95,53 @@ int wait_for_child(pid_t pid) {
 }
 
 }  // namespace
+
+namespace running_children {
+
+bool add(int pid) {
+  for (auto& slot : child_slots) {
+    pid_t expected = 0;
+    if (slot.compare_exchange_strong(expected, pid)) return true;
+  }
+  return false;
+}
+
+void remove(int pid) {
+  for (auto& slot : child_slots) {
+    pid_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+void stop_all(int signal, int timeout_ms) noexcept {
+  int saved_errno = errno;
+  for (auto& slot : child_slots) {
+    if (pid_t pid = slot.load(); pid > 0) ::kill(pid, signal);
+  }
+  const timespec tick{0, 20 * 1000 * 1000};
+  for (int waited = 0;; waited += 20) {
+    bool any_running = false;
+    for (auto& slot : child_slots) {
+      pid_t pid = slot.load();
+      if (pid <= 0) continue;
+      int status = 0;
+      pid_t got = ::waitpid(pid, &status, WNOHANG);
+      // Reaped here or by the thread that started it: either way it is gone.
+      if (got == pid || (got < 0 && errno == ECHILD)) {
+        slot.store(0);
+        continue;
+      }
+      if (waited >= timeout_ms) ::kill(pid, SIGKILL);
+      any_running = true;
+    }
+    // A child stuck in the kernel even after SIGKILL is left behind rather than waited for.
+    if (!any_running || waited >= timeout_ms + 2000) break;
+    ::nanosleep(&tick, nullptr);
+  }
+  errno = saved_errno;
+}
+
+}  // namespace running_children
 
 std::string quote_command(const std::vector<std::string>& argv) {
   std::string out;
@@ -133,6 +193,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     ::execvpe(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
     _exit(127);
   }
+  RunningChild running(pid);
   std::string captured;
   if (capture_any) {
     ::close(out_pipe[1]);
@@ -163,6 +224,7 @@ StreamingCommand::StreamingCommand(const std::vector<std::string>& argv) : argv_
     ::execvp(arg_ptrs[0], arg_ptrs.data());
     _exit(127);
   }
+  running_children::add(pid_);
   ::close(pipe_fds[1]);
   out_ = pipe_fds[0];
 }
@@ -172,6 +234,7 @@ StreamingCommand::~StreamingCommand() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     wait_for_child(pid_);
+    running_children::remove(pid_);
   }
 }
 
@@ -179,6 +242,7 @@ void StreamingCommand::finish() {
   ::close(out_);
   out_ = -1;
   int status = wait_for_child(pid_);
+  running_children::remove(pid_);
   pid_ = -1;
   check_exit_status(status, quote_command(argv_), "");
 }

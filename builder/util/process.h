@@ -47,6 +47,17 @@ class StreamingCommand {
   int out_ = -1;
 };
 
+/// Child processes run() and StreamingCommand are waiting for, so that a signal handler can pass
+/// the signal on and wait for them before it removes their temporary outputs (signals.h).
+namespace running_children {
+/// Records a child; false when the table is full.
+bool add(int pid);
+void remove(int pid);
+/// Sends `signal` to every recorded child and reaps them, sending SIGKILL to those still
+/// running after `timeout_ms`. Async-signal-safe.
+void stop_all(int signal, int timeout_ms) noexcept;
+}  // namespace running_children
+
 /// The command as a shell would need it typed, for logs and errors.
 std::string quote_command(const std::vector<std::string>& argv);
 

@@ -1,0 +1,13 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace kiln {
+
+/// A warning for a file holding a bootstrap token that group or others can read, naming the
+/// file, its mode and the `chmod 600` that fixes it; nothing when only its owner can read it.
+std::optional<std::string> readable_secret_warning(const std::filesystem::path& file);
+
+}  // namespace kiln

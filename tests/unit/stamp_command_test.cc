@@ -1,0 +1,97 @@
+// `kiln stamp` leaves a stamped image readable only by its owner (it holds the token) unless
+// told to keep its mode, and warns when the join config it reads is readable by others.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+
+#include "builder/util/files.h"
+#include "support/join_config_text.h"
+#include "support/run_command.h"
+#include "support/small_gpt_image.h"
+#include "support/temp_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kSecret = "0123456789abcdef";
+
+unsigned mode_of(const fs::path& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+struct Stamping {
+  kiln::test::TempDir dir;
+  fs::path image = kiln::test::small_gpt_image(dir.path());
+  fs::path config = dir.path() / "join.yaml";
+
+  explicit Stamping(unsigned config_mode = 0600) {
+    kiln::write_file_atomic(config, kiln::test::join_config_text("2099-01-01T00:00:00Z"),
+                            config_mode);
+    ::chmod(image.c_str(), 0644);
+  }
+  kiln::test::CommandResult stamp(const std::string& extra = "") const {
+    return kiln::test::run_command(std::string(KILN_BINARY) + " stamp " + image.string() +
+                                   " --join " + config.string() + extra);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("kiln stamp makes the image 0600 and says so") {
+  Stamping s;
+  auto result = s.stamp();
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK(mode_of(s.image) == 0600);
+  CHECK_THAT(result.output,
+             Catch::Contains("kiln: made " + s.image.string() +
+                             " mode 0600 (it was 0644): it holds the token; --keep-mode keeps "
+                             "the mode"));
+  CHECK(result.output.find(kSecret) == std::string::npos);
+  auto show =
+      kiln::test::run_command(std::string(KILN_BINARY) + " stamp --show " + s.image.string());
+  CHECK(show.exit_code == 0);
+  CHECK_THAT(show.output, Catch::Contains("endpoint       https://10.0.2.2:6443"));
+}
+
+TEST_CASE("kiln stamp --keep-mode keeps the image's mode and warns that others can read it") {
+  Stamping s;
+  auto result = s.stamp(" --keep-mode");
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK(mode_of(s.image) == 0644);
+  CHECK_THAT(result.output, Catch::Contains("kiln: warning: " + s.image.string() +
+                                            " holds the token and stays mode 0644 "
+                                            "(--keep-mode): others can read it"));
+}
+
+TEST_CASE("kiln stamp says nothing about the mode of an image that is already 0600") {
+  Stamping s;
+  ::chmod(s.image.c_str(), 0600);
+  auto result = s.stamp();
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.output.find("mode") == std::string::npos);
+}
+
+TEST_CASE("kiln stamp warns about a join config others can read") {
+  Stamping s(0644);
+  auto result = s.stamp();
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("kiln: warning: " + s.config.string() +
+                                            " holds a bootstrap token and every user can read "
+                                            "it (mode 0644); run: chmod 600 " +
+                                            s.config.string()));
+  CHECK(result.output.find(kSecret) == std::string::npos);
+}
+
+TEST_CASE("kiln stamp warns about a join config its group can read, and not about a private one") {
+  Stamping group(0640);
+  CHECK_THAT(group.stamp().output, Catch::Contains("its group can read it (mode 0640)"));
+  Stamping owner(0600);
+  CHECK(owner.stamp().output.find("warning") == std::string::npos);
+}
