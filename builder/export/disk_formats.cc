@@ -6,7 +6,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -31,6 +34,44 @@ void write_through_temp(const fs::path& out, Make make) {
   fsync_path(temp);
   fs::rename(temp, out);
   cleanup.release();
+}
+
+/// A fresh directory beside `out` (same file system, so a rename moves a file out of it)
+/// that only this process uses.
+fs::path private_dir_beside(const fs::path& out) {
+  std::string pattern = (out.parent_path() / ("." + out.filename().string() + ".XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw Error("cannot create a temporary directory beside " + out.string() + ": " +
+                std::strerror(errno));
+  return pattern;
+}
+
+std::uint64_t get_le(std::string_view bytes, std::size_t at, int count) {
+  std::uint64_t value = 0;
+  for (int i = count - 1; i >= 0; --i)
+    value = value << 8 | static_cast<std::uint8_t>(bytes[at + i]);
+  return value;
+}
+
+/// SHA-256 of a file as if the `length` bytes at `offset` were ASCII zeros.
+std::string sha256_file_masked(const fs::path& path, std::uint64_t offset, std::size_t length) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
+  Sha256 hasher;
+  std::vector<char> buffer(4 << 20);
+  std::uint64_t position = 0;
+  ssize_t n;
+  while ((n = ::read(fd, buffer.data(), buffer.size())) > 0) {
+    std::uint64_t end = position + static_cast<std::uint64_t>(n);
+    std::uint64_t from = std::max(position, offset), to = std::min(end, offset + length);
+    for (std::uint64_t at = from; at < to; ++at) buffer[at - position] = '0';
+    hasher.update(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    position = end;
+  }
+  int saved = errno;
+  ::close(fd);
+  if (n < 0) throw Error("cannot read " + path.string() + ": " + std::strerror(saved));
+  return hasher.hex();
 }
 
 void put_be(std::uint8_t* at, std::uint64_t value, int bytes) {
@@ -223,12 +264,53 @@ void write_vhd(const fs::path& raw, const fs::path& out, const std::string& uuid
   cleanup.release();
 }
 
+std::string set_vmdk_content_id(const fs::path& vmdk) {
+  constexpr std::uint64_t kSector = 512;
+  std::uint64_t file_size = fs::file_size(vmdk);
+  if (file_size < kSector) throw Error(vmdk.string() + " is too short to be a VMDK");
+  // The sparse extent header (VMware's "Virtual Disk Format 5.0"): magic "KDMV", then the
+  // descriptor's offset and size in sectors as little-endian 64-bit integers at 28 and 36.
+  std::string header = read_at(vmdk, 0, kSector);
+  if (header.compare(0, 4, "KDMV") != 0)
+    throw Error(vmdk.string() + " is not a sparse VMDK (no KDMV header)");
+  std::uint64_t sector = get_le(header, 28, 8), sectors = get_le(header, 36, 8);
+  std::uint64_t file_sectors = file_size / kSector;
+  if (sector == 0 || sectors == 0 || sectors > 2048 || sector >= file_sectors ||
+      sectors > file_sectors - sector) {
+    throw Error(
+        fmt::format("{} has no embedded descriptor (offset {} and size {} sectors in a "
+                    "file of {} sectors)",
+                    vmdk.string(), sector, sectors, file_sectors));
+  }
+  std::string descriptor = read_at(vmdk, sector * kSector, sectors * kSector);
+  descriptor.resize(std::min(descriptor.find('\0'), descriptor.size()));
+  std::size_t line = descriptor.rfind("CID=", 0) == 0 ? 0 : descriptor.find("\nCID=");
+  if (line == std::string::npos) throw Error(vmdk.string() + "'s descriptor has no CID= line");
+  std::size_t digits = line + (line == 0 ? 4 : 5);
+  constexpr std::size_t kDigits = 8;
+  auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  if (descriptor.size() < digits + kDigits + 1 || descriptor[digits + kDigits] != '\n' ||
+      !std::all_of(descriptor.begin() + digits, descriptor.begin() + digits + kDigits, is_hex)) {
+    throw Error(vmdk.string() + "'s descriptor has a CID that is not 8 lowercase hex digits");
+  }
+  std::uint64_t at = sector * kSector + digits;
+  std::string id = sha256_file_masked(vmdk, at, kDigits).substr(0, kDigits);
+  // ffffffff means "no parent" in parentCID; qemu never picks it as a CID either.
+  if (id == "ffffffff") id = "fffffffe";
+  write_at(vmdk, id, at);
+  return id;
+}
+
 void write_vmdk(const fs::path& raw, const fs::path& out) {
   require_program("qemu-img", "qemu-utils");
-  write_through_temp(out, [&](const fs::path& temp) {
-    run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o",
-         "subformat=streamOptimized,adapter_type=lsilogic", raw.string(), temp.string()});
-  });
+  fs::path dir = private_dir_beside(out);
+  TempPath cleanup(dir);
+  fs::path converted = dir / out.filename();
+  run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o",
+       "subformat=streamOptimized,adapter_type=lsilogic", raw.string(), converted.string()});
+  set_vmdk_content_id(converted);
+  fsync_path(converted);
+  fs::rename(converted, out);
 }
 
 void write_ova(const fs::path& vmdk, const fs::path& out, const std::string& name,
