@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -51,27 +52,6 @@ std::uint64_t get_le(std::string_view bytes, std::size_t at, int count) {
   for (int i = count - 1; i >= 0; --i)
     value = value << 8 | static_cast<std::uint8_t>(bytes[at + i]);
   return value;
-}
-
-/// SHA-256 of a file as if the `length` bytes at `offset` were ASCII zeros.
-std::string sha256_file_masked(const fs::path& path, std::uint64_t offset, std::size_t length) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open " + path.string() + ": " + std::strerror(errno));
-  Sha256 hasher;
-  std::vector<char> buffer(4 << 20);
-  std::uint64_t position = 0;
-  ssize_t n;
-  while ((n = ::read(fd, buffer.data(), buffer.size())) > 0) {
-    std::uint64_t end = position + static_cast<std::uint64_t>(n);
-    std::uint64_t from = std::max(position, offset), to = std::min(end, offset + length);
-    for (std::uint64_t at = from; at < to; ++at) buffer[at - position] = '0';
-    hasher.update(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
-    position = end;
-  }
-  int saved = errno;
-  ::close(fd);
-  if (n < 0) throw Error("cannot read " + path.string() + ": " + std::strerror(saved));
-  return hasher.hex();
 }
 
 void put_be(std::uint8_t* at, std::uint64_t value, int bytes) {
@@ -282,22 +262,33 @@ std::string set_vmdk_content_id(const fs::path& vmdk) {
                     "file of {} sectors)",
                     vmdk.string(), sector, sectors, file_sectors));
   }
-  std::string descriptor = read_at(vmdk, sector * kSector, sectors * kSector);
-  descriptor.resize(std::min(descriptor.find('\0'), descriptor.size()));
-  std::size_t line = descriptor.rfind("CID=", 0) == 0 ? 0 : descriptor.find("\nCID=");
+  // The descriptor is text up to the first NUL, padded with NULs to its sectors.
+  std::uint64_t region_at = sector * kSector;
+  std::string region = read_at(vmdk, region_at, sectors * kSector);
+  std::string text = region.substr(0, region.find('\0'));
+  std::size_t line = text.rfind("CID=", 0) == 0 ? 0 : text.find("\nCID=");
   if (line == std::string::npos) throw Error(vmdk.string() + "'s descriptor has no CID= line");
   std::size_t digits = line + (line == 0 ? 4 : 5);
+  std::size_t end = text.find('\n', digits);
+  auto is_hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
   constexpr std::size_t kDigits = 8;
-  auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  if (descriptor.size() < digits + kDigits + 1 || descriptor[digits + kDigits] != '\n' ||
-      !std::all_of(descriptor.begin() + digits, descriptor.begin() + digits + kDigits, is_hex)) {
-    throw Error(vmdk.string() + "'s descriptor has a CID that is not 8 lowercase hex digits");
+  if (end == std::string::npos || end == digits || end - digits > kDigits ||
+      !std::all_of(text.begin() + digits, text.begin() + end, is_hex)) {
+    throw Error(vmdk.string() + "'s descriptor has a CID that is not 1 to 8 hex digits");
   }
-  std::uint64_t at = sector * kSector + digits;
-  std::string id = sha256_file_masked(vmdk, at, kDigits).substr(0, kDigits);
+  // qemu-img prints its random CID without leading zeros, so even its length varies: write
+  // the descriptor back with 8 zeros there, hash the whole file, then put the digest's
+  // first 8 hex digits in their place.
+  text.replace(digits, end - digits, std::string(kDigits, '0'));
+  if (text.size() >= region.size())
+    throw Error(vmdk.string() + "'s descriptor does not fit its sectors with an 8-digit CID");
+  region.replace(0, text.size(), text);
+  std::fill(region.begin() + text.size(), region.end(), '\0');
+  write_at(vmdk, region, region_at);
+  std::string id = sha256_file(vmdk).substr(0, kDigits);
   // ffffffff means "no parent" in parentCID; qemu never picks it as a CID either.
   if (id == "ffffffff") id = "fffffffe";
-  write_at(vmdk, id, at);
+  write_at(vmdk, id, region_at + digits);
   return id;
 }
 

@@ -22,8 +22,9 @@ void write_vhd(const std::filesystem::path& raw, const std::filesystem::path& ou
 /// the same VMDK byte for byte.
 void write_vmdk(const std::filesystem::path& raw, const std::filesystem::path& out);
 /// Replaces the content ID (`CID=` in the descriptor a sparse VMDK embeds after its header)
-/// with 8 hex digits of the SHA-256 of the file, read with those digits as zeros. Same length,
-/// in place; returns the new ID. Throws kiln::Error for a file that is not a sparse VMDK.
+/// with 8 hex digits of the SHA-256 of the file as it is with that ID set to 00000000; in
+/// place, within the descriptor's sectors. Returns the new ID. Throws kiln::Error for a file
+/// that is not a sparse VMDK with a descriptor.
 std::string set_vmdk_content_id(const std::filesystem::path& vmdk);
 /// An OVA: OVF descriptor, the streamOptimized VMDK and a SHA256 manifest, in a ustar.
 void write_ova(const std::filesystem::path& vmdk, const std::filesystem::path& out,

@@ -6,6 +6,7 @@
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "builder/util/sha256.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -49,8 +50,8 @@ TEST_CASE("two VMDKs of the same disk are byte-identical and name their final fi
   kiln::write_vmdk(raw, dir.path() / "b/worker.vmdk");
 
   // qemu-img picks a random CID and names the extent after the file it writes.
-  CHECK(kiln::read_file(dir.path() / "a/worker.vmdk") ==
-        kiln::read_file(dir.path() / "b/worker.vmdk"));
+  CHECK(kiln::sha256_file(dir.path() / "a/worker.vmdk") ==
+        kiln::sha256_file(dir.path() / "b/worker.vmdk"));
   std::string descriptor = descriptor_of(dir.path() / "a/worker.vmdk");
   CHECK_THAT(descriptor, Catch::Contains("\nparentCID=ffffffff\n"));
   CHECK_THAT(descriptor, Catch::Contains("createType=\"streamOptimized\""));
@@ -80,6 +81,22 @@ TEST_CASE("the VMDK content ID follows the disk's content") {
   CHECK(first != cid(other.path() / "worker.vmdk"));
   // Setting it again reads the same content (the ID's own digits masked) and gives the same ID.
   CHECK(kiln::set_vmdk_content_id(one.path() / "worker.vmdk") + "\n" == first);
+}
+
+TEST_CASE("a VMDK whose random CID qemu printed short gets the same ID and bytes") {
+  // qemu-img prints its CID without leading zeros: 7 digits one time in 16.
+  kiln::test::TempDir dir;
+  fs::path vmdk = dir.path() / "worker.vmdk";
+  kiln::write_vmdk(write_raw(dir.path(), "short cid "), vmdk);
+  std::string made = kiln::sha256_file(vmdk);
+  std::string descriptor = descriptor_of(vmdk);
+  std::size_t at = descriptor.find("\nCID=") + 5;
+  std::string shorter = descriptor;
+  shorter.replace(at, 8, "abc");
+  kiln::write_at(vmdk, shorter + std::string(descriptor.size() - shorter.size(), '\0'), 512);
+  REQUIRE(kiln::sha256_file(vmdk) != made);
+  CHECK(kiln::set_vmdk_content_id(vmdk) == descriptor.substr(at, 8));
+  CHECK(kiln::sha256_file(vmdk) == made);
 }
 
 TEST_CASE("setting a VMDK content ID refuses a file that is not a sparse VMDK") {
