@@ -6,7 +6,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -31,6 +35,23 @@ void write_through_temp(const fs::path& out, Make make) {
   fsync_path(temp);
   fs::rename(temp, out);
   cleanup.release();
+}
+
+/// A fresh directory beside `out` (same file system, so a rename moves a file out of it)
+/// that only this process uses.
+fs::path private_dir_beside(const fs::path& out) {
+  std::string pattern = (out.parent_path() / ("." + out.filename().string() + ".XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw Error("cannot create a temporary directory beside " + out.string() + ": " +
+                std::strerror(errno));
+  return pattern;
+}
+
+std::uint64_t get_le(std::string_view bytes, std::size_t at, int count) {
+  std::uint64_t value = 0;
+  for (int i = count - 1; i >= 0; --i)
+    value = value << 8 | static_cast<std::uint8_t>(bytes[at + i]);
+  return value;
 }
 
 void put_be(std::uint8_t* at, std::uint64_t value, int bytes) {
@@ -223,12 +244,64 @@ void write_vhd(const fs::path& raw, const fs::path& out, const std::string& uuid
   cleanup.release();
 }
 
+std::string set_vmdk_content_id(const fs::path& vmdk) {
+  constexpr std::uint64_t kSector = 512;
+  std::uint64_t file_size = fs::file_size(vmdk);
+  if (file_size < kSector) throw Error(vmdk.string() + " is too short to be a VMDK");
+  // The sparse extent header (VMware's "Virtual Disk Format 5.0"): magic "KDMV", then the
+  // descriptor's offset and size in sectors as little-endian 64-bit integers at 28 and 36.
+  std::string header = read_at(vmdk, 0, kSector);
+  if (header.compare(0, 4, "KDMV") != 0)
+    throw Error(vmdk.string() + " is not a sparse VMDK (no KDMV header)");
+  std::uint64_t sector = get_le(header, 28, 8), sectors = get_le(header, 36, 8);
+  std::uint64_t file_sectors = file_size / kSector;
+  if (sector == 0 || sectors == 0 || sectors > 2048 || sector >= file_sectors ||
+      sectors > file_sectors - sector) {
+    throw Error(
+        fmt::format("{} has no embedded descriptor (offset {} and size {} sectors in a "
+                    "file of {} sectors)",
+                    vmdk.string(), sector, sectors, file_sectors));
+  }
+  // The descriptor is text up to the first NUL, padded with NULs to its sectors.
+  std::uint64_t region_at = sector * kSector;
+  std::string region = read_at(vmdk, region_at, sectors * kSector);
+  std::string text = region.substr(0, region.find('\0'));
+  std::size_t line = text.rfind("CID=", 0) == 0 ? 0 : text.find("\nCID=");
+  if (line == std::string::npos) throw Error(vmdk.string() + "'s descriptor has no CID= line");
+  std::size_t digits = line + (line == 0 ? 4 : 5);
+  std::size_t end = text.find('\n', digits);
+  auto is_hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  constexpr std::size_t kDigits = 8;
+  if (end == std::string::npos || end == digits || end - digits > kDigits ||
+      !std::all_of(text.begin() + digits, text.begin() + end, is_hex)) {
+    throw Error(vmdk.string() + "'s descriptor has a CID that is not 1 to 8 hex digits");
+  }
+  // qemu-img prints its random CID without leading zeros, so even its length varies: write
+  // the descriptor back with 8 zeros there, hash the whole file, then put the digest's
+  // first 8 hex digits in their place.
+  text.replace(digits, end - digits, std::string(kDigits, '0'));
+  if (text.size() >= region.size())
+    throw Error(vmdk.string() + "'s descriptor does not fit its sectors with an 8-digit CID");
+  region.replace(0, text.size(), text);
+  std::fill(region.begin() + text.size(), region.end(), '\0');
+  write_at(vmdk, region, region_at);
+  std::string id = sha256_file(vmdk).substr(0, kDigits);
+  // ffffffff means "no parent" in parentCID; qemu never picks it as a CID either.
+  if (id == "ffffffff") id = "fffffffe";
+  write_at(vmdk, id, region_at + digits);
+  return id;
+}
+
 void write_vmdk(const fs::path& raw, const fs::path& out) {
   require_program("qemu-img", "qemu-utils");
-  write_through_temp(out, [&](const fs::path& temp) {
-    run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o",
-         "subformat=streamOptimized,adapter_type=lsilogic", raw.string(), temp.string()});
-  });
+  fs::path dir = private_dir_beside(out);
+  TempPath cleanup(dir);
+  fs::path converted = dir / out.filename();
+  run({"qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", "-o",
+       "subformat=streamOptimized,adapter_type=lsilogic", raw.string(), converted.string()});
+  set_vmdk_content_id(converted);
+  fsync_path(converted);
+  fs::rename(converted, out);
 }
 
 void write_ova(const fs::path& vmdk, const fs::path& out, const std::string& name,

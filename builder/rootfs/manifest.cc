@@ -44,7 +44,10 @@ std::string render_manifest(const BuildPlan& plan, const BaseArtifact& base,
                             const KubernetesArtifact& kubernetes) {
   const Recipe& r = plan.recipe;
   std::string out = "{\n";
-  out += "  \"format\": 1,\n";
+  // Format 2: no "outputs". The manifest is part of the image, and which formats a build
+  // exports is not part of the rootfs stage's key: recording it would make the same cached
+  // root differ from a fresh one.
+  out += "  \"format\": 2,\n";
   out += fmt::format("  \"name\": {},\n", json_quote(r.name));
   out += fmt::format("  \"kiln_version\": {},\n", json_quote(KILN_VERSION));
   out += fmt::format("  \"recipe_sha256\": {},\n", json_quote(plan.recipe_hash));
@@ -61,7 +64,6 @@ std::string render_manifest(const BuildPlan& plan, const BaseArtifact& base,
                      json_quote(to_string(r.containerd.from)));
   out += fmt::format("  \"node_name_policy\": {},\n", json_quote(to_string(r.node_name)));
   out += fmt::format("  \"kernel_cmdline\": {},\n", json_list(r.kernel.cmdline));
-  out += fmt::format("  \"outputs\": {},\n", json_list(r.outputs));
   out += "  \"stage_keys\": {";
   out += fmt::format("\"base\": {}, \"kubernetes\": {}, \"rootfs\": {}}},\n",
                      json_quote(plan.base_key), json_quote(plan.kubernetes_key),

@@ -107,7 +107,7 @@ TEST_CASE("raw.zst with its bmap flashes back to the identical raw image", "[ima
   CHECK(kiln::sha256_file(target) == kiln::sha256_file(kImage / "worker.raw"));
 }
 
-TEST_CASE("the OVA holds the OVF descriptor first, a manifest that matches, and the VMDK",
+TEST_CASE("the OVA holds a well-structured OVF descriptor first, a matching manifest, and the VMDK",
           "[image][disk]") {
   kiln::test::TempDir work;
   std::string listing = capture({"tar", "-tf", (kImage / "worker.ova").string()});
@@ -121,6 +121,15 @@ TEST_CASE("the OVA holds the OVF descriptor first, a manifest that matches, and 
   kiln::run({"qemu-img", "check", "-q", (work.path() / "worker-disk1.vmdk").string()});
   CHECK_THAT(kiln::read_file(work.path() / "worker.ovf"),
              Catch::Contains("ovf:capacity=\"" + std::to_string(raw_size()) + "\""));
+  // What an importer reads first: the envelope's structure as DMTF's OVF and CIM schemas
+  // define it, and its references to the packed disk (see the script for every rule).
+  auto structure =
+      kiln::test::run_command("python3 " + (kSource / "tests/image/ovf_structure.py").string() +
+                              " " + (work.path() / "worker.ovf").string() + " worker-disk1.vmdk=" +
+                              std::to_string(fs::file_size(work.path() / "worker-disk1.vmdk")));
+  INFO(structure.output);
+  CHECK(structure.exit_code == 0);
+  CHECK(structure.output == "ok\n");
 }
 
 TEST_CASE("the GCE archive holds disk.raw, byte-identical to the raw image", "[image][disk]") {
