@@ -12,6 +12,7 @@
 #include "builder/fetch/cache.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
+#include "builder/join/secret_file_mode.h"
 #include "builder/plan/plan.h"
 #include "builder/recipe/recipe_parser.h"
 #include "builder/rootfs/kubernetes_binaries.h"
@@ -149,6 +150,8 @@ ExitCode run_build(const std::vector<std::string>& args) {
     if (!wants_disk(plan.recipe))
       throw UsageError("--join needs a disk output (raw, qcow2, ...); the recipe asks for none");
     // A malformed or expired join config is reported now, not after the build's minutes.
+    if (auto warning = readable_secret_warning(parsed.get("join")))
+      std::fprintf(stderr, "kiln: warning: %s\n", warning->c_str());
     options.join = load_join_config(parsed.get("join"));
     check_not_expired(*options.join, unix_now());
   }

@@ -167,8 +167,10 @@ std::vector<ExportedFile> export_pxe_folder(const BuildPlan& plan, const DiskArt
   // Replacing a previous build's folder: the old one moves aside first, as a directory
   // cannot be renamed over a non-empty one.
   if (fs::exists(final_dir)) {
+    // The old folder may hold a join.img: registered, so a signal still removes it.
     fs::path old = temp_sibling(final_dir);
     fs::rename(final_dir, old);
+    TempPath old_cleanup(old);
     fs::remove_all(old);
   }
   fs::rename(work, final_dir);

@@ -73,6 +73,8 @@ void compute_stage_keys(BuildPlan& plan) {
                             plan.kubernetes_key, plan.recipe_hash));
   for (const auto& overlay : r.overlays) rootfs.update(hash_tree(overlay.directory) + "\n");
   rootfs.update("firstboot " + plan.payload.agent_digest + "\n");
+  // The image's manifest names the kiln that composed it.
+  rootfs.update("kiln " KILN_VERSION "\n");
   plan.rootfs_key = rootfs.hex();
 
   if (!wants_disk(r)) return;

@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <functional>
-#include <regex>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -12,6 +13,7 @@
 #include "builder/recipe/suggest.h"
 #include "builder/recipe/version_facts.h"
 #include "builder/util/files.h"
+#include "builder/util/scan.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
@@ -80,12 +82,10 @@ std::optional<long long> get_integer(const YAML::Node& node, const ParseContext&
                                      int base = 10) {
   auto text = get_string(node, ctx);
   if (!text) return std::nullopt;
-  try {
-    size_t used = 0;
-    long long value = std::stoll(*text, &used, base);
-    if (used == text->size()) return value;
-  } catch (const std::exception&) {
-  }
+  long long value = 0;
+  const char* end = text->data() + text->size();
+  auto [stop, ec] = std::from_chars(text->data(), end, value, base);
+  if (!text->empty() && ec == std::errc() && stop == end) return value;
   ctx.error(node, base == 8 ? fmt::format("expected an octal mode like 0644, got '{}'", *text)
                             : fmt::format("expected a whole number, got '{}'", *text));
   return std::nullopt;
@@ -122,16 +122,78 @@ std::optional<Version> get_version(const YAML::Node& node, const ParseContext& c
   return version;
 }
 
+/// The shift of a size unit: "" or B bytes; K, M, G, T, optionally followed by i and/or B.
+std::optional<int> size_unit_shift(std::string_view unit) {
+  if (unit.empty() || unit == "B") return 0;
+  static constexpr std::string_view kPrefixes = "KMGT";
+  auto prefix = kPrefixes.find(unit.front());
+  if (prefix == std::string_view::npos) return std::nullopt;
+  std::string_view rest = unit.substr(1);
+  if (!rest.empty() && rest.front() == 'i') rest.remove_prefix(1);
+  if (!rest.empty() && rest.front() == 'B') rest.remove_prefix(1);
+  if (!rest.empty()) return std::nullopt;
+  return int(prefix) * 10 + 10;
+}
+
+bool is_lower_alnum(char c) {
+  return scan::is_digit(c) || (c >= 'a' && c <= 'z');
+}
+
+/// A DNS label: 1-63 of [a-z0-9-], starting and ending with a letter or digit.
+bool is_dns_label(std::string_view text) {
+  if (text.empty() || text.size() > 63) return false;
+  if (!is_lower_alnum(text.front()) || !is_lower_alnum(text.back())) return false;
+  return scan::all_of(text, [](char c) { return is_lower_alnum(c) || c == '-'; });
+}
+
+/// A login name: [a-z_] then up to 31 of [a-z0-9_-].
+bool is_user_name(std::string_view text) {
+  if (text.empty() || text.size() > 32) return false;
+  if (!(text.front() == '_' || (text.front() >= 'a' && text.front() <= 'z'))) return false;
+  return scan::all_of(text, [](char c) { return is_lower_alnum(c) || c == '_' || c == '-'; });
+}
+
+/// A Debian package name: at least two of [a-z0-9+.-], starting with a letter or digit.
+bool is_package_name(std::string_view text) {
+  if (text.size() < 2 || text.size() > 256 || !is_lower_alnum(text.front())) return false;
+  return scan::all_of(text,
+                      [](char c) { return is_lower_alnum(c) || c == '+' || c == '.' || c == '-'; });
+}
+
+/// A sysctl key in dotted (or slashed) form: at least two parts, the first of [a-z0-9_], the
+/// others of [a-z0-9_-].
+bool is_sysctl_key(std::string_view text) {
+  if (text.size() > 256) return false;
+  std::size_t parts = 0;
+  while (true) {
+    std::size_t end = text.find_first_of("./");
+    std::string_view part = text.substr(0, end);
+    bool first = parts++ == 0;
+    if (!scan::all_of(part, [first](char c) {
+          return is_lower_alnum(c) || c == '_' || (!first && c == '-');
+        }))
+      return false;
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return parts >= 2;
+}
+
 std::optional<std::uint64_t> get_size(const YAML::Node& node, const ParseContext& ctx) {
   auto text = get_string(node, ctx);
   if (!text) return std::nullopt;
-  static const std::regex pattern(R"(^([0-9]+)([KMGT]i?B?|B)?$)");
-  std::smatch match;
-  if (std::regex_match(*text, match, pattern)) {
-    std::uint64_t value = std::stoull(match[1]);
-    std::string unit = match[2];
-    int shift = unit.empty() || unit == "B" ? 0 : std::string("KMGT").find(unit[0]) * 10 + 10;
-    return value << shift;
+  std::string_view digits(*text);
+  std::size_t unit_at = 0;
+  while (unit_at < digits.size() && scan::is_digit(digits[unit_at])) ++unit_at;
+  std::string_view unit = digits.substr(unit_at);
+  auto value = scan::parse_unsigned(digits.substr(0, unit_at));
+  auto shift = size_unit_shift(unit);
+  if (value && shift) {
+    if (*shift > 0 && *value > (std::numeric_limits<std::uint64_t>::max() >> *shift)) {
+      ctx.error(node, fmt::format("size '{}' is too large", *text));
+      return std::nullopt;
+    }
+    return *value << *shift;
   }
   ctx.error(node,
             fmt::format("bad size '{}': expected a number with an optional unit, like 4G or 512M",
@@ -170,11 +232,6 @@ void apply_fields(Recipe& recipe, const YAML::Node& node, ParseContext& ctx,
     field->apply(recipe, it->second, ctx);
     recipe.marks[(section.empty() ? "" : section + ".") + field->name] = ctx.mark(it->second);
   }
-}
-
-const std::regex& name_pattern() {
-  static const std::regex pattern("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
-  return pattern;
 }
 
 std::vector<Field> base_fields() {
@@ -405,9 +462,8 @@ void parse_user_entry(Recipe& recipe, const YAML::Node& node, ParseContext& ctx)
   std::vector<Field> fields = {
       {"name", "Login name.",
        [&](Recipe&, const YAML::Node& n, ParseContext& c) {
-         static const std::regex pattern("^[a-z_][a-z0-9_-]{0,31}$");
          auto v = get_string(n, c);
-         if (v && !std::regex_match(*v, pattern)) {
+         if (v && !is_user_name(*v)) {
            c.error(n, fmt::format("bad user name '{}': use lowercase letters, digits, '-' and '_'",
                                   *v));
          } else if (v) {
@@ -448,7 +504,7 @@ std::vector<Field> top_fields() {
       {"name", "Image name: lowercase letters, digits and '-' (required).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          auto v = get_string(n, c);
-         if (v && !std::regex_match(*v, name_pattern())) {
+         if (v && !is_dns_label(*v)) {
            c.error(n, fmt::format("bad name '{}': use lowercase letters, digits and '-'", *v));
          } else if (v) {
            r.name = *v;
@@ -464,11 +520,10 @@ std::vector<Field> top_fields() {
        }},
       {"packages", "Extra Debian packages.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         static const std::regex pattern("^[a-z0-9][a-z0-9+.-]+$");
          if (!expect(n, YAML::NodeType::Sequence, "a list of package names", c)) return;
          for (const auto& item : n) {
            auto v = get_string(item, c);
-           if (v && !std::regex_match(*v, pattern)) {
+           if (v && !is_package_name(*v)) {
              c.error(item, fmt::format("bad Debian package name '{}'", *v));
            } else if (v) {
              r.packages.push_back(*v);
@@ -514,12 +569,11 @@ std::vector<Field> top_fields() {
        }},
       {"sysctl", "Extra sysctl settings (key: value).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         static const std::regex pattern("^[a-z0-9_]+([./][a-z0-9_-]+)+$");
          if (!expect(n, YAML::NodeType::Map, "a map of sysctl keys to values", c)) return;
          for (auto it = n.begin(); it != n.end(); ++it) {
            auto key = get_string(it->first, c);
            auto value = get_string(it->second, c);
-           if (key && !std::regex_match(*key, pattern)) {
+           if (key && !is_sysctl_key(*key)) {
              c.error(
                  it->first,
                  fmt::format("bad sysctl key '{}': expected dotted form like net.ipv4.ip_forward",
@@ -537,7 +591,7 @@ std::vector<Field> top_fields() {
       {"hostname", "Static hostname (default: none; the node-name policy decides).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          auto v = get_string(n, c);
-         if (v && !std::regex_match(*v, name_pattern())) {
+         if (v && !is_dns_label(*v)) {
            c.error(n, fmt::format("bad hostname '{}'", *v));
          } else if (v) {
            r.hostname = *v;

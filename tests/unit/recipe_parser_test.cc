@@ -191,3 +191,27 @@ TEST_CASE("every recipe key problem in a text is reported together") {
         "  outputs: [qcow3]\n"
         "            ^\n");
 }
+
+TEST_CASE("recipe sizes and names of any length are checked without regex or overflow") {
+  // A 25-digit size once escaped as std::out_of_range, a 60,000-digit one overflowed the stack
+  // in std::regex, and 99999999999T wrapped around silently.
+  CHECK(text_errors("name: w\ndisk: {size: 9999999999999999999999999}\n") ==
+        "inline.yaml:2:14: error: bad size '9999999999999999999999999': expected a number with "
+        "an optional unit, like 4G or 512M\n"
+        "  disk: {size: 9999999999999999999999999}\n"
+        "               ^\n");
+  CHECK_THAT(text_errors("name: w\ndisk: {size: " + std::string(60000, '7') + "}\n"),
+             Catch::Contains("bad size '777"));
+  CHECK_THAT(text_errors("name: w\ndisk: {size: 99999999999T}\n"),
+             Catch::Contains("error: size '99999999999T' is too large"));
+  CHECK_THAT(text_errors("name: w\npackages: [" + std::string(60000, 'a') + "]\n"),
+             Catch::Contains("bad Debian package name"));
+  CHECK_THAT(text_errors("name: w\nsysctl: {" + std::string(1000, 'a') + ".b: 1}\n"),
+             Catch::Contains("bad sysctl key"));
+  CHECK_THAT(text_errors("name: " + std::string(60000, 'a') + "\n"), Catch::Contains("name"));
+  kiln::Recipe recipe = kiln::parse_recipe(
+      "name: w\ndisk: {size: 6GiB}\nsysctl: {net.ipv4.ip_forward: 1, kernel/pid_max: 9}\n",
+      "inline.yaml");
+  CHECK(recipe.disk.size_bytes == 6ull << 30);
+  CHECK(recipe.sysctl.count("kernel/pid_max") == 1);
+}
