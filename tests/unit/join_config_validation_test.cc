@@ -6,28 +6,14 @@
 
 #include "builder/join/join_config.h"
 #include "builder/join/kubeadm_join.h"
+#include "support/join_config_text.h"
 
 namespace {
 
-const std::string kValid = R"(apiVersion: kiln.dev/v1alpha1
-kind: JoinConfig
-controlPlane:
-  endpoint: https://10.0.2.2:6443
-  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
-token: abcdef.0123456789abcdef
-expires: 2099-11-25T15:00:00Z
-node:
-  labels:
-    pool: edge
-  taints:
-    - key: dedicated
-      value: edge
-      effect: NoSchedule
-)";
+const std::string& kValid = kiln::test::kLabelledJoinConfig;
 
-std::string replace(std::string text, const std::string& from, const std::string& to) {
-  text.replace(text.find(from), from.size(), to);
-  return text;
+std::string replace(const std::string& text, const std::string& from, const std::string& to) {
+  return kiln::test::replace_once(text, from, to);
 }
 
 /// Every error, rendered, first lines only.
@@ -58,7 +44,7 @@ TEST_CASE("a very long endpoint is refused cleanly, named but not printed whole"
             std::to_string(config.size()) + "\n");
   endpoint = "https://" + std::string(60 * 1024, 'a') + ":6443";
   CHECK(errors_of(replace(kValid, "https://10.0.2.2:6443", endpoint)) ==
-        "join.yaml:4:13: error: endpoint 'https://" + std::string(72, 'a') +
+        "join.yaml:5:13: error: endpoint 'https://" + std::string(72, 'a') +
             "...' (61453 characters) must be an https:// URL of the API server\n");
 }
 
@@ -90,27 +76,27 @@ TEST_CASE("endpoints are https://host[:port][/] with a valid host and port") {
 TEST_CASE(
     "label values that would smuggle more labels or shell text are refused at file:line:col") {
   CHECK(errors_of(replace(kValid, "pool: edge", "pool: a=b,c=d")) ==
-        "join.yaml:10:11: error: label 'pool': the value may hold only letters, digits, '-', '_' "
+        "join.yaml:11:11: error: label 'pool': the value may hold only letters, digits, '-', '_' "
         "and '.'\n");
   CHECK(errors_of(replace(kValid, "pool: edge", "\"x;rm\": edge")) ==
-        "join.yaml:10:5: error: label 'x;rm': the key's name may hold only letters, digits, '-', "
+        "join.yaml:11:5: error: label 'x;rm': the key's name may hold only letters, digits, '-', "
         "'_' and '.'\n");
   CHECK(errors_of(replace(kValid, "pool: edge", "pool: " + std::string(64, 'a'))) ==
-        "join.yaml:10:11: error: label 'pool': the value is 64 characters; at most 63\n");
+        "join.yaml:11:11: error: label 'pool': the value is 64 characters; at most 63\n");
   CHECK(errors_of(replace(kValid, "pool: edge", "Example.com/pool: edge")) ==
-        "join.yaml:10:5: error: label 'Example.com/pool': the key's prefix must be a DNS "
+        "join.yaml:11:5: error: label 'Example.com/pool': the key's prefix must be a DNS "
         "subdomain (lower case, at most 253 characters)\n");
   CHECK(errors_of(replace(kValid, "pool: edge", "pool: -edge")) ==
-        "join.yaml:10:11: error: label 'pool': the value must start and end with a letter or "
+        "join.yaml:11:11: error: label 'pool': the value must start and end with a letter or "
         "digit\n");
   CHECK(errors_of(replace(kValid, "key: dedicated", "key: a,b")) ==
-        "join.yaml:12:12: error: taint key 'a,b': the key's name may hold only letters, digits, "
+        "join.yaml:13:12: error: taint key 'a,b': the key's name may hold only letters, digits, "
         "'-', '_' and '.'\n");
   CHECK(errors_of(replace(kValid, "value: edge", "value: x=y")) ==
-        "join.yaml:13:14: error: taint 'dedicated': the value may hold only letters, digits, "
+        "join.yaml:14:14: error: taint 'dedicated': the value may hold only letters, digits, "
         "'-', '_' and '.'\n");
   CHECK(errors_of(replace(kValid, "effect: NoSchedule", "effect: NoSchedule\n      efect: x")) ==
-        "join.yaml:15:7: error: unknown key 'efect' in 'taint' (did you mean 'effect'?)\n");
+        "join.yaml:16:7: error: unknown key 'efect' in 'taint' (did you mean 'effect'?)\n");
 }
 
 TEST_CASE("valid Kubernetes labels pass and reach --node-labels unchanged") {

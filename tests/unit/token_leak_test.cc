@@ -8,6 +8,7 @@
 #include "builder/join/join_config.h"
 #include "builder/util/files.h"
 #include "builder/util/yaml_reader.h"
+#include "support/join_config_text.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -16,28 +17,10 @@ namespace {
 const std::string kSecret = "0123456789abcdef";
 const std::string kToken = "abcdef." + kSecret;
 
-const std::string kValid = R"(apiVersion: kiln.dev/v1alpha1
-kind: JoinConfig
-controlPlane:
-  name: tcp-edge
-  endpoint: https://10.0.2.2:6443
-  caCertHash: sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48
-token: abcdef.0123456789abcdef
-expires: 2099-11-25T15:00:00Z
-node:
-  labels:
-    pool: edge
-  taints:
-    - key: dedicated
-      value: edge
-      effect: NoSchedule
-)";
+const std::string& kValid = kiln::test::kLabelledJoinConfig;
 
-std::string replace(std::string text, const std::string& from, const std::string& to) {
-  size_t at = text.find(from);
-  REQUIRE(at != std::string::npos);
-  text.replace(at, from.size(), to);
-  return text;
+std::string replace(const std::string& text, const std::string& from, const std::string& to) {
+  return kiln::test::replace_once(text, from, to);
 }
 
 const std::string kPin = "sha256:c2dc616d061b7a08d6c11e554b7a404ccf673c3d87abe07a56495030c90bda48";
