@@ -113,6 +113,8 @@ TEST_CASE("a netbooted node fetches its root over HTTP, verifies it and runs it 
   CHECK_THAT(console, Catch::Contains("join config from the appended initrd kept"));
   CHECK(
       std::regex_search(console, std::regex("kiln: refusing to join tcp-netboot: [^\n]*expired")));
+  // The refusal names the token by its id only: its secret is nowhere on the console.
+  CHECK(console.find("0123456789abcdef") == std::string::npos);
 }
 
 TEST_CASE("a netbooted node refuses a root image that does not match its root hash",
