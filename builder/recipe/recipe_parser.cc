@@ -7,23 +7,24 @@
 #include <functional>
 #include <limits>
 #include <set>
-#include <sstream>
 
 #include "builder/export/output_formats.h"
 #include "builder/recipe/suggest.h"
 #include "builder/recipe/version_facts.h"
 #include "builder/util/files.h"
 #include "builder/util/scan.h"
+#include "builder/util/yaml_reader.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
 
 namespace {
 
-/// State for one recipe file: where we are, and where problems go.
+/// State for one recipe file: where we are, and where problems go (through the YAML reader
+/// that join configs use too, into one list shared with the recipe's includes).
 struct ParseContext {
   fs::path file;
-  std::vector<std::string> lines;
+  YamlReader* reader;
   std::vector<Error>* errors;
   std::vector<fs::path>* include_stack;
 
@@ -31,8 +32,7 @@ struct ParseContext {
   SourceMark mark(const YAML::Node& node) const { return mark(node.Mark()); }
 
   void error(const YAML::Mark& at, std::string message) const {
-    std::string line = at.line >= 0 && size_t(at.line) < lines.size() ? lines[at.line] : "";
-    errors->emplace_back(mark(at), std::move(message), line);
+    reader->error(at, std::move(message));
   }
   void error(const YAML::Node& at, std::string message) const {
     error(at.Mark(), std::move(message));
@@ -629,13 +629,6 @@ std::vector<Field> top_fields() {
   };
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
 void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors,
                 std::vector<fs::path>& include_stack, const ParseContext* parent,
                 const YAML::Node* include_node);
@@ -660,14 +653,8 @@ void apply_includes(Recipe& recipe, const YAML::Node& root, ParseContext& ctx) {
 
 /// A recipe document's root; nothing when it is not YAML or is empty (both reported).
 std::optional<YAML::Node> load_document(const std::string& text, const ParseContext& ctx) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    ctx.error(e.mark, "invalid YAML: " + e.msg);
-    return std::nullopt;
-  }
-  if (root.IsNull()) {
+  auto root = ctx.reader->load(text);
+  if (root && root->IsNull()) {
     ctx.errors->emplace_back(SourceMark{ctx.file.string(), 1, 1}, "recipe is empty");
     return std::nullopt;
   }
@@ -703,7 +690,8 @@ void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors
     return;
   }
   std::string text = read_file(file);
-  ParseContext ctx{file, split_lines(text), &errors, &include_stack};
+  YamlReader reader(file.string(), text, errors);
+  ParseContext ctx{file, &reader, &errors, &include_stack};
   auto root = load_document(text, ctx);
   if (!root) return;
   include_stack.push_back(canonical);
@@ -771,7 +759,8 @@ Recipe parse_recipe(const std::string& text, const fs::path& source_name) {
   Recipe recipe;
   std::vector<Error> errors;
   std::vector<fs::path> include_stack;
-  ParseContext ctx{source_name, split_lines(text), &errors, &include_stack};
+  YamlReader reader(source_name.string(), text, errors);
+  ParseContext ctx{source_name, &reader, &errors, &include_stack};
   if (auto root = load_document(text, ctx)) apply_document(recipe, *root, ctx);
   if (errors.empty()) validate_merged(recipe, source_name, errors);
   if (!errors.empty()) throw RecipeErrors(std::move(errors));

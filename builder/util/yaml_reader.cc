@@ -19,6 +19,11 @@ YamlReader::YamlReader(std::string source_name, const std::string& text, LineMas
   }
 }
 
+YamlReader::YamlReader(std::string source_name, const std::string& text, std::vector<Error>& sink)
+    : YamlReader(std::move(source_name), text) {
+  sink_ = &sink;
+}
+
 std::optional<YAML::Node> YamlReader::load(const std::string& text) {
   try {
     return YAML::Load(text);
@@ -34,8 +39,8 @@ void YamlReader::error(const YAML::Mark& at, std::string message) {
   if (mask_) line = mask_(std::move(line));
   int line_number = at.line >= 0 ? at.line + 1 : 1;
   int column = at.column >= 0 ? at.column + 1 : 1;
-  errors_.emplace_back(SourceMark{source_, line_number, column}, std::move(message),
-                       std::move(line));
+  sink_->emplace_back(SourceMark{source_, line_number, column}, std::move(message),
+                      std::move(line));
 }
 
 std::optional<std::string> YamlReader::scalar(const YAML::Node& node, const std::string& what) {
@@ -82,7 +87,7 @@ std::map<std::string, std::string> YamlReader::string_map(
 }
 
 void YamlReader::throw_if_errors() {
-  if (!errors_.empty()) throw ParseErrors(std::move(errors_));
+  if (!sink_->empty()) throw ParseErrors(std::move(*sink_));
 }
 
 std::string mask_key_value(std::string line, const std::string& key) {

@@ -22,6 +22,9 @@ class YamlReader {
   using LineMask = std::function<std::string(std::string)>;
 
   YamlReader(std::string source_name, const std::string& text, LineMask mask = {});
+  /// A reader whose errors go to `sink`, shared with the readers of other files (a recipe and
+  /// its includes report together, in the order they were found).
+  YamlReader(std::string source_name, const std::string& text, std::vector<Error>& sink);
 
   /// The document, or nullopt after recording the syntax error.
   std::optional<YAML::Node> load(const std::string& text);
@@ -42,7 +45,7 @@ class YamlReader {
       const YAML::Node& node, const std::string& what,
       const std::function<void(const YAML::Node& key, const YAML::Node& value)>& check = {});
 
-  bool ok() const { return errors_.empty(); }
+  bool ok() const { return sink_->empty(); }
   /// Throws ParseErrors with everything recorded so far, if anything was.
   void throw_if_errors();
 
@@ -51,6 +54,7 @@ class YamlReader {
   std::vector<std::string> lines_;
   LineMask mask_;
   std::vector<Error> errors_;
+  std::vector<Error>* sink_ = &errors_;
 };
 
 /// `line` with the value of every `key:` in it (block or flow style, quoted or not) replaced by
