@@ -60,11 +60,16 @@ void require_cached_base(const BuildPlan& plan, const Cache& cache) {
                     "; run the build once without --offline");
 }
 
+/// What the rootfs stage is made from.
+struct RootfsInputs {
+  BaseArtifact base;
+  KubernetesArtifact kubernetes;
+};
+
 /// Stages 1 and 2. The bootstrap is mostly waiting on apt and dpkg; fetching or compiling the
 /// Kubernetes binaries meanwhile takes them off the critical path.
-std::pair<BaseArtifact, KubernetesArtifact> base_and_kubernetes(const BuildPlan& plan, Cache& cache,
-                                                                const BuildOptions& options,
-                                                                StageTimes& times) {
+RootfsInputs base_and_kubernetes(const BuildPlan& plan, Cache& cache, const BuildOptions& options,
+                                 StageTimes& times) {
   StageTimes kubernetes_time;  // filled by its own thread
   auto kubernetes_future = std::async(std::launch::async, [&] {
     return timed(kubernetes_time, "kubernetes binaries",
@@ -117,9 +122,10 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   if (options.offline && !options.rebuild) require_cached_base(plan, cache);
 
   StageTimes times;
-  auto [base, kubernetes] = base_and_kubernetes(plan, cache, options, times);
+  // Named, not a structured binding: clang before 16 cannot capture those in a lambda.
+  const RootfsInputs inputs = base_and_kubernetes(plan, cache, options, times);
   RootfsArtifact rootfs = timed(times, "rootfs", [&] {
-    return compose_rootfs(plan, base, kubernetes, cache, options.rebuild);
+    return compose_rootfs(plan, inputs.base, inputs.kubernetes, cache, options.rebuild);
   });
   std::optional<DiskArtifact> disk;
   if (wants_disk(plan.recipe))

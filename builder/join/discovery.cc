@@ -78,6 +78,10 @@ DiscoveredCluster discover_cluster(const JoinConfig& config, const HttpTransport
     cluster = parse_kubeconfig_cluster(kubeconfig, "cluster-info");
   } catch (const Error& e) {
     throw DiscoveryError(DiscoveryFailure::no_cluster_info, e.what());
+  } catch (const YAML::Exception& e) {
+    // A shape the parser did not foresee is still a refusal, never an escaped exception.
+    throw DiscoveryError(DiscoveryFailure::no_cluster_info,
+                         "cluster-info's kubeconfig is malformed: " + e.msg);
   }
   // kubeadm accepts a bundle when any certificate in it matches the pin; kiln then trusts
   // only those: a CA appended by someone else who holds the token must not vouch for the

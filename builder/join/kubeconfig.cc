@@ -88,14 +88,19 @@ Kubeconfig parse_kubeconfig_cluster(const std::string& text, const std::string& 
   } catch (const YAML::Exception& e) {
     throw Error(source + ": invalid YAML: " + e.msg);
   }
+  // Every node's shape is checked before it is indexed: yaml-cpp throws its own exceptions on
+  // operator[] of a scalar, and this text came from the network.
   YAML::Node clusters = root.IsMap() ? root["clusters"] : YAML::Node();
-  if (!clusters || !clusters.IsSequence() || clusters.size() == 0 || !clusters[0]["cluster"]) {
+  if (!clusters || !clusters.IsSequence() || clusters.size() == 0 || !clusters[0].IsMap() ||
+      !clusters[0]["cluster"] || !clusters[0]["cluster"].IsMap()) {
     throw Error(source + ": the kubeconfig names no cluster");
   }
   YAML::Node cluster = clusters[0]["cluster"];
   Kubeconfig config;
-  if (clusters[0]["name"]) config.cluster_name = clusters[0]["name"].Scalar();
-  if (!cluster["server"]) throw Error(source + ": the cluster has no server");
+  if (YAML::Node name = clusters[0]["name"]; name && name.IsScalar())
+    config.cluster_name = name.Scalar();
+  if (!cluster["server"] || !cluster["server"].IsScalar())
+    throw Error(source + ": the cluster has no server");
   config.server = cluster["server"].Scalar();
   // The control plane's word is only about itself: a path would make this node read one of
   // its own files (/dev/zero never ends), so only the inline form is accepted.

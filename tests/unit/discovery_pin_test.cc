@@ -130,6 +130,23 @@ TEST_CASE("cluster-info naming its CA as a file is refused without reading the f
   CHECK(server.calls.size() == 1);
 }
 
+TEST_CASE("a signed cluster-info whose kubeconfig has the wrong shapes is refused as a discovery error") {
+  // Found by fuzzing: a scalar where a map belongs made yaml-cpp throw its own exception out of
+  // discovery. Whoever holds the token can sign such a kubeconfig.
+  for (std::string kubeconfig :
+       {"clusters:\n- cluster: x\n", "clusters:\n- x\n", "clusters: {a: b}\n",
+        "clusters:\n- cluster:\n    server: [a]\n", "[1, 2]\n"}) {
+    INFO(kubeconfig);
+    FakeControlPlane server{cluster_info(kubeconfig, "0123456789abcdef")};
+    try {
+      kiln::discover_cluster(join_config(), server.transport(), 3);
+      FAIL("no refusal");
+    } catch (const kiln::DiscoveryError& e) {
+      CHECK(e.failure() == kiln::DiscoveryFailure::no_cluster_info);
+    }
+  }
+}
+
 TEST_CASE("no discovery refusal carries the token's secret to the journal or the banner") {
   std::string good_kubeconfig = kubeconfig_with(
       "    certificate-authority-data: " + kiln::base64_encode(pem_of("rsa-ca.crt")) + "\n");
