@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <charconv>
 #include <string_view>
 
 #include "builder/join/ca_pin.h"
 #include "builder/util/files.h"
+#include "builder/util/scan.h"
 #include "builder/util/time.h"
 #include "builder/util/yaml_reader.h"
 
@@ -111,12 +111,8 @@ bool is_api_server_url(const std::string& url) {
   if (host_end >= rest.size()) return true;
   if (rest[host_end] != ':') return false;
   std::string_view port = rest.substr(host_end + 1);
-  if (port.empty() || port.size() > 5) return false;
-  for (char c : port)
-    if (c < '0' || c > '9') return false;
-  unsigned value = 0;
-  std::from_chars(port.data(), port.data() + port.size(), value);
-  return value >= 1 && value <= 65535;
+  auto value = scan::parse_unsigned<unsigned>(port);
+  return port.size() <= 5 && value && *value >= 1 && *value <= 65535;
 }
 
 std::string label_key_problem(const std::string& key) {

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -20,14 +19,11 @@
 #include "builder/serve/http_connection.h"
 #include "builder/util/error.h"
 #include "builder/util/log.h"
+#include "builder/util/scan.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
 namespace {
-
-bool all_digits(const std::string& text) {
-  return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-}
 
 /// The socket address for a literal already checked by parse_listen_address.
 socklen_t to_sockaddr(const ListenAddress& address, sockaddr_storage& storage) {
@@ -126,13 +122,11 @@ ListenAddress parse_listen_address(const std::string& text) {
       throw Error("'" + address.host + "' in '" + text + "' is not an IPv4 address");
     }
   }
-  int number = 0;
-  if (!all_digits(port) || port.size() > 5 ||
-      std::from_chars(port.data(), port.data() + port.size(), number).ec != std::errc() ||
-      number > 65535) {
+  auto number = scan::parse_unsigned<int>(port);
+  if (port.size() > 5 || !number || *number > 65535) {
     throw Error("'" + port + "' in '" + text + "' is not a port (0 to 65535)");
   }
-  address.port = number;
+  address.port = *number;
   return address;
 }
 

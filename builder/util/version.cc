@@ -1,7 +1,8 @@
 #include "builder/util/version.h"
 
-#include <charconv>
 #include <string_view>
+
+#include "builder/util/scan.h"
 
 namespace kiln {
 
@@ -13,13 +14,8 @@ namespace {
 
 /// One part: "0", or 1-4 digits not starting with 0.
 std::optional<int> version_part(std::string_view part) {
-  if (part.empty() || part.size() > 4) return std::nullopt;
-  for (char c : part)
-    if (c < '0' || c > '9') return std::nullopt;
-  if (part.size() > 1 && part[0] == '0') return std::nullopt;
-  int value = 0;
-  std::from_chars(part.data(), part.data() + part.size(), value);
-  return value;
+  if (part.size() > 4 || (part.size() > 1 && part[0] == '0')) return std::nullopt;
+  return scan::parse_unsigned<int>(part);
 }
 
 }  // namespace
