@@ -24,12 +24,8 @@ std::string quote_value(const std::string& value) {
   return fmt::format("'{}...' ({} characters)", value.substr(0, kMaxQuoted), value.size());
 }
 
-bool is_alnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-bool is_lower_alnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
+using scan::is_alnum;
+using scan::is_lower_alnum;
 
 /// A host as an API server URL may name it: DNS name or IPv4 address, or [IPv6].
 bool valid_host(std::string_view host) {

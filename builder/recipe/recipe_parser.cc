@@ -135,9 +135,7 @@ std::optional<int> size_unit_shift(std::string_view unit) {
   return int(prefix) * 10 + 10;
 }
 
-bool is_lower_alnum(char c) {
-  return scan::is_digit(c) || (c >= 'a' && c <= 'z');
-}
+using scan::is_lower_alnum;
 
 /// A DNS label: 1-63 of [a-z0-9-], starting and ending with a letter or digit.
 bool is_dns_label(std::string_view text) {

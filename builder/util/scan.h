@@ -21,6 +21,13 @@ inline bool is_lower_hex_digit(char c) {
 inline bool is_hex_digit(char c) {
   return is_lower_hex_digit(c) || (c >= 'A' && c <= 'F');
 }
+/// ASCII letters and digits, without the locale that std::isalnum consults.
+inline bool is_lower_alnum(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'z');
+}
+inline bool is_alnum(char c) {
+  return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
 inline char to_lower(char c) {
   return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
 }
