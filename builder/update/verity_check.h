@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kiln {
+
+/// What `veritysetup format` records in the superblock at the start of a hash device.
+struct VeritySuperblock {
+  std::uint64_t data_blocks = 0;
+  std::uint32_t data_block_size = 0;
+  std::uint32_t hash_block_size = 0;
+  std::string salt;  ///< raw bytes
+};
+
+/// Parses the 512-byte superblock; throws kiln::Error unless it is what kiln writes (version
+/// 1, hash type 1, sha256, 4 KiB blocks, a salt of at most 256 bytes).
+VeritySuperblock parse_verity_superblock(std::string_view bytes);
+
+/// Checks a root slot the way the kernel's dm-verity will read it, before anything boots it:
+/// recomputes the hash of every data block and every level of the tree, compares each hash
+/// block with the one stored on `hash_fd`, and the top with `root_hash` (64 hex digits). Reads
+/// with pread from both descriptors (block devices or files) in 1 MiB pieces; keeps one level
+/// of the tree above the data in memory (1/128 of the data's hashes). Returns an empty string
+/// when the slot matches, else where it first differs. `progress` (may be empty) gets the bytes
+/// of data read so far.
+std::string verify_verity(int data_fd, std::uint64_t data_bytes, int hash_fd,
+                          std::string_view root_hash,
+                          void (*progress)(std::uint64_t done, std::uint64_t total) = nullptr);
+
+}  // namespace kiln
