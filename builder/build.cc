@@ -133,7 +133,8 @@ BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
   // The build may have taken long enough for the token to run out.
   if (options.join) check_not_expired(*options.join, unix_now());
   std::vector<ExportedFile> files = timed(times, "export", [&] {
-    return export_outputs(plan, rootfs, disk, options.join, options.output_dir);
+    return export_outputs(plan, rootfs, disk, options.join, options.output_dir,
+                          options.signing_key);
   });
   print_report(disk, files, times);
 

@@ -20,6 +20,8 @@ struct BuildOptions {
   /// A join config to stamp into every disk output (never into the cache), loaded and checked
   /// once by the caller; it is checked for expiry again before the export.
   std::optional<JoinConfig> join;
+  /// Signs the update output's index (Ed25519 or ECDSA P-256 PEM private key).
+  std::filesystem::path signing_key;
 };
 
 /// What a build leaves in the output directory.

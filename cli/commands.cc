@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -16,6 +17,7 @@
 #include "builder/plan/plan.h"
 #include "builder/recipe/recipe_parser.h"
 #include "builder/rootfs/kubernetes_binaries.h"
+#include "builder/update/release_signature.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "builder/util/time.h"
@@ -31,6 +33,8 @@ const std::vector<Flag> kBuildFlags = {
     {"--join", "FILE",
      "stamp this join config (from `kiln token create`) into the disk outputs; they are "
      "written mode 0600"},
+    {"--signing-key", "FILE",
+     "Ed25519 or ECDSA P-256 PEM private key that signs the update output's index"},
     {"--outputs", "LIST",
      "comma-separated formats to write instead of the recipe's outputs: " + output_format_names()},
     {"--mirror", "URL|DIR",
@@ -154,6 +158,20 @@ ExitCode run_build(const std::vector<std::string>& args) {
       std::fprintf(stderr, "kiln: warning: %s\n", warning->c_str());
     options.join = load_join_config(parsed.get("join"));
     check_not_expired(*options.join, unix_now());
+  }
+  bool wants_update = std::find(plan.recipe.outputs.begin(), plan.recipe.outputs.end(), "update") !=
+                      plan.recipe.outputs.end();
+  if (parsed.has("signing-key")) {
+    if (!wants_update)
+      throw UsageError("--signing-key signs the update output; the build writes none");
+    options.signing_key = parsed.get("signing-key");
+    if (auto warning = readable_secret_warning(options.signing_key, "a signing key"))
+      std::fprintf(stderr, "kiln: warning: %s\n", warning->c_str());
+    public_key_of(options.signing_key);  // an unusable key is reported now, not after the build
+  } else if (wants_update) {
+    throw UsageError(
+        "the update output is signed: pass --signing-key KEY (e.g. from `openssl "
+        "genpkey -algorithm ed25519 -out release.key`)");
   }
   BuildResult result = build(plan, options);
   for (const auto& file : result.files) std::printf("%s\n", file.c_str());

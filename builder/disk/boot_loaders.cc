@@ -63,11 +63,12 @@ void populate_esp(const fs::path& esp, const fs::path& root, const BootEntry& en
       systemd_boot.filename() == "systemd-bootx64.efi" ? "BOOTX64.EFI" : "BOOTAA64.EFI";
   fs::create_directories(esp / "EFI/BOOT");
   fs::copy_file(systemd_boot, esp / "EFI/BOOT" / efi_name);
-  write_file_atomic(esp / "loader/loader.conf", "default kiln.conf\ntimeout 0\neditor no\n");
-  write_file_atomic(esp / "loader/entries/kiln.conf",
-                    fmt::format("title {}\nversion {}\nlinux /kiln/vmlinuz\ninitrd "
-                                "/kiln/initrd.img\noptions {}\n",
-                                entry.title, entry.kernel_version, entry.cmdline));
+  // The first kiln entry in systemd-boot's order: newest version first, spent trials last.
+  write_file_atomic(esp / "loader/loader.conf", "default kiln-*\ntimeout 0\neditor no\n");
+  write_file_atomic(esp / "loader/entries" / ("kiln-" + entry.image_version + ".conf"),
+                    fmt::format("title {}\nsort-key kiln\nversion {}\nlinux /kiln/vmlinuz\n"
+                                "initrd /kiln/initrd.img\noptions {}\n",
+                                entry.title, entry.image_version, entry.cmdline));
   if (!with_bios) return;
 
   // Legacy BIOS: GRUB's modules and config beside them; core.img finds this partition.

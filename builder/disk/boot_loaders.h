@@ -15,6 +15,7 @@ struct BootEntry {
   std::string kernel_version;
   std::string cmdline;
   std::string title;
+  std::string image_version;  ///< the recipe's version: names the loader entry
 };
 
 /// Finds /boot/vmlinuz-<version> and its initrd in an unpacked root; throws if absent.
@@ -22,7 +23,9 @@ BootEntry find_boot_entry(const std::filesystem::path& root);
 
 /// Fills `esp` with the kernel, initrd, systemd-boot (UEFI, from the image's own
 /// systemd-boot-efi) and GRUB's i386-pc modules and config (legacy BIOS): both load the same
-/// kernel with the same command line.
+/// kernel with the same command line. The loader entry is loader/entries/kiln-VERSION.conf
+/// with sort-key kiln and the image version, so that systemd-boot puts the newest version
+/// first and a version that used up its boot tries (kiln-update) last.
 void populate_esp(const std::filesystem::path& esp, const std::filesystem::path& root,
                   const BootEntry& entry, bool with_bios);
 

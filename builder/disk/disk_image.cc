@@ -109,7 +109,8 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   extract_tar(rootfs.tarball, root);
   split_var(root, state_seed, epoch);
   BootEntry entry = move_boot_files(root, work / "boot");
-  entry.title = "kiln " + plan.recipe.name;
+  entry.title = "kiln " + plan.recipe.name + " " + plan.recipe.version;
+  entry.image_version = plan.recipe.version;
 
   // EROFS compression is the longest step and single-threaded: the rest runs beside it.
   auto root_image = std::async(std::launch::async, [&] {

@@ -128,11 +128,12 @@ std::vector<ExportedFile> convert_stamped_disk(ExportJob job, const DiskArtifact
 
 std::vector<ExportedFile> export_outputs(const BuildPlan& plan, const RootfsArtifact& rootfs,
                                          const std::optional<DiskArtifact>& disk,
-                                         const std::optional<JoinConfig>& join,
-                                         const fs::path& dir) {
+                                         const std::optional<JoinConfig>& join, const fs::path& dir,
+                                         const fs::path& signing_key) {
   const Recipe& r = plan.recipe;
   ExportJob job{
-      plan, rootfs, disk ? &*disk : nullptr, disk ? &*disk : nullptr, join ? &*join : nullptr, dir};
+      plan, rootfs,     disk ? &*disk : nullptr, disk ? &*disk : nullptr, join ? &*join : nullptr,
+      dir,  signing_key};
   bool token_guarded = false, converted = false;
   std::vector<ExportedFile> exported;
   for (std::size_t i = 0; i < kOutputFormats.size(); ++i) {

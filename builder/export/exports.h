@@ -25,10 +25,11 @@ struct ExportedFile {
 /// in SHA256SUMS order. `disk` is needed when a format needs it. With a join config, the disk
 /// formats are written from a private stamped copy of the disk (the cached disk stays
 /// token-free) and every file from the first disk format on is created mode 0600. Each file
-/// appears under its final name only when complete.
+/// appears under its final name only when complete. `signing_key` signs the update folder.
 std::vector<ExportedFile> export_outputs(const BuildPlan& plan, const RootfsArtifact& rootfs,
                                          const std::optional<DiskArtifact>& disk,
                                          const std::optional<JoinConfig>& join,
-                                         const std::filesystem::path& dir);
+                                         const std::filesystem::path& dir,
+                                         const std::filesystem::path& signing_key = {});
 
 }  // namespace kiln

@@ -59,6 +59,8 @@ inline constexpr std::array kOutputFormats = {
                  .keeps_dependency = true,
                  .converts_disk = true},
     OutputFormat{.name = "pxe", .help = "pxe/, a netboot folder (iPXE, GRUB)"},
+    OutputFormat{.name = "update",
+                 .help = "update/, the signed folder nodes update from (needs --signing-key)"},
 };
 
 /// The table row named `name`, or nullptr.

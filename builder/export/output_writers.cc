@@ -4,6 +4,7 @@
 #include "builder/disk/sparse_copy.h"
 #include "builder/export/disk_formats.h"
 #include "builder/export/pxe_folder.h"
+#include "builder/export/update_folder.h"
 #include "builder/join/config_initrd.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -94,6 +95,11 @@ std::vector<ExportedFile> write_pxe_folder(const ExportJob& job) {
   return files;
 }
 
+/// Releases are written from the token-free disk: an update never carries a join config.
+std::vector<ExportedFile> write_update_folder(const ExportJob& job) {
+  return export_update_folder(job.plan, *job.cached_disk, job.signing_key, job.dir);
+}
+
 constexpr std::array<FormatWriter, kOutputFormats.size()> kWriters = {{
     {"rootfs", write_rootfs},
     {"raw", write_raw_image},
@@ -105,6 +111,7 @@ constexpr std::array<FormatWriter, kOutputFormats.size()> kWriters = {{
     {"gce", write_gce_image},
     {"ami", write_ami_registration},
     {"pxe", write_pxe_folder},
+    {"update", write_update_folder},
 }};
 
 constexpr bool writers_match_formats() {

@@ -23,6 +23,7 @@ struct ExportJob {
   const DiskArtifact* cached_disk = nullptr;  ///< null when no output needs a disk
   const JoinConfig* join = nullptr;           ///< null without a join config
   std::filesystem::path dir;
+  std::filesystem::path signing_key;  ///< signs the update folder's index; empty without one
 };
 
 /// Writes one format into job.dir (each file under its final name only when complete) and

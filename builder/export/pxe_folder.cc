@@ -10,6 +10,7 @@
 
 #include "builder/disk/gpt.h"
 #include "builder/export/disk_formats.h"
+#include "builder/export/disk_parts.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -24,28 +25,6 @@ namespace {
 /// The disk image a node installs itself from (`pxe.install`), as the raw.zst output.
 constexpr const char* kInstallImage = "disk.raw.zst";
 
-std::uint64_t used_bytes(const DiskArtifact& disk, const std::string& partition) {
-  for (const auto& u : disk.usage)
-    if (u.name == partition) return u.used;
-  throw Error("the disk stage recorded no usage for partition " + partition);
-}
-
-/// Appends `size` bytes of `from` starting at `offset` to the open descriptor.
-void append_range(const fs::path& from, std::uint64_t offset, std::uint64_t size, int to) {
-  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) throw Error("cannot open " + from.string());
-  std::vector<char> buffer(1 << 20);
-  while (size > 0) {
-    ssize_t n = ::pread(in, buffer.data(), std::min<std::uint64_t>(size, buffer.size()), offset);
-    if (n <= 0 || ::write(to, buffer.data(), n) != n) {
-      ::close(in);
-      throw Error("cannot copy from " + from.string());
-    }
-    offset += n, size -= n;
-  }
-  ::close(in);
-}
-
 /// The same EROFS root and hash tree the disk boots, in one file: root, then tree.
 std::uint64_t write_root_image(const DiskArtifact& disk, const fs::path& out) {
   const GptPartition& root = find_partition(disk.layout, "root", disk.raw);
@@ -57,14 +36,6 @@ std::uint64_t write_root_image(const DiskArtifact& disk, const fs::path& out) {
   append_range(disk.raw, verity.offset, used_bytes(disk, "root-verity"), fd);
   ::close(fd);
   return root_bytes;
-}
-
-/// The kernel and initrd the disk boots, from its ESP (read with mtools, as written).
-void copy_from_esp(const DiskArtifact& disk, const std::string& file, const fs::path& out) {
-  const GptPartition& esp = find_partition(disk.layout, "esp", disk.raw);
-  run({"mcopy", "-n", "-m", "-i", disk.raw.string() + "@@" + std::to_string(esp.offset),
-       "::/kiln/" + file, out.string()},
-      {.quiet = true});
 }
 
 std::string ipxe_script(const BuildPlan& plan, const std::string& cmdline) {

@@ -73,6 +73,9 @@ void compute_stage_keys(BuildPlan& plan) {
                             plan.kubernetes_key, plan.recipe_hash));
   for (const auto& overlay : r.overlays) rootfs.update(hash_tree(overlay.directory) + "\n");
   rootfs.update("firstboot " + plan.payload.agent_digest + "\n");
+  // Trusted update keys are files beside the recipe: their content goes into the image.
+  for (const auto& key : r.updates.trusted_keys)
+    rootfs.update("trusted " + sha256_hex(key.pem) + "\n");
   // The image's manifest names the kiln that composed it.
   rootfs.update("kiln " KILN_VERSION "\n");
   plan.rootfs_key = rootfs.hex();

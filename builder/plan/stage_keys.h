@@ -18,6 +18,6 @@ std::string hash_tree(const std::filesystem::path& root);
 inline constexpr int kBaseStageFormat = 4;
 inline constexpr int kKubernetesStageFormat = 3;
 inline constexpr int kRootfsStageFormat = 8;
-inline constexpr int kDiskStageFormat = 5;
+inline constexpr int kDiskStageFormat = 6;
 
 }  // namespace kiln

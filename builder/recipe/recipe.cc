@@ -24,4 +24,16 @@ const char* to_string(ContainerdSource source) {
   return source == ContainerdSource::debian ? "debian" : "release";
 }
 
+const char* to_string(RebootPolicy policy) {
+  switch (policy) {
+    case RebootPolicy::immediate:
+      return "immediate";
+    case RebootPolicy::kured:
+      return "kured";
+    case RebootPolicy::manual:
+      return "manual";
+  }
+  return "?";
+}
+
 }  // namespace kiln

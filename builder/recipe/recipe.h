@@ -89,9 +89,34 @@ struct PxeSpec {
   bool install = false;
 };
 
+/// When an update is staged, what restarts the node into it.
+enum class RebootPolicy {
+  immediate,  ///< reboot as soon as the new slot is verified
+  kured,      ///< write /var/run/reboot-required: kured drains and reboots one node at a time
+  manual,     ///< wait for `kiln-update --reboot`
+};
+
+/// A public key nodes trust to sign update indexes, read from the recipe's directory.
+struct TrustedKey {
+  std::filesystem::path file;
+  std::string pem;
+  SourceMark mark;
+};
+
+/// Day-2 updates (`updates:`): where a node looks for new versions and how it moves to one.
+struct UpdatesSpec {
+  std::string url;  ///< http(s) folder with index.json; empty = the node never checks
+  std::vector<TrustedKey> trusted_keys;
+  RebootPolicy reboot = RebootPolicy::kured;
+  unsigned tries = 3;  ///< boots a new version gets to become healthy
+  unsigned check_interval_minutes = 60;
+};
+
 /// A recipe after parsing, include resolution and validation. Plain data.
 struct Recipe {
   std::string name;
+  /// The image's own version (IMAGE_VERSION in os-release): updates only move forward.
+  std::string version = "0";
   std::optional<long long> source_date_epoch;
   BaseSpec base;
   std::vector<std::string> packages;
@@ -108,6 +133,7 @@ struct Recipe {
   std::vector<std::string> outputs;
   DiskSpec disk;
   PxeSpec pxe;
+  UpdatesSpec updates;
   /// Where each key was set ("base.suite" -> file:line:col), for checks made after merging.
   std::map<std::string, SourceMark> marks;
   /// Every recipe file read (the top one first, then includes), for hashing and epochs.
@@ -117,5 +143,6 @@ struct Recipe {
 const char* to_string(Arch arch);
 const char* to_string(KubernetesSource source);
 const char* to_string(ContainerdSource source);
+const char* to_string(RebootPolicy policy);
 
 }  // namespace kiln

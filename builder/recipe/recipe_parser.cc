@@ -11,6 +11,8 @@
 #include "builder/export/output_formats.h"
 #include "builder/recipe/suggest.h"
 #include "builder/recipe/version_facts.h"
+#include "builder/update/image_version.h"
+#include "builder/update/release_signature.h"
 #include "builder/util/files.h"
 #include "builder/util/scan.h"
 #include "builder/util/yaml_reader.h"
@@ -397,6 +399,80 @@ std::vector<Field> pxe_fields() {
   };
 }
 
+std::vector<Field> updates_fields() {
+  return {
+      {"url",
+       "Folder nodes update from (http://, holding index.json); a node can be "
+       "pointed elsewhere with `kiln stamp --update-url`.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (!v) return;
+         bool web = v->rfind("http://", 0) == 0;
+         if (!web || v->size() > 2048 ||
+             !std::all_of(v->begin(), v->end(), [](char ch) { return ch > ' ' && ch < 0x7f; })) {
+           c.error(n, fmt::format("updates.url '{}' must be an http:// URL (releases are signed; "
+                                  "the transport need not be)",
+                                  *v));
+           return;
+         }
+         r.updates.url = *v;
+       }},
+      {"trusted_keys",
+       "PEM public keys (files, relative to the recipe) a node accepts update indexes from.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (!expect(n, YAML::NodeType::Sequence, "a list of public key files", c)) return;
+         r.updates.trusted_keys.clear();
+         for (const auto& item : n) {
+           auto v = get_string(item, c);
+           if (!v) continue;
+           fs::path file = fs::path(*v).is_absolute() ? fs::path(*v) : c.file.parent_path() / *v;
+           std::error_code ec;
+           if (!fs::is_regular_file(file, ec) || fs::file_size(file, ec) > 16384) {
+             c.error(item, fmt::format("trusted key '{}' is not a readable file of at most 16 KiB",
+                                       file.lexically_normal().string()));
+             continue;
+           }
+           std::string pem = read_file(file);
+           if (std::string why = check_trusted_key(pem); !why.empty()) {
+             c.error(item, fmt::format("trusted key '{}' is {}", *v, why));
+             continue;
+           }
+           r.updates.trusted_keys.push_back({fs::canonical(file), pem, c.mark(item)});
+         }
+       }},
+      {"reboot",
+       "What restarts a node into a staged update: immediate, kured (default: kured drains "
+       "and reboots nodes one at a time) or manual (`kiln-update --reboot`).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<RebootPolicy>(n, c, "reboot policy",
+                                               {{"immediate", RebootPolicy::immediate},
+                                                {"kured", RebootPolicy::kured},
+                                                {"manual", RebootPolicy::manual}}))
+           r.updates.reboot = *v;
+       }},
+      {"tries",
+       "Boots a new version gets to become healthy before the node rolls back (1-9, "
+       "default 3).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_integer(n, c);
+         if (v && (*v < 1 || *v > 9)) {
+           c.error(n, "updates.tries must be between 1 and 9");
+         } else if (v) {
+           r.updates.tries = unsigned(*v);
+         }
+       }},
+      {"check_interval", "Minutes between update checks (default 60).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_integer(n, c);
+         if (v && (*v < 1 || *v > 10080)) {
+           c.error(n, "updates.check_interval must be between 1 and 10080 minutes");
+         } else if (v) {
+           r.updates.check_interval_minutes = unsigned(*v);
+         }
+       }},
+  };
+}
+
 /// "Title: key, key, key." from the section's own table, so the summary cannot drift.
 std::string section_help(const std::string& title, const std::vector<Field>& fields) {
   std::string keys;
@@ -506,6 +582,19 @@ std::vector<Field> top_fields() {
            c.error(n, fmt::format("bad name '{}': use lowercase letters, digits and '-'", *v));
          } else if (v) {
            r.name = *v;
+         }
+       }},
+      {"version",
+       "The image's version, e.g. 1.4.0 (default 0): shown as IMAGE_VERSION in os-release; "
+       "nodes only update to newer ones.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_string(n, c);
+         if (v && !is_image_version(*v)) {
+           c.error(n, fmt::format("bad version '{}': use letters, digits and '.+~-_', starting "
+                                  "with a letter or digit (at most 64)",
+                                  *v));
+         } else if (v) {
+           r.version = *v;
          }
        }},
       {"source_date_epoch", "Timestamp for every file in the image (default: newest input).",
@@ -624,6 +713,10 @@ std::vector<Field> top_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, pxe_fields(), "pxe");
        }},
+      {"updates", section_help("Day-2 updates", updates_fields()),
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         apply_fields(r, n, c, updates_fields(), "updates");
+       }},
   };
 }
 
@@ -739,6 +832,12 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
                     have.text(), origin, k8s.version.text(), needed.text(), advice));
   }
   if (recipe.outputs.empty()) recipe.outputs = {"rootfs"};
+  if (!recipe.updates.url.empty() && recipe.updates.trusted_keys.empty()) {
+    auto it = recipe.marks.find("updates.url");
+    errors.emplace_back(it == recipe.marks.end() ? top : it->second,
+                        "updates.url is set but updates.trusted_keys is empty: a node would "
+                        "refuse every release; list the public key(s) that sign your releases");
+  }
 }
 
 }  // namespace
@@ -778,6 +877,7 @@ std::string describe_recipe_keys() {
   add("kernel.", kernel_fields());
   add("disk.", disk_fields());
   add("pxe.", pxe_fields());
+  add("updates.", updates_fields());
   out += "\nOutput formats (outputs:, kiln build --outputs):\n";
   for (const auto& format : kOutputFormats)
     out += fmt::format("  {:<28} {}\n", format.name, format.help);

@@ -5,6 +5,7 @@
 #include "builder/rootfs/node_config.h"
 #include "builder/rootfs/root_tree.h"
 #include "builder/rootfs/tar_io.h"
+#include "builder/rootfs/update_config.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "builder/util/sha256.h"
@@ -47,6 +48,7 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
                          plan.recipe.containerd.version->major >= 2;
   write_node_config(tree, plan, inputs);
   write_immutable_root_config(tree, plan);
+  write_update_config(tree, plan);
   add_users(tree, plan);
   // Overlays, then inline files: the recipe has the last word over kiln's defaults.
   for (const auto& overlay : plan.recipe.overlays) add_host_tree(tree, overlay.directory, "/");

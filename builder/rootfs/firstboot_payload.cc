@@ -18,16 +18,20 @@ const FirstbootPayload& firstboot_payload() {
       std::error_code ec;
       dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
     }
-    FirstbootPayload p{dir / "kiln-firstboot",       dir / "kiln-firstboot.service",
-                       dir / "kiln-install.service", "",
-                       dir / "kiln-netroot",         ""};
-    for (const auto& file : {p.agent, p.unit, p.install_unit, p.netroot}) {
+    FirstbootPayload p;
+    p.agent = dir / "kiln-firstboot";
+    p.unit = dir / "kiln-firstboot.service";
+    p.install_unit = dir / "kiln-install.service";
+    p.update_agent = dir / "kiln-update";
+    p.netroot = dir / "kiln-netroot";
+    for (const auto& file : {p.agent, p.unit, p.install_unit, p.update_agent, p.netroot}) {
       if (!fs::exists(file)) {
         throw Error("a program kiln installs into every image is missing: " + file.string() +
                     " (build it with `cmake --build build`, or point KILN_FIRSTBOOT_DIR at it)");
       }
     }
-    p.digest = sha256_hex(sha256_file(p.agent) + sha256_file(p.unit) + sha256_file(p.install_unit));
+    p.digest = sha256_hex(sha256_file(p.agent) + sha256_file(p.unit) + sha256_file(p.install_unit) +
+                          sha256_file(p.update_agent));
     p.netroot_digest = sha256_file(p.netroot);
     return p;
   }();

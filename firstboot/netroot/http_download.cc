@@ -273,6 +273,42 @@ HttpUrl parse_http_url(const std::string& text) {
   return url;
 }
 
+void fetch_range(const HttpUrl& url, std::uint64_t from, std::uint64_t total,
+                 const std::function<void(const char*, std::size_t)>& sink) {
+  if (from >= total) return;
+  Fd socket(connect_to(url));
+  std::string request = "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host + ":" + url.port +
+                        "\r\nUser-Agent: kiln-update\r\nConnection: close\r\n";
+  if (from > 0) request += "Range: bytes=" + std::to_string(from) + "-\r\n";
+  request += "\r\n";
+  if (::send(socket.fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
+    throw std::runtime_error("cannot send the request: " + std::string(std::strerror(errno)));
+  std::string body;
+  ResponseHead head = read_head(socket.fd, body);
+  bool whole = from == 0 && head.status == 200 && head.content_length == total;
+  bool rest =
+      from > 0 && head.status == 206 && head.range_start == from && head.range_total == total;
+  if (!whole && !rest) {
+    if (head.status != 200 && head.status != 206)
+      throw std::runtime_error("the server answered HTTP " + std::to_string(head.status));
+    throw std::runtime_error("the server's answer is not the " + std::to_string(total) +
+                             "-byte file the signed index lists");
+  }
+  std::uint64_t have = from;
+  std::vector<char> buffer(1 << 20);
+  for (;;) {
+    std::size_t take = std::min<std::uint64_t>(body.size(), total - have);
+    if (take > 0) sink(body.data(), take);
+    have += take;
+    if (have == total) return;
+    ssize_t n = ::recv(socket.fd, buffer.data(), buffer.size(), 0);
+    if (n <= 0)
+      throw std::runtime_error("the transfer broke off after " + std::to_string(have) + " of " +
+                               std::to_string(total) + " bytes");
+    body.assign(buffer.data(), n);
+  }
+}
+
 std::uint64_t download_with_retries(const std::string& text, const fs::path& target,
                                     const std::function<void(std::uint64_t)>& prepare,
                                     const std::function<void(const std::string&)>& say) {

@@ -43,4 +43,12 @@ std::uint64_t download_with_retries(const std::string& url, const std::filesyste
                                     const std::function<void(std::uint64_t)>& prepare,
                                     const std::function<void(const std::string&)>& say);
 
+/// One GET of the bytes of `url` from `from` on (a Range request when `from` > 0), for a
+/// resource the caller knows is `total` bytes long: refuses any other length or range.
+/// Hands the body to `sink` as it arrives, in pieces of at most 1 MiB. Throws
+/// std::runtime_error when the transfer fails or breaks off; the caller resumes from where
+/// the sink got to.
+void fetch_range(const HttpUrl& url, std::uint64_t from, std::uint64_t total,
+                 const std::function<void(const char* data, std::size_t size)>& sink);
+
 }  // namespace kiln::firstboot

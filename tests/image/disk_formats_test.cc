@@ -52,7 +52,7 @@ TEST_CASE("the raw image has kiln's GPT layout with the root pair named by its v
       capture({"mtype", "-i",
                (kImage / "worker.raw").string() + "@@" +
                    std::to_string(kiln::find_partition(disk, "esp", kImage / "worker.raw").offset),
-               "::/loader/entries/kiln.conf"});
+               "::/loader/entries/kiln-1.0.0.conf"});
   std::smatch match;
   REQUIRE(std::regex_search(loader, match, std::regex("roothash=([0-9a-f]{64})")));
   std::string hash = match[1];

@@ -66,7 +66,7 @@ std::set<std::string> initrd_paths(const fs::path& initrd) {
 TEST_CASE("the PXE folder boots the disk's own kernel, initrd and root hash", "[image][pxe]") {
   CHECK(kiln::read_file(kPxe / "vmlinuz") == from_esp("/kiln/vmlinuz"));
   CHECK(kiln::read_file(kPxe / "initrd.img") == from_esp("/kiln/initrd.img"));
-  std::string entry = from_esp("/loader/entries/kiln.conf");
+  std::string entry = from_esp("/loader/entries/kiln-1.0.0.conf");
   std::smatch m;
   REQUIRE(std::regex_search(entry, m, std::regex("roothash=([0-9a-f]{64})")));
   std::string cmdline = kernel_line();

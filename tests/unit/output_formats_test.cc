@@ -25,7 +25,7 @@ TEST_CASE("kiln validate --help describes every recipe key and every output form
   CHECK_THAT(help, Catch::Contains("\n  pxe.install "));
   CHECK_THAT(help, Catch::Contains("  outputs                      Artifacts to produce (default "
                                    "rootfs): rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, "
-                                   "ami, pxe.\n"));
+                                   "ami, pxe, update.\n"));
   for (const auto& format : kiln::kOutputFormats) {
     CHECK_THAT(help, Catch::Contains("\n  " + std::string(format.name) +
                                      std::string(29 - format.name.size(), ' ') +

@@ -81,7 +81,7 @@ TEST_CASE("each broken recipe is reported at its exact line and column") {
       {"unknown_output.yaml",
        "unknown_output.yaml:2:16: error: unknown output format 'qcow3' (did you mean 'qcow2'?); "
        "expected one of: "
-       "rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe"},
+       "rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe, update"},
       {"bad_yaml.yaml", "bad_yaml.yaml:3:1: error: invalid YAML: end of sequence flow not found"},
       {"missing_include.yaml",
        "missing_include.yaml:2:10: error: included recipe '{dir}nowhere.yaml' does not exist"},
@@ -187,7 +187,7 @@ TEST_CASE("every recipe key problem in a text is reported together") {
         "  base: {suite: trixy}\n"
         "                ^\n"
         "inline.yaml:3:11: error: unknown output format 'qcow3' (did you mean 'qcow2'?); expected "
-        "one of: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe\n"
+        "one of: rootfs, raw, raw.zst, qcow2, vhd, vmdk, ova, gce, ami, pxe, update\n"
         "  outputs: [qcow3]\n"
         "            ^\n");
 }
