@@ -24,6 +24,8 @@ const std::vector<Flag> kStampFlags = {
     {"--keep-mode", "",
      "leave the image's permissions as they are (by default it is made 0600: it holds the "
      "token)"},
+    {"--update-url", "URL",
+     "this node's own update folder (http://), instead of the recipe's updates.url"},
     {"--pxe", "PATH",
      "write a join config initrd instead: PATH/join.img in a PXE folder, or PATH itself "
      "when it ends in .img"},
@@ -61,6 +63,7 @@ JoinConfig load_private_join_config(const std::filesystem::path& file) {
 }
 
 void show(const std::filesystem::path& image) {
+  if (auto url = read_stamped_update_url(image)) std::printf("update source  %s\n", url->c_str());
   auto text = read_stamped_config(image);
   if (!text) {
     std::printf("%s: nothing stamped (the kiln-config partition is empty)\n", image.c_str());
@@ -92,7 +95,8 @@ void show(const std::filesystem::path& image) {
 ExitCode run_stamp(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, kStampFlags);
   if (parsed.help) {
-    std::fputs(render_help("kiln stamp IMAGE --join FILE | kiln stamp --show IMAGE | "
+    std::fputs(render_help("kiln stamp IMAGE [--join FILE] [--update-url URL] | kiln stamp --show "
+                           "IMAGE | "
                            "kiln stamp --pxe PATH --join FILE",
                            "Writes a join config into a built raw disk image's KILNCFG partition "
                            "in place, without\nbooting or mounting it (well under a second), so "
@@ -107,6 +111,10 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
   if (parsed.has("keep-mode") && (parsed.has("pxe") || parsed.has("show")))
     throw UsageError("--keep-mode applies to stamping a disk image only");
   if (parsed.has("pxe")) {
+    if (parsed.has("update-url"))
+      throw UsageError(
+          "--update-url is for disk images: netbooted nodes boot the folder's newest "
+          "root every time");
     if (!parsed.positional.empty()) throw UsageError("kiln stamp --pxe takes no IMAGE");
     if (!parsed.has("join")) throw UsageError("kiln stamp --pxe needs --join FILE");
     JoinConfig config = load_private_join_config(parsed.get("join"));
@@ -119,11 +127,26 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
     show(image);
     return ExitCode::ok;
   }
-  if (!parsed.has("join")) throw UsageError("kiln stamp needs --join FILE (or --show)");
+  if (!parsed.has("join") && !parsed.has("update-url"))
+    throw UsageError("kiln stamp needs --join FILE and/or --update-url URL (or --show)");
+  if (!parsed.has("join")) {
+    StampResult result = stamp_update_url(image, parsed.get("update-url"), parsed.has("keep-mode"));
+    std::fprintf(stderr, "kiln: %s updates from %s\n", image.c_str(),
+                 parsed.get("update-url").c_str());
+    if (result.mode != result.old_mode)
+      std::fprintf(stderr, "kiln: made %s mode 0600 (it was %04o)\n", image.c_str(),
+                   result.old_mode);
+    return ExitCode::ok;
+  }
   auto start = std::chrono::steady_clock::now();
   JoinConfig config = load_private_join_config(parsed.get("join"));
   check_not_expired(config, unix_now());
   StampResult result = stamp_join_config(image, config, parsed.has("keep-mode"));
+  if (parsed.has("update-url")) {
+    stamp_update_url(image, parsed.get("update-url"), true);
+    std::fprintf(stderr, "kiln: %s updates from %s\n", image.c_str(),
+                 parsed.get("update-url").c_str());
+  }
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "kiln: stamped %s with token %s for %s (expires %s) in %.0f ms\n",

@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "builder/disk/filesystems.h"
 #include "builder/disk/gpt.h"
@@ -21,6 +23,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kConfigName = "join.yaml";
+/// Where a node looks for its own update source (kiln-update reads it).
+constexpr const char* kUpdateUrlName = "update-url";
 
 // kiln makes the partition 8 MiB; stamping builds and holds a FAT of the partition's size,
 // so an image that claims far more is refused rather than trusted.
@@ -83,9 +87,28 @@ const GptPartition& config_partition(const fs::path& image, GptDisk& disk) {
 
 }  // namespace
 
-StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, bool keep_mode) {
-  GptDisk disk;
-  const GptPartition& partition = config_partition(image, disk);
+namespace {
+
+/// One file of the partition as stamped, if present.
+std::optional<std::string> read_config_file(const fs::path& image, const GptPartition& partition,
+                                            const char* name) {
+  PrivateDir scratch;
+  fs::path fat = scratch.path() / "config.fat";
+  write_file_atomic(fat, read_at(image, partition.offset, partition.size), 0600);
+  try {
+    return run({"mtype", "-i", fat.string(), std::string("::/") + name},
+               {.env = {{"MTOOLS_SKIP_CHECK", "1"}}, .capture_stdout = true, .quiet = true})
+        .stdout_text;
+  } catch (const Error&) {
+    return std::nullopt;  // not stamped (or already used and erased)
+  }
+}
+
+/// Makes the image private unless `keep_mode`, then replaces the whole partition with a fresh
+/// FAT holding `files` (name, content), so nothing earlier survives in its free space.
+StampResult write_config_files(const fs::path& image, const GptPartition& partition,
+                               const std::vector<std::pair<std::string, std::string>>& files,
+                               bool keep_mode) {
   struct stat st {};
   if (::stat(image.c_str(), &st) != 0)
     throw Error("cannot stat " + image.string() + ": " + std::strerror(errno));
@@ -105,7 +128,8 @@ StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, b
 
   PrivateDir scratch;
   fs::create_directory(scratch.path() / "files");
-  write_join_config(scratch.path() / "files" / kConfigName, config);
+  for (const auto& [name, content] : files)
+    write_file_atomic(scratch.path() / "files" / name, content, 0600);
   fs::path fat = scratch.path() / "config.fat";
   make_fat(fat, partition.size, "KILNCFG", volume_id, scratch.path() / "files", unix_now());
   std::string content = read_file(fat);
@@ -118,19 +142,52 @@ StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, b
   return result;
 }
 
+}  // namespace
+
+StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, bool keep_mode) {
+  GptDisk disk;
+  const GptPartition& partition = config_partition(image, disk);
+  std::vector<std::pair<std::string, std::string>> files;
+  {
+    PrivateDir scratch;
+    write_join_config(scratch.path() / kConfigName, config);
+    files.emplace_back(kConfigName, read_file(scratch.path() / kConfigName));
+  }
+  if (auto url = read_config_file(image, partition, kUpdateUrlName))
+    files.emplace_back(kUpdateUrlName, *url);
+  return write_config_files(image, partition, files, keep_mode);
+}
+
+StampResult stamp_update_url(const fs::path& image, const std::string& url, bool keep_mode) {
+  bool web = url.rfind("http://", 0) == 0;
+  if (!web || url.size() > 2048 ||
+      !std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 0x7f; }))
+    throw Error("--update-url '" + url +
+                "' must be an http:// URL (releases are signed; the "
+                "transport need not be)");
+  GptDisk disk;
+  const GptPartition& partition = config_partition(image, disk);
+  std::vector<std::pair<std::string, std::string>> files;
+  if (auto join = read_config_file(image, partition, kConfigName))
+    files.emplace_back(kConfigName, *join);
+  files.emplace_back(kUpdateUrlName, url + "\n");
+  return write_config_files(image, partition, files, keep_mode);
+}
+
 std::optional<std::string> read_stamped_config(const fs::path& image) {
   GptDisk disk;
   const GptPartition& partition = config_partition(image, disk);
-  PrivateDir scratch;
-  fs::path fat = scratch.path() / "config.fat";
-  write_file_atomic(fat, read_at(image, partition.offset, partition.size), 0600);
-  try {
-    return run({"mtype", "-i", fat.string(), std::string("::/") + kConfigName},
-               {.env = {{"MTOOLS_SKIP_CHECK", "1"}}, .capture_stdout = true, .quiet = true})
-        .stdout_text;
-  } catch (const Error&) {
-    return std::nullopt;  // an empty partition: nothing stamped (or already used and erased)
+  return read_config_file(image, partition, kConfigName);
+}
+
+std::optional<std::string> read_stamped_update_url(const fs::path& image) {
+  GptDisk disk;
+  const GptPartition& partition = config_partition(image, disk);
+  auto url = read_config_file(image, partition, kUpdateUrlName);
+  if (url) {
+    while (!url->empty() && (url->back() == '\n' || url->back() == '\r')) url->pop_back();
   }
+  return url;
 }
 
 }  // namespace kiln

@@ -20,11 +20,20 @@ struct StampResult {
 /// free space. Refuses images that are not raw kiln disks (or whose partition table does not
 /// fit the file), naming what to do instead. The image then holds the token, so unless
 /// `keep_mode` it is made 0600 before the token is written. The one stamping entry point for
-/// `kiln stamp` and `kiln build --join`.
+/// `kiln stamp` and `kiln build --join`. A stamped update URL is kept.
 StampResult stamp_join_config(const std::filesystem::path& image, const JoinConfig& config,
                               bool keep_mode = false);
 
+/// Writes a per-node update source (http:// URL of an update folder) into the kiln-config
+/// partition as update-url, keeping a stamped join config; kiln-update prefers it over the
+/// recipe's updates.url. Same in-place rewrite and mode handling as stamp_join_config.
+StampResult stamp_update_url(const std::filesystem::path& image, const std::string& url,
+                             bool keep_mode = false);
+
 /// The join.yaml stamped into a raw kiln image, if any (holds the token: handle as a secret).
 std::optional<std::string> read_stamped_config(const std::filesystem::path& image);
+
+/// The update URL stamped into a raw kiln image, if any.
+std::optional<std::string> read_stamped_update_url(const std::filesystem::path& image);
 
 }  // namespace kiln

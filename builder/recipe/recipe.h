@@ -110,6 +110,7 @@ struct UpdatesSpec {
   RebootPolicy reboot = RebootPolicy::kured;
   unsigned tries = 3;  ///< boots a new version gets to become healthy
   unsigned check_interval_minutes = 60;
+  unsigned health_timeout_seconds = 900;  ///< how long a trial boot may take to become healthy
 };
 
 /// A recipe after parsing, include resolution and validation. Plain data.

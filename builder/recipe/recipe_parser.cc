@@ -461,6 +461,16 @@ std::vector<Field> updates_fields() {
            r.updates.tries = unsigned(*v);
          }
        }},
+      {"health_timeout",
+       "Seconds a trial boot has to become healthy before it counts as failed (default 900).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         auto v = get_integer(n, c);
+         if (v && (*v < 30 || *v > 7200)) {
+           c.error(n, "updates.health_timeout must be between 30 and 7200 seconds");
+         } else if (v) {
+           r.updates.health_timeout_seconds = unsigned(*v);
+         }
+       }},
       {"check_interval", "Minutes between update checks (default 60).",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          auto v = get_integer(n, c);

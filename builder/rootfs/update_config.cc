@@ -57,7 +57,7 @@ RemainAfterExit=yes
 ExecStart=/usr/bin/kiln-update health
 StandardOutput=journal+console
 StandardError=journal+console
-TimeoutStartSec=20min
+TimeoutStartSec={}s
 FailureAction=reboot
 
 [Install]
@@ -94,9 +94,10 @@ void add_image_identity(RootTree& tree, const Recipe& recipe) {
 std::string render_update_config(const Recipe& recipe) {
   return fmt::format(
       "# Written by kiln from the recipe's `updates:`; read by kiln-update.\n"
-      "name={}\narch={}\nversion={}\nurl={}\nreboot={}\ntries={}\n",
+      "name={}\narch={}\nversion={}\nurl={}\nreboot={}\ntries={}\nhealth_timeout={}\n",
       recipe.name, to_string(recipe.base.arch), recipe.version, recipe.updates.url,
-      to_string(recipe.updates.reboot), recipe.updates.tries);
+      to_string(recipe.updates.reboot), recipe.updates.tries,
+      recipe.updates.health_timeout_seconds);
 }
 
 void write_update_config(RootTree& tree, const BuildPlan& plan) {
@@ -114,7 +115,9 @@ void write_update_config(RootTree& tree, const BuildPlan& plan) {
   tree.write_file("/usr/lib/systemd/system/kiln-update.timer",
                   fmt::format(kUpdateTimer, minutes, minutes * 6));
   enable(tree, "kiln-update.timer", "timers.target");
-  tree.write_file("/usr/lib/systemd/system/kiln-update-health.service", kHealthService);
+  // The unit outlives the agent's own deadline, which then reports why before it fails.
+  tree.write_file("/usr/lib/systemd/system/kiln-update-health.service",
+                  fmt::format(kHealthService, recipe.updates.health_timeout_seconds + 300));
   enable(tree, "kiln-update-health.service", "multi-user.target");
   tree.write_file("/etc/systemd/system.conf.d/60-kiln-watchdog.conf", kWatchdogConfig);
 }

@@ -287,8 +287,9 @@ int check(const NodePaths& paths) {
   return 0;
 }
 
-int health(const NodePaths& paths, int timeout_seconds) {
+int health(const NodePaths& paths, std::optional<int> timeout_override) {
   UpdateSettings settings = read_settings(paths, "");
+  const int timeout_seconds = timeout_override.value_or(int(settings.health_timeout));
   NodeState state(paths.state);
   std::string trial = state.trial_version();
   if (trial.empty()) {
@@ -384,7 +385,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   NodePaths paths;
   std::string command;
-  int health_timeout = 900;
+  std::optional<int> health_timeout;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> std::string {

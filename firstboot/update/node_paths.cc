@@ -25,6 +25,8 @@ UpdateSettings read_settings(const NodePaths& paths, const std::string& stamped_
     if (key == "url") settings.url = value;
     if (key == "reboot") settings.reboot = value;
     if (key == "tries") settings.tries = scan::parse_unsigned<unsigned>(value).value_or(3);
+    if (key == "health_timeout")
+      settings.health_timeout = scan::parse_unsigned<unsigned>(value).value_or(900);
   }
   if (!stamped_url.empty()) settings.url = stamped_url;
   std::vector<fs::path> keys;

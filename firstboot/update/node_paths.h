@@ -32,6 +32,7 @@ struct UpdateSettings {
   std::string url;                  ///< empty: the node has no update source
   std::string reboot = "kured";     ///< immediate, kured or manual
   unsigned tries = 3;
+  unsigned health_timeout = 900;          ///< seconds
   std::vector<std::string> trusted_keys;  ///< PEM public keys
 };
 

@@ -95,3 +95,29 @@ TEST_CASE("kiln stamp warns about a join config its group can read, and not abou
   Stamping owner(0600);
   CHECK(owner.stamp().output.find("warning") == std::string::npos);
 }
+
+TEST_CASE(
+    "kiln stamp --update-url gives one node its own update source and keeps its join "
+    "config") {
+  Stamping s;
+  auto url = [&](const std::string& value) {
+    return kiln::test::run_command(std::string(KILN_BINARY) + " stamp " + s.image.string() +
+                                   " --update-url " + value);
+  };
+  auto show = [&] {
+    return kiln::test::run_command(std::string(KILN_BINARY) + " stamp --show " + s.image.string())
+        .output;
+  };
+  REQUIRE(s.stamp().exit_code == 0);
+  auto first = url("http://10.0.0.5/pool-a/");
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+  CHECK_THAT(show(), Catch::Contains("update source  http://10.0.0.5/pool-a/\n") &&
+                         Catch::Contains("endpoint       https://10.0.2.2:6443"));
+  // A new token later keeps the node's update source.
+  REQUIRE(s.stamp().exit_code == 0);
+  CHECK_THAT(show(), Catch::Contains("update source  http://10.0.0.5/pool-a/\n"));
+  auto bad = url("'ftp://x/'");
+  CHECK(bad.exit_code != 0);
+  CHECK_THAT(bad.output, Catch::Contains("must be an http:// URL"));
+}

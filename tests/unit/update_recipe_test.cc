@@ -44,7 +44,7 @@ TEST_CASE("a recipe's version and updates section reach update.conf", "[update]"
   CHECK(render_update_config(recipe) ==
         "# Written by kiln from the recipe's `updates:`; read by kiln-update.\n"
         "name=edge\narch=amd64\nversion=2.1.0\nurl=http://updates.example/edge/\n"
-        "reboot=manual\ntries=2\n");
+        "reboot=manual\ntries=2\nhealth_timeout=900\n");
 }
 
 TEST_CASE("bad version and updates settings are reported at their line and column", "[update]") {
