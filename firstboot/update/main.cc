@@ -201,6 +201,8 @@ int check(const NodePaths& paths) {
     return 0;
   }
   NodeState state(paths.state);
+  // One kiln-update at a time (the timer, an operator, a script): the second waits.
+  FileLock lock(paths.state / "lock");
   EspMount esp(paths);
   if (!state.trial_version().empty()) {
     if (entry_exists(esp.path(), state.trial_version())) {
@@ -291,6 +293,7 @@ int health(const NodePaths& paths, std::optional<int> timeout_override) {
   UpdateSettings settings = read_settings(paths, "");
   const int timeout_seconds = timeout_override.value_or(int(settings.health_timeout));
   NodeState state(paths.state);
+  FileLock lock(paths.state / "lock");
   std::string trial = state.trial_version();
   if (trial.empty()) {
     say("kiln-update: running " + settings.name + " " + settings.version + " from slot " +

@@ -120,13 +120,16 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
       "none",
       "-monitor",
       "none",
-      "-no-reboot",
       "-serial",
       "file:" + options_.serial_log.string(),
       "-netdev",
       "user,id=net0",
       "-device",
       "virtio-net-pci,netdev=net0" + (options_.mac.empty() ? "" : ",mac=" + options_.mac)};
+  // An emulated watchdog, so that systemd's RuntimeWatchdogSec resets a hung guest as a
+  // hardware one would.
+  argv.insert(argv.end(), {"-device", "i6300esb"});
+  if (!options_.allow_reboot) argv.push_back("-no-reboot");
   if (!options_.disk.empty()) {
     // Host write errors (a full disk) reach the guest as I/O errors on its console rather
     // than pausing the emulated machine without a word.

@@ -27,6 +27,8 @@ struct VmOptions {
   int cpus = 1;
   /// The NIC's MAC address (qemu's default when empty); nodes named by MAC need distinct ones.
   std::string mac;
+  /// Keep running when the guest reboots (by default qemu exits, ending the test's boot).
+  bool allow_reboot = false;
 };
 
 /// One qemu-system-x86_64 guest under software emulation (TCG; no KVM here), with user
