@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -95,9 +96,14 @@ std::string stamped_update_url(const NodePaths& paths) {
   if (fs::is_regular_file(paths.config_partition, ec)) return "";
   fs::path dir = "/run/kiln/update-config";
   fs::create_directories(dir, ec);
-  if (::mount(paths.config_partition.c_str(), dir.c_str(), "vfat",
-              MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "umask=0077") != 0)
+  // Read-write like kiln-firstboot's mount of it: the kernel refuses (EBUSY) a read-only
+  // mount of a file system that is mounted read-write elsewhere. Only read here.
+  if (::mount(paths.config_partition.c_str(), dir.c_str(), "vfat", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "umask=0077") != 0) {
+    say("kiln-update: cannot read a stamped update URL from " + paths.config_partition.string() +
+        ": " + std::strerror(errno));
     return "";
+  }
   std::string url;
   if (fs::exists(dir / "update-url", ec) && fs::file_size(dir / "update-url", ec) < 4096) {
     url = read_file(dir / "update-url");

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 #include "builder/disk/sparse_copy.h"
 #include "builder/util/files.h"
@@ -113,8 +114,24 @@ TEST_CASE("a UEFI node updates to a new version survives power loss mid-write an
   kiln::test::publish_releases(folder, {"1.0.0", "2.0.0", "3.0.0", "4.0.0"});
   {
     INFO(vm.failure_report());
+    REQUIRE(vm.wait_for("installing 4\\.0\\.0 into slot a", kBoot));
+    double started = vm.seconds_since_start();
     REQUIRE(vm.wait_for("version 4\\.0\\.0 is healthy", kBoot));
+    double healthy = vm.seconds_since_start();
     REQUIRE(vm.wait_for("KILN-PROBE running=4\\.0\\.0 slot a", kBoot));
+    // Figures for tests/bench/update_bench.sh: a clean update under emulation.
+    std::smatch peak;
+    std::string text = vm.console();
+    std::regex_search(text, peak, std::regex("version 4\\.0\\.0 staged .* peak memory (\\d+) KiB"));
+    std::uint64_t bytes = 0;
+    std::istringstream log(server.log());
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("/update/worker_4.0.0.") == std::string::npos) continue;
+      bytes += std::stoull(line.substr(line.rfind(' ') + 1));
+    }
+    std::printf("UPDATE-BENCH 4.0.0: %.0f s from the check to healthy, %.1f MiB downloaded, "
+                "kiln-update peak RSS %s KiB\n",
+                healthy - started, bytes / 1048576.0, peak.size() > 1 ? peak[1].str().c_str() : "?");
   }
   CHECK(last_probe(vm, "var_marker") == "written by 1.0.0");
   CHECK(tried("trial boot of version 3.0.0") == 2);
