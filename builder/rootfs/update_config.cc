@@ -16,6 +16,8 @@ Description=kiln: check for a new image version and stage it in the inactive slo
 Documentation=file:/usr/lib/kiln/update.conf
 Wants=network-online.target
 After=network-online.target kiln-update-health.service kiln-firstboot.service
+# A netbooted node boots its folder's root every time: it has no slots to update.
+ConditionKernelCommandLine=!kiln.root_url
 
 [Service]
 Type=oneshot
@@ -49,6 +51,7 @@ constexpr const char* kHealthService = R"([Unit]
 Description=kiln: decide whether this boot's image version is healthy
 After=local-fs.target containerd.service kubelet.service kiln-firstboot.service
 Before=boot-complete.target
+ConditionKernelCommandLine=!kiln.root_url
 Wants=boot-complete.target
 
 [Service]

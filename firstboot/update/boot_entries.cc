@@ -178,6 +178,17 @@ void bless_entry(const fs::path& esp, const std::string& version) {
   if (fs::exists(esp / "grub")) write_synced(esp / "grub/grubenv", render_grubenv({}));
 }
 
+void retire_entry(const fs::path& esp, const std::string& version) {
+  for (const auto& e : read_entries(esp)) {
+    if (e.version != version || e.tries_left == 0) continue;
+    fs::rename(entries_dir(esp) / e.file,
+               entries_dir(esp) /
+                   ("kiln-" + version + "+0-" + std::to_string(e.tries_done + 1) + ".conf"));
+  }
+  fsync_path(entries_dir(esp));
+  write_grub(esp, read_entries(esp));
+}
+
 void remove_entry(const fs::path& esp, const std::string& version) {
   std::error_code ec;
   std::vector<std::string> files;  // its kernel and initrd, unless another entry boots them

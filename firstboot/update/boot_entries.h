@@ -38,6 +38,11 @@ void add_trial_entry(const std::filesystem::path& esp, const std::string& title,
 /// Marks `version` good: its entry loses the counter, and GRUB boots it by default.
 void bless_entry(const std::filesystem::path& esp, const std::string& version);
 
+/// Marks `version`'s entry spent (kiln-VERSION+0-1.conf): systemd-boot then sorts it after
+/// every other entry and GRUB leaves it out, so the next boot takes the previous version;
+/// its files stay, for a person at the boot menu.
+void retire_entry(const std::filesystem::path& esp, const std::string& version);
+
 /// Removes `version`'s entry and its kernel and initrd from the ESP, and rewrites GRUB's
 /// config without it.
 void remove_entry(const std::filesystem::path& esp, const std::string& version);

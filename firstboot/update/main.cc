@@ -8,6 +8,7 @@
 //                         a rollback, say why and never try that version again
 //   kiln-update status    what runs, what is staged, what was refused
 //   kiln-update --reboot  boot a staged version now (updates.reboot: manual)
+//   kiln-update --rollback  back to the previous version on this disk, on purpose
 //
 // Nothing about the boot configuration changes until the new slot's root, hash tree, kernel
 // and initrd have all been checked against the signed index and the slot has been verified
@@ -253,6 +254,11 @@ int check(const NodePaths& paths) {
 
   std::string slot = running_slot(paths) == "a" ? "b" : "a";
   auto [root_label, verity_label] = slot_partitions(slot);
+  if (!fs::exists(paths.partitions / root_label) || !fs::exists(paths.partitions / verity_label)) {
+    throw Error("this disk has no " + root_label +
+                " slot to update into (built with "
+                "disk.root_b: 0?); reflash it with an image that has one");
+  }
   say(fmt::format("kiln-update: installing {} into slot {} ({} MiB)", release->version, slot,
                   (release->root.size + release->verity.size) >> 20));
   // Nothing may boot a slot while it is being overwritten.
@@ -373,6 +379,40 @@ int status(const NodePaths& paths) {
   return 0;
 }
 
+/// `kiln-update --rollback`: back to the version before this one, on purpose. The running
+/// version's entry is spent (the boot loaders take the previous one) and the version is
+/// refused, so checks do not install it again; a newer release still will.
+int rollback(const NodePaths& paths) {
+  UpdateSettings settings = read_settings(paths, "");
+  NodeState state(paths.state);
+  FileLock lock(paths.state / "lock");
+  EspMount esp(paths);
+  if (std::string trial = state.trial_version();
+      !trial.empty() && compare_image_versions(trial, settings.version) != 0) {
+    remove_entry(esp.path(), trial);
+    state.clear_trial();
+    say("kiln-update: cancelled the staged version " + trial);
+  }
+  const LoaderEntry* previous = nullptr;
+  auto entries = read_entries(esp.path());
+  for (const auto& e : entries) {
+    if (e.tries_left == 0 || compare_image_versions(e.version, settings.version) >= 0) continue;
+    if (!previous || compare_image_versions(e.version, previous->version) > 0) previous = &e;
+  }
+  if (!previous) {
+    say("kiln-update: no earlier version on this disk to roll back to");
+    return kFailed;
+  }
+  std::string target = previous->version;
+  retire_entry(esp.path(), settings.version);
+  state.refuse(settings.version);
+  state.clear_trial();
+  say("kiln-update: rolling back from " + settings.version + " to " + target + "; " +
+      settings.version + " will not be installed again");
+  reboot_now(paths, "to roll back to " + target);
+  return 0;
+}
+
 int reboot_command(const NodePaths& paths) {
   NodeState state(paths.state);
   if (state.trial_version().empty()) {
@@ -384,7 +424,8 @@ int reboot_command(const NodePaths& paths) {
 }
 
 constexpr const char* kUsageText =
-    "usage: kiln-update check|health|status|--reboot [--esp DIR] [--partitions DIR] [--state DIR]\n"
+    "usage: kiln-update check|health|status|--reboot|--rollback [--esp DIR] [--partitions DIR] "
+    "[--state DIR]\n"
     "                   [--config FILE] [--keys DIR] [--cmdline FILE] [--health-timeout S] "
     "[--no-reboot]\n";
 
@@ -443,6 +484,7 @@ int main(int argc, char** argv) {
     if (command == "health") return health(paths, health_timeout);
     if (command == "status") return status(paths);
     if (command == "reboot") return reboot_command(paths);
+    if (command == "rollback") return rollback(paths);
     std::fputs(kUsageText, stderr);
     return kUsageError;
   } catch (const Refusal& e) {

@@ -40,13 +40,12 @@ const Release& release() {
     r.folder = r.dir / "update";
     fs::remove_all(r.dir);
     fs::create_directories(r.dir);
-    auto key = test::run_command("umask 077; openssl genpkey -algorithm ed25519 -out " +
-                                 r.key.string());
+    auto key =
+        test::run_command("umask 077; openssl genpkey -algorithm ed25519 -out " + r.key.string());
     REQUIRE(key.exit_code == 0);
-    auto build = test::run_command(std::string(KILN_BINARY) + " build " +
-                                   (kSource / "recipes/worker.yaml").string() +
-                                   " --outputs raw,update --signing-key " + r.key.string() +
-                                   " -o " + r.dir.string());
+    auto build = test::run_command(
+        std::string(KILN_BINARY) + " build " + (kSource / "recipes/worker.yaml").string() +
+        " --outputs raw,update --signing-key " + r.key.string() + " -o " + r.dir.string());
     INFO(build.output);
     REQUIRE(build.exit_code == 0);
     r.index = parse_update_index(read_file(r.folder / "index.json"));
@@ -95,28 +94,26 @@ struct FileNode {
     fs::remove(esp / "loader/entries/kiln-1.0.0.conf");
     entry.replace(entry.find("version 1.0.0"), 13, "version " + version);
     write_file_atomic(esp / "loader/entries" / ("kiln-" + version + ".conf"), entry);
-    write_file_atomic(dir.path() / "cmdline", "roothash=" + release().index.releases[0].root_hash +
-                                                  " ro console=ttyS0\n");
+    write_file_atomic(dir.path() / "cmdline",
+                      "roothash=" + release().index.releases[0].root_hash + " ro console=ttyS0\n");
     fs::create_directories(keys);
     write_file_atomic(keys / "01.pem", public_key_of(release().key));
     configure(version, url);
   }
 
   void configure(const std::string& version, const std::string& url) {
-    write_file_atomic(dir.path() / "update.conf",
-                      "name=worker\narch=amd64\nversion=" + version + "\nurl=" + url +
-                          "\nreboot=kured\ntries=3\n");
+    write_file_atomic(dir.path() / "update.conf", "name=worker\narch=amd64\nversion=" + version +
+                                                      "\nurl=" + url + "\nreboot=kured\ntries=3\n");
   }
 
   test::CommandResult run(const std::string& command) const {
     return test::run_command(kAgent.string() + " " + command + " --esp " + esp.string() +
-                             " --partitions " + partitions.string() + " --state " +
-                             state.string() + " --config " + (dir.path() / "update.conf").string() +
-                             " --keys " + keys.string() + " --cmdline " +
-                             (dir.path() / "cmdline").string() + " --config-partition " +
-                             (dir.path() / "no-config-partition").string() +
-                             " --reboot-required " + (dir.path() / "reboot-required").string() +
-                             " --no-reboot");
+                             " --partitions " + partitions.string() + " --state " + state.string() +
+                             " --config " + (dir.path() / "update.conf").string() + " --keys " +
+                             keys.string() + " --cmdline " + (dir.path() / "cmdline").string() +
+                             " --config-partition " +
+                             (dir.path() / "no-config-partition").string() + " --reboot-required " +
+                             (dir.path() / "reboot-required").string() + " --no-reboot");
   }
 
   std::string slot_b_sha256(std::uint64_t size) const {
@@ -159,12 +156,14 @@ TEST_CASE("a node stages a newer signed release into its inactive slot for a tri
   CHECK(node.slot_b_sha256(r.root.size) == r.root.sha256);
   CHECK(sha256_hex(read_at(node.partitions / "root-b-verity", 0, r.verity.size)) ==
         r.verity.sha256);
-  CHECK(read_at(node.partitions / "root", 0, 1 << 20) == std::string(1 << 20, '\0'));  // slot A untouched
+  CHECK(read_at(node.partitions / "root", 0, 1 << 20) ==
+        std::string(1 << 20, '\0'));  // slot A untouched
   // A boot-counted entry for slot B, and the same trial for GRUB.
   std::string entry = read_file(node.esp / "loader/entries/kiln-1.0.0+3.conf");
   CHECK_THAT(entry, Catch::Contains("options roothash=" + r.root_hash));
-  CHECK_THAT(entry, Catch::Contains("systemd.verity_root_data=PARTLABEL=root-b "
-                                    "systemd.verity_root_hash=PARTLABEL=root-b-verity kiln.slot=b"));
+  CHECK_THAT(entry,
+             Catch::Contains("systemd.verity_root_data=PARTLABEL=root-b "
+                             "systemd.verity_root_hash=PARTLABEL=root-b-verity kiln.slot=b"));
   CHECK_THAT(entry, Catch::Contains(" panic=10 "));
   CHECK(fs::exists(node.esp / "loader/entries/kiln-0.9.conf"));
   CHECK(sha256_file(node.esp / "kiln/1.0.0/vmlinuz") == r.kernel.sha256);
@@ -182,9 +181,10 @@ TEST_CASE("a node stages a newer signed release into its inactive slot for a tri
   CHECK(tree_digest(node.esp) == esp_before);
 }
 
-TEST_CASE("a node refuses releases that are unsigned or signed by another key or do not match "
-          "and switches nothing",
-          "[image][update]") {
+TEST_CASE(
+    "a node refuses releases that are unsigned or signed by another key or do not match "
+    "and switches nothing",
+    "[image][update]") {
   const UpdateRelease& r = release().index.releases.at(0);
   auto refused = [&](ServedCopy& served, FileNode& node, const std::string& words) {
     std::string esp_before = tree_digest(node.esp);
@@ -290,4 +290,33 @@ TEST_CASE("an interrupted slot write resumes where its last synced checkpoint wa
   CHECK_FALSE(fs::exists(liar.state / "download"));
   CHECK(liar.run("check").exit_code == 0);
   CHECK(liar.slot_b_sha256(r.root.size) == r.root.sha256);
+}
+
+TEST_CASE(
+    "kiln-update --rollback returns to the previous version on purpose and refuses the "
+    "current one",
+    "[image][update]") {
+  ServedCopy served;
+  FileNode node("0.9", served.url());
+  REQUIRE(node.run("check").exit_code == 0);
+  // What a healthy trial boot of 1.0.0 from slot B leaves: a blessed entry, no trial.
+  fs::rename(node.esp / "loader/entries/kiln-1.0.0+3.conf",
+             node.esp / "loader/entries/kiln-1.0.0.conf");
+  for (const char* name : {"trial-version", "trial-slot"}) fs::remove(node.state / name);
+  node.configure("1.0.0", served.url());
+  write_file_atomic(node.dir.path() / "cmdline", "roothash=x kiln.slot=b\n");
+
+  auto result = node.run("--rollback");
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK_THAT(result.output, Catch::Contains("rolling back from 1.0.0 to 0.9"));
+  CHECK(fs::exists(node.esp / "loader/entries/kiln-1.0.0+0-1.conf"));  // sorted last
+  CHECK_THAT(read_file(node.esp / "grub/grub.cfg"),
+             Catch::Contains("--id kiln-0 {\n  linux /kiln/vmlinuz") &&
+                 !Catch::Contains("/kiln/1.0.0/vmlinuz"));
+  CHECK_THAT(node.run("status").output, Catch::Contains("refused:  1.0.0"));
+  // Nothing earlier than 0.9 is on the disk: a second rollback from 0.9 has nowhere to go.
+  node.configure("0.9", served.url());
+  write_file_atomic(node.dir.path() / "cmdline", "roothash=x\n");
+  CHECK(node.run("--rollback").exit_code == 1);
 }
