@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -436,46 +437,43 @@ int main(int argc, char** argv) {
   NodePaths paths;
   std::string command;
   std::optional<int> health_timeout;
+  // Paths a test (or an operator inspecting a copied disk) points elsewhere.
+  const std::vector<std::pair<const char*, fs::path*>> path_flags = {
+      {"--esp", &paths.esp},
+      {"--partitions", &paths.partitions},
+      {"--state", &paths.state},
+      {"--config", &paths.config},
+      {"--keys", &paths.trusted_keys},
+      {"--cmdline", &paths.cmdline},
+      {"--config-partition", &paths.config_partition},
+      {"--reboot-required", &paths.reboot_required},
+  };
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) {
-        std::fputs(kUsageText, stderr);
-        std::exit(kUsageError);
-      }
-      return args[++i];
-    };
-    if (a == "--esp")
-      paths.esp = value();
-    else if (a == "--partitions")
-      paths.partitions = value();
-    else if (a == "--state")
-      paths.state = value();
-    else if (a == "--config")
-      paths.config = value();
-    else if (a == "--keys")
-      paths.trusted_keys = value();
-    else if (a == "--cmdline")
-      paths.cmdline = value();
-    else if (a == "--config-partition")
-      paths.config_partition = value();
-    else if (a == "--reboot-required")
-      paths.reboot_required = value();
-    else if (a == "--no-reboot")
-      paths.no_reboot = true;
-    else if (a == "--health-timeout") {
-      auto seconds = scan::parse_unsigned<int>(value());
+    auto path_flag = std::find_if(path_flags.begin(), path_flags.end(),
+                                  [&](const auto& flag) { return a == flag.first; });
+    bool takes_value = path_flag != path_flags.end() || a == "--health-timeout";
+    if (takes_value && i + 1 >= args.size()) {
+      std::fprintf(stderr, "kiln-update: %s needs a value\n%s", a.c_str(), kUsageText);
+      return kUsageError;
+    }
+    if (path_flag != path_flags.end()) {
+      *path_flag->second = args[++i];
+    } else if (a == "--health-timeout") {
+      auto seconds = scan::parse_unsigned<int>(args[++i]);
       if (!seconds) {
-        std::fputs(kUsageText, stderr);
+        std::fprintf(stderr, "kiln-update: --health-timeout takes seconds\n%s", kUsageText);
         return kUsageError;
       }
       health_timeout = *seconds;
-    } else if (a == "--reboot")
-      command = "reboot";
-    else if (command.empty() && a[0] != '-')
+    } else if (a == "--no-reboot") {
+      paths.no_reboot = true;
+    } else if (command.empty() && (a == "--reboot" || a == "--rollback")) {
+      command = a.substr(2);
+    } else if (command.empty() && !a.empty() && a[0] != '-') {
       command = a;
-    else {
-      std::fprintf(stderr, "kiln-update: unknown argument '%s'\n%s", a.c_str(), kUsageText);
+    } else {
+      std::fprintf(stderr, "kiln-update: unexpected argument '%s'\n%s", a.c_str(), kUsageText);
       return kUsageError;
     }
   }

@@ -31,7 +31,7 @@ done
 
 }  // namespace
 
-TEST_CASE("a BIOS node rolls back a version that never becomes healthy and takes the next one",
+TEST_CASE("a BIOS node rolls back a version that never becomes healthy by GRUB's count alone",
           "[image][update-boot]") {
   kiln::test::TempDir dir;
   fs::path folder = dir.path() / "served" / "update";
@@ -51,12 +51,11 @@ TEST_CASE("a BIOS node rolls back a version that never becomes healthy and takes
   REQUIRE(vm.wait_for("KILN-PROBE firmware=bios", kBoot));
   REQUIRE(vm.wait_for("installing 3\\.0\\.0 into slot b", kBoot));
   REQUIRE(vm.wait_for("trial boot of version 3\\.0\\.0", kBoot));
-  REQUIRE(vm.wait_for("ROLLED BACK: version 3\\.0\\.0 did not become healthy in its tries "
-                      "\\(containerd is not active\\); running 1\\.0\\.0 again",
-                      kBoot));
+  REQUIRE(
+      vm.wait_for("ROLLED BACK: version 3\\.0\\.0 did not become healthy in its tries "
+                  "\\(containerd is not active\\); running 1\\.0\\.0 again",
+                  kBoot));
   REQUIRE(vm.wait_for("skipping 3\\.0\\.0: it was rolled back", kBoot));
-
-  kiln::test::publish_releases(folder, {"1.0.0", "3.0.0", "4.0.0"});
-  REQUIRE(vm.wait_for("version 4\\.0\\.0 is healthy", kBoot));
-  REQUIRE(vm.wait_for("KILN-PROBE running=4\\.0\\.0 slot b", kBoot));
+  // The UEFI test shows a later release installing after a rollback; the loader plays no
+  // part in that.
 }
