@@ -215,8 +215,7 @@ int check(const NodePaths& paths) {
   if (!state.trial_version().empty()) {
     if (entry_exists(esp.path(), state.trial_version())) {
       say("kiln-update: version " + state.trial_version() +
-          " is staged; it boots at the next "
-          "restart");
+          " is staged; it boots at the next restart");
       return 0;
     }
     state.clear_trial();  // staging was cut short before its boot entry: stage again
@@ -257,8 +256,8 @@ int check(const NodePaths& paths) {
   auto [root_label, verity_label] = slot_partitions(slot);
   if (!fs::exists(paths.partitions / root_label) || !fs::exists(paths.partitions / verity_label)) {
     throw Error("this disk has no " + root_label +
-                " slot to update into (built with "
-                "disk.root_b: 0?); reflash it with an image that has one");
+                " slot to update into (built with disk.root_b: "
+                "0?); reflash it with an image that has one");
   }
   say(fmt::format("kiln-update: installing {} into slot {} ({} MiB)", release->version, slot,
                   (release->root.size + release->verity.size) >> 20));
