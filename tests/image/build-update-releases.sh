@@ -19,7 +19,7 @@ for version in 1.0.0 2.0.0 3.0.0 4.0.0; do
         echo "  trusted_keys: [release.pub]"
         echo "  reboot: immediate"
         echo "  tries: 2"
-        echo "  health_timeout: 60"
+        echo "  health_timeout: 30"
         echo "outputs: [$outputs]"
         if [ "$version" = 3.0.0 ]; then
             echo "files:"

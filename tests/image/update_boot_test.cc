@@ -95,7 +95,7 @@ TEST_CASE("a UEFI node updates to a new version survives power loss mid-write an
     INFO(vm.failure_report());
     REQUIRE(vm.wait_for("installing 3\\.0\\.0 into slot a", kBoot));
     REQUIRE(vm.wait_for("removing the boot entry of 1\\.0\\.0", kBoot));
-    REQUIRE(vm.wait_for("version 3\\.0\\.0 is not healthy after 60 s: containerd is not active",
+    REQUIRE(vm.wait_for("version 3\\.0\\.0 is not healthy after 30 s: containerd is not active",
                         kBoot));
     REQUIRE(vm.wait_for("ROLLED BACK: version 3\\.0\\.0 did not become healthy in its tries "
                         "\\(containerd is not active\\); running 2\\.0\\.0 again",
