@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds the releases the update boot tests publish, from the default recipe: 1.0.0 (with its
 # raw disk, the node's first image), 2.0.0, 3.0.0 (containerd cannot start: never healthy)
-# and 4.0.0. Each in releases/VERSION/update, signed with a key made here.
+# and 4.0.0. Each in releases/VERSION/update, signed with a key made here. The running
+# version's updates.tries is what a new version gets: 1.0.0 gives one try (the BIOS test's
+# rollback costs one boot less), 2.0.0 two (the UEFI test watches the count go down).
 # usage: build-update-releases.sh KILN RECIPE OUT
 set -eu
 kiln=$1 recipe=$2 out=$3
@@ -10,15 +12,15 @@ cd "$out"
 [ -f release.key ] || (umask 077 && openssl genpkey -algorithm ed25519 -out release.key)
 openssl pkey -in release.key -pubout -out release.pub
 for version in 1.0.0 2.0.0 3.0.0 4.0.0; do
-    outputs=update
-    [ "$version" = 1.0.0 ] && outputs="raw, update"
+    outputs=update tries=2
+    [ "$version" = 1.0.0 ] && outputs="raw, update" tries=1
     {
         echo "include: $recipe"
         echo "version: $version"
         echo "updates:"
         echo "  trusted_keys: [release.pub]"
         echo "  reboot: immediate"
-        echo "  tries: 2"
+        echo "  tries: $tries"
         echo "  health_timeout: 30"
         echo "outputs: [$outputs]"
         if [ "$version" = 3.0.0 ]; then

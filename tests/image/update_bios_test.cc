@@ -50,7 +50,7 @@ TEST_CASE("a BIOS node rolls back a version that never becomes healthy by GRUB's
   INFO(vm.failure_report());
   REQUIRE(vm.wait_for("KILN-PROBE firmware=bios", kBoot));
   REQUIRE(vm.wait_for("installing 3\\.0\\.0 into slot b", kBoot));
-  REQUIRE(vm.wait_for("trial boot of version 3\\.0\\.0", kBoot));
+  REQUIRE(vm.wait_for("trial boot of version 3\\.0\\.0", kBoot));  // its one try (1.0.0's tries: 1)
   REQUIRE(
       vm.wait_for("ROLLED BACK: version 3\\.0\\.0 did not become healthy in its tries "
                   "\\(containerd is not active\\); running 1\\.0\\.0 again",
