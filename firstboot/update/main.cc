@@ -478,7 +478,17 @@ int main(int argc, char** argv) {
   }
   try {
     if (command == "check") return check(paths);
-    if (command == "health") return health(paths, health_timeout);
+    if (command == "health") {
+      // The unit reboots the machine when this fails: only an unhealthy trial may fail it.
+      // Anything else that goes wrong is reported, and the boot goes on.
+      try {
+        return health(paths, health_timeout);
+      } catch (const std::exception& e) {
+        say(std::string("kiln-update: the health check could not run: ") + e.what() +
+            "; not rebooting");
+        return 0;
+      }
+    }
     if (command == "status") return status(paths);
     if (command == "reboot") return reboot_command(paths);
     if (command == "rollback") return rollback(paths);

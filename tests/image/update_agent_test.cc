@@ -320,3 +320,16 @@ TEST_CASE(
   write_file_atomic(node.dir.path() / "cmdline", "roothash=x\n");
   CHECK(node.run("--rollback").exit_code == 1);
 }
+
+TEST_CASE("a health check that cannot run never reboots the node", "[image][update]") {
+  // kiln-update-health.service reboots the machine when the check fails: only an unhealthy
+  // trial may make it fail, never a broken setting, or every boot would reboot.
+  ServedCopy served;
+  FileNode node("0.9", served.url());
+  fs::remove(node.dir.path() / "update.conf");
+  auto result = node.run("health");
+  INFO(result.output);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.output,
+             Catch::Contains("the health check could not run") && Catch::Contains("not rebooting"));
+}
