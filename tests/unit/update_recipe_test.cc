@@ -68,3 +68,24 @@ TEST_CASE("bad version and updates settings are reported at their line and colum
   CHECK_THAT(errors_of("name: w\nupdates: {tris: 2}\n", source),
              Catch::Contains("unknown key 'tris' in 'updates' (did you mean 'tries'?)"));
 }
+
+TEST_CASE("kiln build refuses the update output without a signing key before any work",
+          "[update]") {
+  test::TempDir dir;
+  write_file_atomic(dir.path() / "r.yaml",
+                    "name: w\nkubernetes: {from: source}\noutputs: [raw, update]\n");
+  auto unsigned_build =
+      test::run_command(std::string(KILN_BINARY) + " build " + (dir.path() / "r.yaml").string() +
+                        " -o " + (dir.path() / "out").string());
+  CHECK(unsigned_build.exit_code == 2);
+  CHECK_THAT(unsigned_build.output, Catch::Contains("the update output is signed: pass "
+                                                    "--signing-key KEY"));
+  write_file_atomic(dir.path() / "rsa.key", "not a key");
+  auto bad_key = test::run_command(
+      std::string(KILN_BINARY) + " build " + (dir.path() / "r.yaml").string() + " --signing-key " +
+      (dir.path() / "rsa.key").string() + " -o " + (dir.path() / "out").string());
+  CHECK(bad_key.exit_code != 0);
+  CHECK_THAT(bad_key.output, Catch::Contains("is not an unencrypted PEM private key") &&
+                                 !Catch::Contains("not a key"));
+  CHECK_FALSE(fs::exists(dir.path() / "out" / "update"));
+}
