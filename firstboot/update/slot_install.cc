@@ -51,7 +51,7 @@ std::string read_back_sha256(const fs::path& device, std::uint64_t size) {
   return hash.hex();
 }
 
-/// Runs `attempt(from)` until it completes, resuming from `position()`; up to kAttempts.
+/// Runs `attempt` until it completes, at most kAttempts times with a capped back-off between.
 void with_retries(const std::string& what, const Say& say, const std::function<void()>& attempt) {
   int delay = 2;
   for (int n = 1;; ++n) {
