@@ -5,13 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
 #include "builder/disk/filesystems.h"
 #include "builder/disk/gpt.h"
+#include "builder/update/update_index.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
@@ -159,9 +159,7 @@ StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, b
 }
 
 StampResult stamp_update_url(const fs::path& image, const std::string& url, bool keep_mode) {
-  bool web = url.rfind("http://", 0) == 0;
-  if (!web || url.size() > 2048 ||
-      !std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 0x7f; }))
+  if (!is_update_url(url))
     throw Error("--update-url '" + url +
                 "' must be an http:// URL (releases are signed; the "
                 "transport need not be)");

@@ -13,6 +13,7 @@
 #include "builder/recipe/version_facts.h"
 #include "builder/update/image_version.h"
 #include "builder/update/release_signature.h"
+#include "builder/update/update_index.h"
 #include "builder/util/files.h"
 #include "builder/util/scan.h"
 #include "builder/util/yaml_reader.h"
@@ -407,9 +408,7 @@ std::vector<Field> updates_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          auto v = get_string(n, c);
          if (!v) return;
-         bool web = v->rfind("http://", 0) == 0;
-         if (!web || v->size() > 2048 ||
-             !std::all_of(v->begin(), v->end(), [](char ch) { return ch > ' ' && ch < 0x7f; })) {
+         if (!is_update_url(*v)) {
            c.error(n, fmt::format("updates.url '{}' must be an http:// URL (releases are signed; "
                                   "the transport need not be)",
                                   *v));

@@ -1,6 +1,7 @@
 #include "builder/rootfs/immutable_root.h"
 
 #include "builder/rootfs/firstboot_payload.h"
+#include "builder/rootfs/node_config.h"
 #include "builder/util/files.h"
 
 namespace kiln {
@@ -63,29 +64,24 @@ constexpr const char* kMaskedGenerators[] = {
     "systemd-tpm2-generator",              // the node does not seal anything to a TPM
 };
 
-void enable(RootTree& tree, const std::string& unit, const std::string& target) {
-  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
-                    "/usr/lib/systemd/system/" + unit);
-}
-
 }  // namespace
 
 void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
   tree.write_file("/etc/systemd/network/80-kiln-dhcp.network", kDhcpNetwork);
-  enable(tree, "systemd-networkd.service", "multi-user.target");
-  enable(tree, "systemd-networkd-wait-online.service", "network-online.target");
+  enable_unit(tree, "systemd-networkd.service", "multi-user.target");
+  enable_unit(tree, "systemd-networkd-wait-online.service", "network-online.target");
 
   const FirstbootPayload& firstboot = firstboot_payload();
   tree.write_file("/usr/lib/kiln/kiln-firstboot", read_file(firstboot.agent), 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-firstboot.service", read_file(firstboot.unit));
-  enable(tree, "kiln-firstboot.service", "multi-user.target");
+  enable_unit(tree, "kiln-firstboot.service", "multi-user.target");
   tree.write_file("/usr/lib/systemd/system/kiln-install.service",
                   read_file(firstboot.install_unit));
-  enable(tree, "kiln-install.service", "multi-user.target");
+  enable_unit(tree, "kiln-install.service", "multi-user.target");
 
   tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);
-  enable(tree, "kiln-grow-state.service", "multi-user.target");
+  enable_unit(tree, "kiln-grow-state.service", "multi-user.target");
 
   for (const char* generator : kMaskedGenerators)
     tree.make_symlink(std::string("/etc/systemd/system-generators/") + generator, "/dev/null");

@@ -127,12 +127,6 @@ Type=oneshot
 ExecStart=/usr/bin/ssh-keygen -A
 )";
 
-void enable_unit(RootTree& tree, const std::string& unit,
-                 const std::string& target = "multi-user.target") {
-  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
-                    "/usr/lib/systemd/system/" + unit);
-}
-
 std::string sysctl_config(const BuildPlan& plan) {
   std::map<std::string, std::string> settings = {
       {"net.ipv4.ip_forward", "1"},
@@ -202,6 +196,11 @@ unsigned next_free_id(const std::vector<std::vector<std::string>>& rows) {
 }
 
 }  // namespace
+
+void enable_unit(RootTree& tree, const std::string& unit, const std::string& target) {
+  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
+                    "/usr/lib/systemd/system/" + unit);
+}
 
 void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigInputs& inputs) {
   tree.write_file("/etc/containerd/config.toml", containerd_config(inputs));

@@ -20,6 +20,11 @@ struct NodeConfigInputs {
 /// the recipe's node-name policy for the first-boot agent (kImageNodeNamePolicyPath).
 void write_node_config(RootTree& tree, const BuildPlan& plan, const NodeConfigInputs& inputs);
 
+/// Enables a unit of /usr/lib/systemd/system for `target`, as `systemctl enable` would: a
+/// symlink in /etc/systemd/system/TARGET.wants.
+void enable_unit(RootTree& tree, const std::string& unit,
+                 const std::string& target = "multi-user.target");
+
 /// Removes secrets a package generated at install time that must be unique per node
 /// (SSH host keys); the image regenerates them on first boot.
 void remove_per_node_secrets(RootTree& tree);

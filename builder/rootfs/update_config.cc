@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "builder/rootfs/firstboot_payload.h"
+#include "builder/rootfs/node_config.h"
 #include "builder/util/files.h"
 
 namespace kiln {
@@ -74,11 +75,6 @@ RuntimeWatchdogSec=3min
 RebootWatchdogSec=10min
 )";
 
-void enable(RootTree& tree, const std::string& unit, const std::string& target) {
-  tree.make_symlink("/etc/systemd/system/" + target + ".wants/" + unit,
-                    "/usr/lib/systemd/system/" + unit);
-}
-
 void add_image_identity(RootTree& tree, const Recipe& recipe) {
   std::string path = "/usr/lib/os-release";
   std::string text;
@@ -117,11 +113,11 @@ void write_update_config(RootTree& tree, const BuildPlan& plan) {
   unsigned minutes = recipe.updates.check_interval_minutes;
   tree.write_file("/usr/lib/systemd/system/kiln-update.timer",
                   fmt::format(kUpdateTimer, minutes, minutes * 6));
-  enable(tree, "kiln-update.timer", "timers.target");
+  enable_unit(tree, "kiln-update.timer", "timers.target");
   // The unit outlives the agent's own deadline, which then reports why before it fails.
   tree.write_file("/usr/lib/systemd/system/kiln-update-health.service",
                   fmt::format(kHealthService, recipe.updates.health_timeout_seconds + 300));
-  enable(tree, "kiln-update-health.service", "multi-user.target");
+  enable_unit(tree, "kiln-update-health.service", "multi-user.target");
   tree.write_file("/etc/systemd/system.conf.d/60-kiln-watchdog.conf", kWatchdogConfig);
 }
 

@@ -66,6 +66,11 @@ bool is_printable_ascii(std::string_view text) {
 
 }  // namespace
 
+bool is_update_url(std::string_view url) {
+  return url.substr(0, 7) == "http://" && url.size() <= 2048 &&
+         std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
 bool is_update_file_name(std::string_view name) {
   if (name.empty() || name.size() > 128 || name.front() == '.') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {

@@ -50,6 +50,11 @@ UpdateIndex parse_update_index(std::string_view text);
 /// The newest release, or nullptr when the index is empty.
 const UpdateRelease* newest_release(const UpdateIndex& index);
 
+/// An update folder's URL as a recipe or `kiln stamp --update-url` may give it: http://
+/// (releases are signed; the transport need not be), at most 2048 printable ASCII characters
+/// without spaces, so that it fits update.conf's and update-url's one line.
+bool is_update_url(std::string_view url);
+
 /// A file name an update folder may hold: letters, digits and `._+~-`, not starting with a
 /// dot, at most 128 characters. Nothing that could leave the folder or name a device.
 bool is_update_file_name(std::string_view name);
