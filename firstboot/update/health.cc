@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "builder/join/kubeconfig.h"
+#include "builder/update/node_status.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
@@ -71,14 +71,13 @@ std::string node_problem(const NodePaths& paths, const std::string& version) {
   if (!response.error.empty()) return "the API server cannot be reached: " + response.error;
   if (response.status != 200)
     return fmt::format("the API server answered HTTP {} for Node {}", response.status, node);
-  auto object = nlohmann::json::parse(response.body, nullptr, false);
-  const auto* reported =
-      object.is_object() ? &object["status"]["nodeInfo"]["kubeletVersion"] : nullptr;
-  if (!reported || !reported->is_string())
-    return "Node " + node + " has no kubelet version in its status yet";
-  if (reported->get<std::string>() != version) {
+  // The answer is the network's: read without exceptions (a "status" that is a string
+  // would make nlohmann's operator[] throw).
+  std::optional<std::string> reported = reported_kubelet_version(response.body);
+  if (!reported) return "Node " + node + " has no kubelet version in its status yet";
+  if (*reported != version) {
     return fmt::format("Node {} reports kubelet {}, not this boot's {} (status not posted yet)",
-                       node, reported->get<std::string>(), version);
+                       node, *reported, version);
   }
   return "";
 }

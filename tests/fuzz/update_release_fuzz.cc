@@ -2,10 +2,12 @@
 // "<index.json>\0<index.json.sig>". The signature check must never accept what the trusted
 // key did not sign (no private key is here, so nothing fuzzed may verify); the index parser
 // either throws kiln::Error or returns an index that renders and parses back to itself; the
-// dm-verity superblock parser reads the input's first 512 bytes the same way.
+// dm-verity superblock parser reads the input's first 512 bytes the same way; the Node
+// status reader (the health check's API answer) never throws and returns a short version.
 
 #include <cstdint>
 
+#include "builder/update/node_status.h"
 #include "builder/update/release_signature.h"
 #include "builder/update/update_index.h"
 #include "builder/update/verity_check.h"
@@ -35,6 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } catch (const kiln::Error&) {
   }
+  if (auto version = kiln::reported_kubelet_version(input))
+    KILN_FUZZ_CHECK(!version->empty() && version->size() <= 64);
   if (input.size() >= 512) {
     try {
       auto sb = kiln::parse_verity_superblock(input.substr(0, 512));

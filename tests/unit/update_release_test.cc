@@ -8,6 +8,7 @@
 #include <random>
 
 #include "builder/update/image_version.h"
+#include "builder/update/node_status.h"
 #include "builder/update/release_signature.h"
 #include "builder/update/update_index.h"
 #include "builder/update/verity_check.h"
@@ -178,4 +179,18 @@ TEST_CASE("a slot matches its dm-verity root hash exactly as veritysetup made it
       CHECK_THAT(verify_verity(d.fd, bytes.size(), h.fd, root_hash), Catch::Contains("differs"));
     }
   }
+}
+
+TEST_CASE("the health check reads a Node's kubelet version from any API answer without throwing",
+          "[update]") {
+  CHECK(reported_kubelet_version(R"({"status":{"nodeInfo":{"kubeletVersion":"v1.35.4"}}})") ==
+        std::optional<std::string>("v1.35.4"));
+  CHECK_FALSE(reported_kubelet_version(R"({"status":"Ready"})"));
+  CHECK_FALSE(reported_kubelet_version(R"({"status":{"nodeInfo":[1,2]}})"));
+  CHECK_FALSE(reported_kubelet_version(R"({"status":{"nodeInfo":{"kubeletVersion":7}}})"));
+  CHECK_FALSE(reported_kubelet_version(R"({"status":{"nodeInfo":{"kubeletVersion":"v1\nx"}}})"));
+  CHECK_FALSE(reported_kubelet_version("[]"));
+  CHECK_FALSE(reported_kubelet_version("{\"status\":"));
+  CHECK_FALSE(reported_kubelet_version(R"({"status":{"nodeInfo":{"kubeletVersion":")" +
+                                       std::string(100, 'v') + "\"}}}"));
 }
