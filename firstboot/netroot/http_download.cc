@@ -99,6 +99,19 @@ ResponseHead read_head(int fd, std::string& rest) {
   return parse_response_head(std::string_view(raw).substr(0, end));
 }
 
+/// Sends a GET for the bytes of `url` from `from` on (a Range request when `from` > 0) and
+/// reads the answer's head; body bytes that came with it are left in `rest`.
+ResponseHead send_get(int fd, const HttpUrl& url, std::uint64_t from, const char* agent,
+                      std::string& rest) {
+  std::string request = "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host + ":" + url.port +
+                        "\r\nUser-Agent: " + agent + "\r\nConnection: close\r\n";
+  if (from > 0) request += "Range: bytes=" + std::to_string(from) + "-\r\n";
+  request += "\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
+    throw std::runtime_error("cannot send the request: " + std::string(std::strerror(errno)));
+  return read_head(fd, rest);
+}
+
 void write_all(int fd, const char* data, std::size_t size, std::uint64_t at) {
   while (size > 0) {
     ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(at));
@@ -121,14 +134,8 @@ void attempt(const HttpUrl& url, const fs::path& target, Transfer& t,
              const std::function<void(std::uint64_t)>& prepare,
              const std::function<void(const std::string&)>& say) {
   Fd socket(connect_to(url));
-  std::string request = "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host + ":" + url.port +
-                        "\r\nUser-Agent: kiln-netroot\r\nConnection: close\r\n";
-  if (t.have > 0) request += "Range: bytes=" + std::to_string(t.have) + "-\r\n";
-  request += "\r\n";
-  if (::send(socket.fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
-    throw std::runtime_error("cannot send the request: " + std::string(std::strerror(errno)));
   std::string body;
-  ResponseHead head = read_head(socket.fd, body);
+  ResponseHead head = send_get(socket.fd, url, t.have, "kiln-netroot", body);
   if (head.status == 200) {
     if (!head.content_length) throw std::runtime_error("the server sent no Content-Length");
     t.have = 0;
@@ -277,14 +284,8 @@ void fetch_range(const HttpUrl& url, std::uint64_t from, std::uint64_t total,
                  const std::function<void(const char*, std::size_t)>& sink) {
   if (from >= total) return;
   Fd socket(connect_to(url));
-  std::string request = "GET " + url.path + " HTTP/1.1\r\nHost: " + url.host + ":" + url.port +
-                        "\r\nUser-Agent: kiln-update\r\nConnection: close\r\n";
-  if (from > 0) request += "Range: bytes=" + std::to_string(from) + "-\r\n";
-  request += "\r\n";
-  if (::send(socket.fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
-    throw std::runtime_error("cannot send the request: " + std::string(std::strerror(errno)));
   std::string body;
-  ResponseHead head = read_head(socket.fd, body);
+  ResponseHead head = send_get(socket.fd, url, from, "kiln-update", body);
   bool whole = from == 0 && head.status == 200 && head.content_length == total;
   bool rest =
       from > 0 && head.status == 206 && head.range_start == from && head.range_total == total;
