@@ -6,6 +6,10 @@
 BUILD_DIR ?= build
 RECIPE ?= recipes/worker.yaml
 export PATH := /usr/local/go/bin:$(PATH)
+# ccache keeps compiled objects across build trees (a fresh clone, the sanitized tree beside
+# the build); with the base directory its key is the source, not where the clone lives.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 .PHONY: all deps kiln image test format clean
 all: kiln
@@ -14,7 +18,7 @@ deps:
 	@./scripts/install-deps
 
 kiln: deps
-	@cmake -S . -B $(BUILD_DIR) -G Ninja -DKILN_WERROR=ON >/dev/null
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DKILN_WERROR=ON -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
 	@cmake --build $(BUILD_DIR)
 
 image: kiln

@@ -48,6 +48,9 @@ const fs::path kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 const fs::path kNetbootConfig = "/run/kiln/netboot-join.yaml";
 const fs::path kInstalledMarker = "/run/kiln/installed";
 const fs::path kJoinedMarker = "/var/lib/kiln/joined";
+/// The kubelet version the join's configuration is for; kiln-update upgrades the configuration
+/// when a later image brings a newer kubelet (`kiln-update kubelet-config`).
+const fs::path kKubeletVersionRecord = "/var/lib/kiln/kubelet-version";
 const fs::path kIssue = "/etc/issue.d/50-kiln.issue";
 constexpr const char* kConfigFile = "join.yaml";
 
@@ -125,8 +128,7 @@ std::optional<ConfigSource> config_from_kernel_url() {
   auto url = firstboot::kernel_argument(cmdline, "kiln.join_url");
   if (!url) return std::nullopt;
   auto pin = firstboot::sha256_argument(cmdline, "kiln.join_sha256");
-  if (!pin)
-    throw Error("kiln.join_url needs kiln.join_sha256=<64 hex digits> beside it");
+  if (!pin) throw Error("kiln.join_url needs kiln.join_sha256=<64 hex digits> beside it");
   http::Request call;
   call.url = *url;
   call.timeout_seconds = 10;
@@ -318,8 +320,9 @@ int join() {
   facts.node = firstboot::node_name(policy, node_facts);
 
   fs::path kubeadm_config = kRun / "kubeadm-join.yaml";
-  write_file_atomic(kubeadm_config,
-                    render_kubeadm_join_configuration(config, facts.node, kubeadm_version()), 0600);
+  const Version kubeadm = kubeadm_version();  // the image's kubelet is of the same release
+  write_file_atomic(kubeadm_config, render_kubeadm_join_configuration(config, facts.node, kubeadm),
+                    0600);
   status("kiln: joining " + facts.target + " (" + cluster.server + ") as " + facts.node +
              " (node name policy " + to_string(policy) + ")",
          AgentOutcome::joining, facts);
@@ -347,6 +350,7 @@ int join() {
   if (source->scrub_after_join) scrub(*source->scrub_after_join);
   facts.when = format_utc(unix_now());
   std::string record = "joined " + facts.target + " as " + facts.node + " at " + facts.when;
+  write_file_atomic(kKubeletVersionRecord, "v" + kubeadm.text() + "\n");
   write_file_atomic(kJoinedMarker, record + "\n");
   status("kiln: " + record, AgentOutcome::joined, facts);
   note(fmt::format("kiln: agent peak RSS {} KiB", peak_rss_kib()));

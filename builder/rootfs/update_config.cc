@@ -68,6 +68,28 @@ FailureAction=reboot
 WantedBy=multi-user.target
 )";
 
+// Before the kubelet of a joined node starts: what `kubeadm upgrade node` does on a kubeadm
+// worker, when this image's kubelet is newer than the one the node's configuration was
+// written for (an update that follows a Tenant Control Plane upgrade).
+constexpr const char* kKubeletConfigService = R"([Unit]
+Description=kiln: upgrade the kubelet configuration for this image's kubelet
+ConditionPathExists=/var/lib/kiln/joined
+Wants=network-online.target
+After=network-online.target containerd.service
+Before=kubelet.service kiln-update-health.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/kiln-update kubelet-config
+StandardOutput=journal+console
+StandardError=journal+console
+TimeoutStartSec=15min
+
+[Install]
+WantedBy=multi-user.target
+)";
+
 // A hang anywhere after PID 1 starts (a wedged kernel, a stuck driver) stops the pings and
 // the hardware watchdog resets the machine; the boot loader then counts a failed try.
 constexpr const char* kWatchdogConfig = R"([Manager]
@@ -118,6 +140,8 @@ void write_update_config(RootTree& tree, const BuildPlan& plan) {
   tree.write_file("/usr/lib/systemd/system/kiln-update-health.service",
                   fmt::format(kHealthService, recipe.updates.health_timeout_seconds + 300));
   enable_unit(tree, "kiln-update-health.service", "multi-user.target");
+  tree.write_file("/usr/lib/systemd/system/kiln-kubelet-config.service", kKubeletConfigService);
+  enable_unit(tree, "kiln-kubelet-config.service", "multi-user.target");
   tree.write_file("/etc/systemd/system.conf.d/60-kiln-watchdog.conf", kWatchdogConfig);
 }
 

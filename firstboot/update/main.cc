@@ -36,6 +36,7 @@
 #include "firstboot/https_client.h"
 #include "firstboot/update/boot_entries.h"
 #include "firstboot/update/health.h"
+#include "firstboot/update/kubelet_upgrade.h"
 #include "firstboot/update/node_paths.h"
 #include "firstboot/update/node_state.h"
 #include "firstboot/update/slot_install.h"
@@ -424,7 +425,8 @@ int reboot_command(const NodePaths& paths) {
 }
 
 constexpr const char* kUsageText =
-    "usage: kiln-update check|health|status|--reboot|--rollback [--esp DIR] [--partitions DIR] "
+    "usage: kiln-update check|health|status|kubelet-config|--reboot|--rollback [--esp DIR] "
+    "[--partitions DIR] "
     "[--state DIR]\n"
     "                   [--config FILE] [--keys DIR] [--cmdline FILE] [--health-timeout S] "
     "[--no-reboot]\n";
@@ -490,6 +492,7 @@ int main(int argc, char** argv) {
       }
     }
     if (command == "status") return status(paths);
+    if (command == "kubelet-config") return upgrade_kubelet_config(paths, say);
     if (command == "reboot") return reboot_command(paths);
     if (command == "rollback") return rollback(paths);
     std::fputs(kUsageText, stderr);

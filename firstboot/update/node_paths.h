@@ -22,6 +22,9 @@ struct NodePaths {
   std::filesystem::path reboot_required = "/var/run/reboot-required";
   std::filesystem::path joined_marker = "/var/lib/kiln/joined";
   std::filesystem::path kubelet_kubeconfig = "/etc/kubernetes/kubelet.conf";
+  /// The kubelet version the node's kubelet configuration was last written for (by the join,
+  /// then by each kubelet upgrade).
+  std::filesystem::path kubelet_version_record = "/var/lib/kiln/kubelet-version";
   /// Tests: print what would reboot the machine instead of rebooting it.
   bool no_reboot = false;
 };

@@ -1,0 +1,77 @@
+#include "firstboot/update/kubelet_upgrade.h"
+
+#include <chrono>
+#include <optional>
+#include <thread>
+
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+#include "builder/util/process.h"
+#include "builder/util/version.h"
+
+namespace kiln::update {
+namespace fs = std::filesystem;
+
+namespace {
+
+/// This image's kubelet, from `kubelet --version` ("Kubernetes v1.35.4").
+Version image_kubelet_version() {
+  std::string text = run({"kubelet", "--version"}, {.capture_stdout = true}).stdout_text;
+  auto space = text.rfind(' ');
+  std::string word = text.substr(space == std::string::npos ? 0 : space + 1);
+  while (!word.empty() && (word.back() == '\n' || word.back() == '\r')) word.pop_back();
+  auto version = parse_version(word);
+  if (!version) throw Error("cannot read the kubelet's version from '" + word + "'");
+  return *version;
+}
+
+std::optional<Version> recorded_version(const fs::path& record) {
+  if (!fs::exists(record)) return std::nullopt;
+  std::string text = read_file(record);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return parse_version(text);
+}
+
+}  // namespace
+
+int upgrade_kubelet_config(const NodePaths& paths,
+                           const std::function<void(const std::string&)>& say) {
+  if (!fs::exists(paths.joined_marker)) return 0;  // the join writes a fresh configuration
+  const Version image = image_kubelet_version();
+  const std::optional<Version> recorded = recorded_version(paths.kubelet_version_record);
+  const std::string record_text = "v" + image.text() + "\n";
+  if (recorded && *recorded == image) return 0;
+  if (recorded && *recorded > image) {
+    // A rollback: the newer kubeadm's configuration stays; an older kubelet of the supported
+    // skew reads it, and the next newer image upgrades again.
+    say("kiln-update: kubelet v" + image.text() + " runs with the configuration written for v" +
+        recorded->text());
+    write_file_atomic(paths.kubelet_version_record, record_text);
+    return 0;
+  }
+  say("kiln-update: this image brings kubelet v" + image.text() + " (the node's configuration is " +
+      (recorded ? "for v" + recorded->text() : "from before kiln recorded it") +
+      "): kubeadm upgrade node");
+  // The control plane may be out of reach for a while after a reboot: kubeadm is retried
+  // until the deadline, and the kubelet waits for this unit.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      run({"kubeadm", "upgrade", "node", "--kubeconfig", paths.kubelet_kubeconfig.string()});
+      write_file_atomic(paths.kubelet_version_record, record_text);
+      say("kiln-update: the kubelet configuration is upgraded to v" + image.text());
+      return 0;
+    } catch (const Error& e) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        say("kiln-update: kubeadm upgrade node failed " + std::to_string(attempt) +
+            " times; the kubelet starts on its old configuration: " + e.what());
+        return 1;
+      }
+      say("kiln-update: kubeadm upgrade node failed (attempt " + std::to_string(attempt) +
+          "); retrying in 15 s");
+      std::this_thread::sleep_for(std::chrono::seconds(15));
+    }
+  }
+}
+
+}  // namespace kiln::update
