@@ -204,6 +204,23 @@ X509_STORE* store_from_pem(const std::string& pem) {
   return store;
 }
 
+/// The client's certificate and key from PEM (a kubelet's kubelet-client-current.pem holds
+/// both; each reader takes the first block of its kind).
+void use_client_identity(SSL_CTX* ctx, const std::string& cert_pem, const std::string& key_pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), int(cert_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), X509_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), int(key_pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  bool ok = cert && key && SSL_CTX_use_certificate(ctx, cert.get()) == 1 &&
+            SSL_CTX_use_PrivateKey(ctx, key.get()) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  ERR_clear_error();
+  if (!ok) throw Error("the client certificate and key cannot be used together");
+}
+
 }  // namespace
 
 http::Response parse_http_response(std::string_view raw, std::size_t max_body) {
@@ -312,6 +329,8 @@ std::string exchange_tls(int fd, const http::Request& call, const Url& url, cons
   } else {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   }
+  if (!call.client_cert_pem.empty() || !call.client_key_pem.empty())
+    use_client_identity(ctx.get(), call.client_cert_pem, call.client_key_pem);
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
   SSL_set_fd(ssl.get(), fd);
   in6_addr ip6;

@@ -11,7 +11,9 @@ namespace kiln::firstboot {
 /// statically here): one request per connection, Content-Length or chunked bodies. With
 /// `ca_pem` set the server must present a certificate that CA signed for the URL's host or IP;
 /// without it the server is not verified (the anonymous first cluster-info fetch, whose
-/// content is then checked by signature and CA pin). Plain http:// works too (cloud metadata).
+/// content is then checked by signature and CA pin). A client certificate and key, when given,
+/// authenticate the call (the kubelet's own, for the update health check). Plain http://
+/// works too (cloud metadata).
 /// `timeout_seconds` bounds the whole request, and a body over `max_response_bytes` is refused;
 /// every failure (malformed answer included) comes back in `error`, never as an exception.
 http::Response request(const http::Request& request);

@@ -8,20 +8,18 @@
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/version.h"
+#include "firstboot/update/health.h"
 
 namespace kiln::update {
 namespace fs = std::filesystem;
 
 namespace {
 
-/// This image's kubelet, from `kubelet --version` ("Kubernetes v1.35.4").
+/// This image's kubelet (`kubelet --version`).
 Version image_kubelet_version() {
-  std::string text = run({"kubelet", "--version"}, {.capture_stdout = true}).stdout_text;
-  auto space = text.rfind(' ');
-  std::string word = text.substr(space == std::string::npos ? 0 : space + 1);
-  while (!word.empty() && (word.back() == '\n' || word.back() == '\r')) word.pop_back();
-  auto version = parse_version(word);
-  if (!version) throw Error("cannot read the kubelet's version from '" + word + "'");
+  std::string text = kubelet_version();
+  auto version = parse_version(text);
+  if (!version) throw Error("cannot read the kubelet's version ('" + text + "')");
   return *version;
 }
 

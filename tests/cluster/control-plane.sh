@@ -115,6 +115,14 @@ fi
 [[ $command == up ]] || { echo "control-plane.sh: unknown command '$command'" >&2; exit 1; }
 
 stop_all
+# Another control plane (say, one a killed test left running) would hold the ports: say so
+# now rather than time out waiting for a server that cannot bind.
+for port in "$api_port" "$etcd_port" "$kcm_port"; do
+  if (exec 3<>"/dev/tcp/$lo/$port") 2>/dev/null; then
+    echo "control-plane.sh: $lo:$port is already in use (another control plane still running?)" >&2
+    exit 1
+  fi
+done
 rm -rf "$state"
 mkdir -p "$pki" "$kc" "$run" "$logs" "$state/manifests"
 chmod 700 "$state"

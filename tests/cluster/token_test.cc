@@ -261,3 +261,59 @@ TEST_CASE("a pinned fetch whose connection is never made is retried, not refused
     CHECK_THAT(e.what(), Catch::StartsWith("cannot reach"));
   }
 }
+
+TEST_CASE(
+    "the agent's client authenticates with a kubelet-style kubeconfig whose certificate "
+    "and key share one file",
+    "[cluster]") {
+  kiln::test::TempDir dir;
+  // As kubeadm writes kubelet.conf: both fields name kubelet-client-current.pem, which holds
+  // the certificate and the key. The admin's identity stands in for the node's here.
+  kiln::Kubeconfig admin = kiln::load_kubeconfig(cp("ADMIN_KUBECONFIG"));
+  kiln::write_file_atomic(dir.path() / "client-current.pem",
+                          admin.client_cert_pem + admin.client_key_pem, 0600);
+  kiln::write_file_atomic(dir.path() / "ca.crt", admin.ca_pem);
+  kiln::write_file_atomic(dir.path() / "kubelet.conf", R"(apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority: ca.crt
+    server: )" + cp("API_URL") + R"(
+  name: default-cluster
+contexts:
+- context:
+    cluster: default-cluster
+    user: default-auth
+  name: default-context
+current-context: default-context
+users:
+- name: default-auth
+  user:
+    client-certificate: client-current.pem
+    client-key: client-current.pem
+)",
+                          0600);
+  kiln::Kubeconfig kubelet = kiln::load_kubeconfig(dir.path() / "kubelet.conf");
+  kiln::http::Request request;
+  request.url = kubelet.server + "/api/v1/namespaces/kube-system/configmaps/kubeadm-config";
+  request.ca_pem = kubelet.ca_pem;
+  kiln::http::Response anonymous = kiln::firstboot::request(request);
+  INFO(anonymous.error << anonymous.body);
+  CHECK(anonymous.status == 403);  // the control plane allows anonymous requests, not this one
+
+  request.client_cert_pem = kubelet.client_cert_pem;
+  request.client_key_pem = kubelet.client_key_pem;
+  kiln::http::Response authenticated = kiln::firstboot::request(request);
+  INFO(authenticated.error << authenticated.body);
+  CHECK(authenticated.status == 200);
+  CHECK_THAT(authenticated.body, Catch::Contains("ClusterConfiguration"));
+
+  // A key that is not the certificate's is refused before anything is sent.
+  std::string foreign_key =
+      kiln::run({"openssl", "genpkey", "-algorithm", "ed25519"}, {.capture_stdout = true})
+          .stdout_text;
+  request.client_key_pem = foreign_key;
+  kiln::http::Response mismatched = kiln::firstboot::request(request);
+  CHECK(mismatched.status == 0);
+  CHECK_THAT(mismatched.error, Catch::Contains("client certificate and key cannot be used"));
+}

@@ -2,7 +2,8 @@
 # Builds the releases the update boot tests publish, from the default recipe: 1.0.0 (with its
 # raw disk, the node's first image), 2.0.0 with the next Kubernetes minor (the kubelet a node
 # gets after its Tenant Control Plane was upgraded), 3.0.0 (containerd cannot start: never
-# healthy) and 4.0.0. Each in releases/VERSION/update, signed with a key made here.
+# healthy), 4.0.0 and 5.0.0 (its kernel panics: init=/bin/false exits). Each in
+# releases/VERSION/update, signed with a key made here.
 #
 # The running version's updates.tries is what a new version gets: 1.0.0 gives one try (the
 # BIOS test's rollback costs one boot less), 2.0.0 two (the UEFI test watches the count go
@@ -22,7 +23,7 @@ mkdir -p "$out"
 cd "$out"
 [ -f release.key ] || (umask 077 && openssl genpkey -algorithm ed25519 -out release.key)
 openssl pkey -in release.key -pubout -out release.pub
-for version in 1.0.0 2.0.0 3.0.0 4.0.0; do
+for version in 1.0.0 2.0.0 3.0.0 4.0.0 5.0.0; do
     outputs=update tries=2 health_timeout=600
     [ "$version" = 1.0.0 ] && outputs="raw, update" tries=1
     [ "$version" = 3.0.0 ] && health_timeout=30
@@ -45,6 +46,10 @@ for version in 1.0.0 2.0.0 3.0.0 4.0.0; do
             echo "    content: |"
             echo "      [Service]"
             echo "      ExecStartPre=/bin/false"
+        fi
+        if [ "$version" = 5.0.0 ]; then
+            echo "kernel:"
+            echo "  cmdline: [init=/bin/false]"
         fi
     } > "worker-$version.yaml"
     rm -rf "$version"

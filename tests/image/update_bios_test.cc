@@ -1,5 +1,7 @@
 // Rollback under legacy BIOS (SeaBIOS + GRUB): the boot counting lives in GRUB's environment
-// block instead of systemd-boot's file names, and must bring the node back the same way.
+// block instead of systemd-boot's file names, and must bring the node back the same way:
+// from a version whose services fail, and from one whose kernel panics before anything of
+// kiln's runs.
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -31,8 +33,10 @@ done
 
 }  // namespace
 
-TEST_CASE("a BIOS node rolls back a version that never becomes healthy by GRUB's count alone",
-          "[image][update-boot]") {
+TEST_CASE(
+    "a BIOS node rolls back a version that never becomes healthy and one that panics by "
+    "GRUB's count alone",
+    "[image][update-boot]") {
   kiln::test::TempDir dir;
   fs::path folder = dir.path() / "served" / "update";
   kiln::test::publish_releases(folder, {"1.0.0", "3.0.0"});
@@ -56,6 +60,16 @@ TEST_CASE("a BIOS node rolls back a version that never becomes healthy by GRUB's
                   "\\(containerd is not active\\); running 1\\.0\\.0 again",
                   kBoot));
   REQUIRE(vm.wait_for("skipping 3\\.0\\.0: it was rolled back", kBoot));
-  // The UEFI test shows a later release installing after a rollback; the loader plays no
-  // part in that.
+
+  // 5.0.0's kernel panics (its init exits): the trial's panic=10 reboots the machine, GRUB
+  // has no try left for it, and 1.0.0 says it never got as far as the health check.
+  kiln::test::publish_releases(folder, {"1.0.0", "3.0.0", "5.0.0"});
+  REQUIRE(vm.wait_for("installing 5\\.0\\.0 into slot b", kBoot));
+  REQUIRE(vm.wait_for("Kernel panic - not syncing", kBoot));
+  REQUIRE(
+      vm.wait_for("ROLLED BACK: version 5\\.0\\.0 did not become healthy in its tries \\(it never "
+                  "reached the health check: it hung, panicked or reset before\\); running "
+                  "1\\.0\\.0 again",
+                  kBoot));
+  REQUIRE(vm.wait_for("skipping 5\\.0\\.0: it was rolled back", kBoot));
 }
