@@ -154,9 +154,12 @@ std::vector<ExportedFile> export_outputs(const BuildPlan& plan, const RootfsArti
     }
     exported.insert(exported.end(), files.begin(), files.end());
   }
-  copy_file_atomic(rootfs.manifest, dir / "manifest.json");
-  exported.push_back(
-      {"manifest.json", fs::file_size(dir / "manifest.json"), sha256_file(dir / "manifest.json")});
+  const std::string sbom = r.name + ".spdx.json";
+  for (const auto& [from, name] :
+       {std::pair{rootfs.manifest, std::string("manifest.json")}, std::pair{rootfs.sbom, sbom}}) {
+    copy_file_atomic(from, dir / name);
+    exported.push_back({name, fs::file_size(dir / name), sha256_file(dir / name)});
+  }
   std::string sums;
   for (const auto& f : exported) sums += f.sha256 + "  " + f.name + "\n";
   write_file_atomic(dir / "SHA256SUMS", sums);

@@ -34,6 +34,7 @@ struct RootfsArtifact {
   std::filesystem::path tarball;
   std::filesystem::path manifest;
   std::string tarball_sha256;
+  std::filesystem::path sbom;  ///< SPDX 2.3 JSON (builder/sbom/sbom.h)
 };
 
 }  // namespace kiln

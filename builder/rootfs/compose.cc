@@ -6,6 +6,7 @@
 #include "builder/rootfs/root_tree.h"
 #include "builder/rootfs/tar_io.h"
 #include "builder/rootfs/update_config.h"
+#include "builder/sbom/sbom.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
 #include "builder/util/sha256.h"
@@ -29,7 +30,8 @@ void install_kubernetes(RootTree& tree, const KubernetesArtifact& kubernetes) {
 }
 
 RootfsArtifact load_artifact(const fs::path& stage) {
-  return {stage / "rootfs.tar", stage / "manifest.json", read_file(stage / "rootfs.tar.sha256")};
+  return {stage / "rootfs.tar", stage / "manifest.json", read_file(stage / "rootfs.tar.sha256"),
+          stage / "sbom.spdx.json"};
 }
 
 }  // namespace
@@ -60,6 +62,7 @@ RootfsArtifact compose_rootfs(const BuildPlan& plan, const BaseArtifact& base,
   std::string digest = write_tar(tree, work / "rootfs.tar", plan.source_date_epoch);
   write_file_atomic(work / "rootfs.tar.sha256", digest);
   write_file_atomic(work / "manifest.json", manifest);
+  write_file_atomic(work / "sbom.spdx.json", render_sbom(plan, tree, kubernetes));
   log::info("    rootfs: {} entries, {}", tree.nodes().size(),
             log::human_bytes(fs::file_size(work / "rootfs.tar")));
   entry.publish();

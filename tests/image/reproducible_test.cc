@@ -100,6 +100,8 @@ TEST_CASE("a cached root and one composed afresh are identical whatever outputs 
         kiln::sha256_file(work.path() / "cached/rootfs.tar"));
   CHECK(kiln::sha256_file(work.path() / "cached/rootfs.tar") ==
         kiln::sha256_file(kImage / "rootfs.tar"));
+  CHECK(kiln::sha256_file(work.path() / "fresh/worker.spdx.json") ==
+        kiln::sha256_file(work.path() / "cached/worker.spdx.json"));
   std::string manifest = capture(
       {"tar", "-xOf", (work.path() / "fresh/rootfs.tar").string(), "./usr/lib/kiln/manifest.json"});
   CHECK_THAT(manifest, !Catch::Contains("\"outputs\""));

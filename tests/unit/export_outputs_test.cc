@@ -18,23 +18,29 @@ kiln::BuildPlan plan_with_outputs(std::vector<std::string> outputs) {
 
 }  // namespace
 
-TEST_CASE("the export step writes the rootfs, manifest.json and SHA256SUMS over both") {
+TEST_CASE("the export step writes the rootfs, manifest.json, the SBOM and SHA256SUMS over them") {
   kiln::test::TempDir temp;
   kiln::write_file_atomic(temp.path() / "rootfs.tar", "a tarball");
   kiln::write_file_atomic(temp.path() / "manifest.json", "{}\n");
+  kiln::write_file_atomic(temp.path() / "sbom.spdx.json", "{\"spdxVersion\": \"SPDX-2.3\"}\n");
   kiln::RootfsArtifact rootfs{temp.path() / "rootfs.tar", temp.path() / "manifest.json",
-                              kiln::sha256_hex("a tarball")};
+                              kiln::sha256_hex("a tarball"), temp.path() / "sbom.spdx.json"};
   fs::path out = temp.path() / "out";
   fs::create_directories(out);
-  auto files =
-      kiln::export_outputs(plan_with_outputs({"rootfs"}), rootfs, std::nullopt, std::nullopt, out);
-  REQUIRE(files.size() == 2);
+  kiln::BuildPlan plan = plan_with_outputs({"rootfs"});
+  plan.recipe.name = "edge";
+  auto files = kiln::export_outputs(plan, rootfs, std::nullopt, std::nullopt, out);
+  REQUIRE(files.size() == 3);
   CHECK(files[0].name == "rootfs.tar");
   CHECK(files[1].name == "manifest.json");
+  CHECK(files[2].name == "edge.spdx.json");
   CHECK(kiln::read_file(out / "rootfs.tar") == "a tarball");
-  CHECK(kiln::read_file(out / "SHA256SUMS") == kiln::sha256_hex("a tarball") + "  rootfs.tar\n" +
-                                                   kiln::sha256_hex("{}\n") + "  manifest.json\n");
-  CHECK(std::distance(fs::directory_iterator(out), fs::directory_iterator()) == 3);
+  CHECK(kiln::read_file(out / "edge.spdx.json") == "{\"spdxVersion\": \"SPDX-2.3\"}\n");
+  CHECK(kiln::read_file(out / "SHA256SUMS") ==
+        kiln::sha256_hex("a tarball") + "  rootfs.tar\n" + kiln::sha256_hex("{}\n") +
+            "  manifest.json\n" + kiln::sha256_hex("{\"spdxVersion\": \"SPDX-2.3\"}\n") +
+            "  edge.spdx.json\n");
+  CHECK(std::distance(fs::directory_iterator(out), fs::directory_iterator()) == 4);
 }
 
 TEST_CASE("the export step refuses a disk format when the build made no disk") {
