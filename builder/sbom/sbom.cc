@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "builder/sbom/debian_licenses.h"
 #include "builder/sbom/dpkg_status.h"
@@ -19,13 +20,22 @@ using nlohmann::json;
 
 namespace {
 
-/// An SPDX element id: letters, digits, '.' and '-' only.
-std::string spdx_id(std::string_view kind, std::string_view name) {
-  std::string id = "SPDXRef-" + std::string(kind) + "-";
-  for (char c : name)
-    id += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '-';
-  return id;
-}
+/// SPDX element ids: letters, digits, '.' and '-' only, so names are folded ("libstdc++6"
+/// becomes "libstdc--6"); two names that fold alike get distinct ids.
+class SpdxIds {
+ public:
+  std::string make(std::string_view kind, std::string_view name) {
+    std::string id = "SPDXRef-" + std::string(kind) + "-";
+    for (char c : name)
+      id += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '-';
+    std::string unique = id;
+    for (int n = 2; !used_.insert(unique).second; ++n) unique = id + "-" + std::to_string(n);
+    return unique;
+  }
+
+ private:
+  std::set<std::string> used_;
+};
 
 /// Percent-encodes a purl version or qualifier value (purl spec: only unreserved characters
 /// stay as they are).
@@ -103,6 +113,7 @@ std::string render_sbom(const BuildPlan& plan, const RootTree& tree,
                         const KubernetesArtifact& kubernetes) {
   const Recipe& r = plan.recipe;
   const std::string image_id = "SPDXRef-image";
+  SpdxIds ids;
   json packages = json::array(), relationships = json::array();
   relationships.push_back(relationship("SPDXRef-DOCUMENT", "DESCRIBES", image_id));
 
@@ -122,7 +133,7 @@ std::string render_sbom(const BuildPlan& plan, const RootTree& tree,
     return std::tie(a.name, a.architecture) < std::tie(b.name, b.architecture);
   });
   for (const auto& deb : debs) {
-    std::string id = spdx_id("deb", deb.name + "-" + deb.architecture);
+    std::string id = ids.make("deb", deb.name + "-" + deb.architecture);
     json p = package_base(id, deb.name, deb.version);
     p["supplier"] = supplier(deb.maintainer);
     if (const std::string* copyright = copyright_file(tree, deb.name))
@@ -136,10 +147,15 @@ std::string render_sbom(const BuildPlan& plan, const RootTree& tree,
   }
 
   // Upstream binaries: origin and digest from the Kubernetes stage, modules from the binary.
-  std::map<std::string, json> modules;  // id -> package, shared by the binaries
+  std::map<std::string, json> modules;  // "path@version" -> package, shared by the binaries
   for (const auto& record : kubernetes.records) {
-    std::string id = spdx_id("bin", record.name);
-    json p = package_base(id, record.name, "v" + r.kubernetes.version.text());
+    std::string id = ids.make("bin", record.name);
+    // The recipe's version; a Go binary's own build information refines it below.
+    std::string version = "v" + r.kubernetes.version.text();
+    if (record.name == "crictl") version = "v" + r.kubernetes.crictl_version.text();
+    if (record.name == "containerd" && r.containerd.version)
+      version = "v" + r.containerd.version->text();
+    json p = package_base(id, record.name, version);
     p["supplier"] = "Organization: The Kubernetes Authors";
     p["licenseDeclared"] = is_upstream_binary(record.name) ? "Apache-2.0" : "NOASSERTION";
     p["checksums"] = json::array({{{"algorithm", "SHA256"}, {"checksumValue", record.sha256}}});
@@ -157,37 +173,38 @@ std::string render_sbom(const BuildPlan& plan, const RootTree& tree,
           p["versionInfo"] = module.version;
           p["externalRefs"] = purl_ref("pkg:golang/" + module.path + "@" + module.version);
         }
-        std::string module_id = spdx_id("gomod", module.path + "-" + module.version);
-        if (!modules.count(module_id)) {
-          json m = package_base(module_id, module.path, module.version);
+        const std::string key = module.path + "@" + module.version;
+        if (!modules.count(key)) {
+          json m = package_base(ids.make("gomod", key), module.path, module.version);
           m["supplier"] = "NOASSERTION";
-          m["externalRefs"] = purl_ref("pkg:golang/" + module.path + "@" + module.version);
+          m["externalRefs"] = purl_ref("pkg:golang/" + key);
           if (!module.sum.empty()) m["comment"] = "go.sum " + module.sum;
-          modules[module_id] = m;
+          modules[key] = m;
         }
-        relationships.push_back(relationship(id, "DEPENDS_ON", module_id));
+        relationships.push_back(relationship(id, "DEPENDS_ON", modules[key]["SPDXID"]));
       }
-      std::string go_id = spdx_id("go", info->go_version);
-      if (!modules.count(go_id)) {
-        json go = package_base(go_id, "go", info->go_version);
+      // The toolchain, keyed apart from module paths (the leading space sorts it first).
+      const std::string go_key = " go@" + info->go_version;
+      if (!modules.count(go_key)) {
+        json go = package_base(ids.make("go", info->go_version), "go", info->go_version);
         go["supplier"] = "Organization: The Go Authors";
         go["licenseDeclared"] = "BSD-3-Clause";
         go["externalRefs"] = purl_ref("pkg:golang/stdlib@" + info->go_version);
-        modules[go_id] = go;
+        modules[go_key] = go;
       }
-      relationships.push_back(relationship(go_id, "BUILD_TOOL_OF", id));
+      relationships.push_back(relationship(modules[go_key]["SPDXID"], "BUILD_TOOL_OF", id));
     }
     packages.push_back(p);
     relationships.push_back(relationship(image_id, "CONTAINS", id));
   }
-  for (auto& [id, module] : modules) packages.push_back(module);
+  for (auto& [key, module] : modules) packages.push_back(module);
 
   // kiln's own programs on the node.
   for (const char* path : {"usr/lib/kiln/kiln-firstboot", "usr/bin/kiln-update"}) {
     const TreeNode* node = tree.find(path);
     if (!node || node->type != TreeNode::Type::file) continue;
     std::string name = std::string(path).substr(std::string(path).rfind('/') + 1);
-    std::string id = spdx_id("kiln", name);
+    std::string id = ids.make("kiln", name);
     json p = package_base(id, name, KILN_VERSION);
     p["supplier"] = "Organization: kiln";
     p["checksums"] =

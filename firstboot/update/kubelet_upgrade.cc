@@ -40,8 +40,8 @@ int upgrade_kubelet_config(const NodePaths& paths,
   const std::string record_text = "v" + image.text() + "\n";
   if (recorded && *recorded == image) return 0;
   if (recorded && *recorded > image) {
-    // A rollback: the newer kubeadm's configuration stays; an older kubelet of the supported
-    // skew reads it, and the next newer image upgrades again.
+    // A rollback: what the newer kubeadm wrote stays as it is (kubeadm has no downgrade), and
+    // the next newer image upgrades it again.
     say("kiln-update: kubelet v" + image.text() + " runs with the configuration written for v" +
         recorded->text());
     write_file_atomic(paths.kubelet_version_record, record_text);
