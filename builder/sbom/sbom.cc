@@ -101,7 +101,8 @@ json relationship(const std::string& from, const char* type, const std::string& 
   return {{"spdxElementId", from}, {"relationshipType", type}, {"relatedSpdxElement", to}};
 }
 
-/// The project an upstream binary kiln installs comes from (all Apache-2.0 licensed).
+/// Upstream binaries kiln installs, all from Apache-2.0 projects: Kubernetes, cri-tools
+/// (a Kubernetes SIG's) and containerd.
 bool is_upstream_binary(const std::string& name) {
   return name == "kubelet" || name == "kubeadm" || name == "crictl" || name == "containerd" ||
          name == "kube-apiserver" || name == "kube-controller-manager";
@@ -156,7 +157,8 @@ std::string render_sbom(const BuildPlan& plan, const RootTree& tree,
     if (record.name == "containerd" && r.containerd.version)
       version = "v" + r.containerd.version->text();
     json p = package_base(id, record.name, version);
-    p["supplier"] = "Organization: The Kubernetes Authors";
+    p["supplier"] = record.name == "containerd" ? "Organization: The containerd Authors"
+                                                : "Organization: The Kubernetes Authors";
     p["licenseDeclared"] = is_upstream_binary(record.name) ? "Apache-2.0" : "NOASSERTION";
     p["checksums"] = json::array({{{"algorithm", "SHA256"}, {"checksumValue", record.sha256}}});
     if (record.origin.rfind("https://", 0) == 0) p["downloadLocation"] = record.origin;

@@ -194,6 +194,10 @@ TEST_CASE(
   CHECK(updated.uid == joined.uid);
   CHECK(updated.kubelet_version == cp.env("KUBERNETES_VERSION"));
   CHECK(certificate_requests(cp) == requests_after_join);
+  // kiln-kubelet-config.service ran the new image's `kubeadm upgrade node` first.
+  CHECK_THAT(vm.console(),
+             Catch::Contains("kiln-update: the kubelet configuration is upgraded to " +
+                             cp.env("KUBERNETES_VERSION")));
   // No second join: every boot since found the node joined.
   CHECK_THAT(vm.console(), Catch::Contains("(already joined; nothing to do)"));
   CHECK_THAT(vm.console(), !Catch::Contains("kiln: joining "));
