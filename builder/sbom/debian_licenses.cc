@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "builder/util/scan.h"
+
 namespace kiln {
 
 namespace {
@@ -73,20 +75,9 @@ constexpr std::pair<std::string_view, std::string_view> kLicenses[] = {
     {"Sleepycat", "Sleepycat"},
 };
 
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-    text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.remove_suffix(1);
-  return text;
-}
+// Lines are split at '\n' and lose a '\r' (a CRLF file); the rest is HTTP's whitespace rule.
+using scan::iequals;
+using scan::trim;
 
 /// Splits "A or B" / "A and B" (Debian's words, any case) into the names and the operator;
 /// the operator is empty for a single name, "mixed" when both appear.
@@ -96,7 +87,7 @@ std::pair<std::vector<std::string_view>, std::string> split_expression(std::stri
   std::size_t start = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
     for (std::string_view word : {std::string_view(" or "), std::string_view(" and ")}) {
-      if (i + word.size() <= text.size() && same_name(text.substr(i, word.size()), word)) {
+      if (i + word.size() <= text.size() && iequals(text.substr(i, word.size()), word)) {
         names.push_back(trim(text.substr(start, i - start)));
         std::string this_op = word == " or " ? "OR" : "AND";
         op = op.empty() || op == this_op ? this_op : "mixed";
@@ -116,15 +107,19 @@ std::pair<std::vector<std::string_view>, std::string> split_expression(std::stri
 
 std::string spdx_license_id(std::string_view debian_name) {
   for (const auto& [debian, spdx] : kLicenses)
-    if (same_name(debian, debian_name)) return std::string(spdx);
+    if (iequals(debian, debian_name)) return std::string(spdx);
   return "";
 }
 
+std::string spdx_id_text(std::string_view text) {
+  std::string out;
+  for (char c : text)
+    out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '-';
+  return out;
+}
+
 std::string license_ref(std::string_view debian_name) {
-  std::string ref = "LicenseRef-";
-  for (char c : debian_name)
-    ref += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '-';
-  return ref;
+  return "LicenseRef-" + spdx_id_text(debian_name);
 }
 
 std::string declared_license(std::string_view copyright, std::set<std::string>& refs) {
@@ -135,6 +130,7 @@ std::string declared_license(std::string_view copyright, std::set<std::string>& 
     auto newline = copyright.find('\n');
     std::string_view line = copyright.substr(0, newline);
     copyright.remove_prefix(newline == std::string_view::npos ? copyright.size() : newline + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (trim(line).empty()) {
       in_all_files = false;
       continue;

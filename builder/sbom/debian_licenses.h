@@ -16,6 +16,10 @@ std::string spdx_license_id(std::string_view debian_name);
 /// "NOASSERTION" when the file is not machine-readable or names no licence for all files.
 std::string declared_license(std::string_view copyright, std::set<std::string>& refs);
 
+/// `text` with every character an SPDX identifier does not allow (anything but letters,
+/// digits, '.' and '-') replaced by '-'.
+std::string spdx_id_text(std::string_view text);
+
 /// "LicenseRef-" plus the name with every character SPDX does not allow replaced by '-'.
 std::string license_ref(std::string_view debian_name);
 

@@ -25,9 +25,7 @@ namespace {
 class SpdxIds {
  public:
   std::string make(std::string_view kind, std::string_view name) {
-    std::string id = "SPDXRef-" + std::string(kind) + "-";
-    for (char c : name)
-      id += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '-';
+    std::string id = "SPDXRef-" + std::string(kind) + "-" + spdx_id_text(name);
     std::string unique = id;
     for (int n = 2; !used_.insert(unique).second; ++n) unique = id + "-" + std::to_string(n);
     return unique;

@@ -32,8 +32,7 @@ std::optional<Version> recorded_version(const fs::path& record) {
 
 }  // namespace
 
-int upgrade_kubelet_config(const NodePaths& paths,
-                           const std::function<void(const std::string&)>& say) {
+int upgrade_kubelet_config(const NodePaths& paths, const Say& say) {
   if (!fs::exists(paths.joined_marker)) return 0;  // the join writes a fresh configuration
   const Version image = image_kubelet_version();
   const std::optional<Version> recorded = recorded_version(paths.kubelet_version_record);

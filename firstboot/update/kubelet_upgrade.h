@@ -1,8 +1,5 @@
 #pragma once
 
-#include <functional>
-#include <string>
-
 #include "firstboot/update/node_paths.h"
 
 namespace kiln::update {
@@ -16,7 +13,6 @@ namespace kiln::update {
 ///
 /// Returns 0 when nothing had to change or the upgrade succeeded, 1 when kubeadm kept failing
 /// (the kubelet then starts on the old configuration and the health check decides).
-int upgrade_kubelet_config(const NodePaths& paths,
-                           const std::function<void(const std::string&)>& say);
+int upgrade_kubelet_config(const NodePaths& paths, const Say& say);
 
 }  // namespace kiln::update

@@ -1,10 +1,14 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace kiln::update {
+
+/// How the agent's steps report progress: a line for the journal (and the console).
+using Say = std::function<void(const std::string&)>;
 
 /// Everything kiln-update reads and writes on a node. The defaults are the node's real
 /// devices and files; tests point each at a file or folder of their own.

@@ -1,16 +1,14 @@
 #pragma once
 
 #include <filesystem>
-#include <functional>
 #include <string>
 
 #include "builder/update/update_index.h"
 #include "builder/util/error.h"
+#include "firstboot/update/node_paths.h"
 #include "firstboot/update/node_state.h"
 
 namespace kiln::update {
-
-using Say = std::function<void(const std::string&)>;
 
 /// A release that must not be installed (unsigned, foreign key, wrong digest, fails
 /// dm-verity): reported, and nothing about the boot configuration is switched.

@@ -60,6 +60,16 @@ std::string last_probe(const QemuVm& vm, const std::string& key) {
   return it == results.end() ? "" : it->second;
 }
 
+/// The node's machine: UEFI, rebooting in place (updates and rollbacks reboot it), two vCPUs
+/// for its kubelet.
+kiln::test::VmOptions node_vm(const fs::path& disk, const fs::path& serial_log) {
+  return {.disk = disk,
+          .firmware = Firmware::uefi,
+          .serial_log = serial_log,
+          .cpus = 2,
+          .allow_reboot = true};
+}
+
 /// What the control plane knows of a Node: its identity and the kubelet that last posted status.
 struct NodeFacts {
   std::string uid;
@@ -141,11 +151,7 @@ TEST_CASE(
   NodeFacts joined;
   std::set<std::string> requests_after_join;
   {
-    QemuVm vm({.disk = disk,
-               .firmware = Firmware::uefi,
-               .serial_log = log,
-               .cpus = 2,
-               .allow_reboot = true});
+    QemuVm vm(node_vm(disk, log));
     {
       INFO(vm.failure_report());
       REQUIRE(vm.wait_for("kiln: joined tenant-update as [a-z0-9.-]+", kJoin));
@@ -174,11 +180,7 @@ TEST_CASE(
     machine_id = last_probe(vm, "machine_id");
   }
   fs::path log2 = dir.path() / "console-2.log";
-  QemuVm vm({.disk = disk,
-             .firmware = Firmware::uefi,
-             .serial_log = log2,
-             .cpus = 2,
-             .allow_reboot = true});
+  QemuVm vm(node_vm(disk, log2));
   {
     INFO(vm.failure_report());
     REQUIRE(vm.wait_for("KILN-PROBE running=1\\.0\\.0 slot a", kBoot));  // the old version
