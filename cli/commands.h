@@ -13,6 +13,7 @@ enum class ExitCode {
   usage = 2,           ///< bad command line
   invalid_recipe = 3,  ///< the recipe has errors; each is printed as file:line:column
   offline_miss = 4,    ///< --offline and something is not in the cache
+  not_verified = 5,    ///< kiln inspect: a root does not match its root hash
 };
 
 class UsageError : public std::runtime_error {
@@ -28,6 +29,7 @@ ExitCode run_token(const std::vector<std::string>& args);
 ExitCode run_stamp(const std::vector<std::string>& args);
 ExitCode run_serve(const std::vector<std::string>& args);
 ExitCode run_cache(const std::vector<std::string>& args);
+ExitCode run_inspect(const std::vector<std::string>& args);
 ExitCode run_version(const std::vector<std::string>& args);
 
 }  // namespace kiln::cli

@@ -22,6 +22,7 @@ Commands:
   binaries RECIPE   fetch or build Kubernetes binaries of the recipe's version (e.g. kube-apiserver)
   token create      create a short-lived bootstrap token and write a node join config
   stamp             write a join config into a built raw image (or --show it)
+  inspect IMAGE|DIR show what a built image or folder holds and verify its root
   serve DIR         serve a PXE output folder over HTTP (read-only)
   cache info|prune  show the build cache, or remove what no build has used for a while
   version           print kiln's version
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
     if (command == "binaries") return int(kiln::cli::run_binaries(args));
     if (command == "token") return int(kiln::cli::run_token(args));
     if (command == "stamp") return int(kiln::cli::run_stamp(args));
+    if (command == "inspect") return int(kiln::cli::run_inspect(args));
     if (command == "serve") return int(kiln::cli::run_serve(args));
     if (command == "cache") return int(kiln::cli::run_cache(args));
     if (command == "version" || command == "--version") return int(kiln::cli::run_version(args));

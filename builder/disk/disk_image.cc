@@ -139,6 +139,9 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
 
   entry.cmdline = kernel_cmdline(plan, content.root_hash);
   populate_esp(work / "esp", root, entry, bios);
+  // What the image holds, where `kiln inspect` reads it without opening the EROFS root.
+  fs::copy_file(rootfs.manifest, work / "esp" / "kiln" / "manifest.json");
+  fs::copy_file(rootfs.sbom, work / "esp" / "kiln" / "sbom.spdx.json");
   content.esp_used = tree_usage(work / "esp");
   GptDisk layout = plan_disk_layout(plan, content);
   auto partition = [&](const std::string& name) -> const GptPartition& {

@@ -140,8 +140,14 @@ void write_gpt(const fs::path& path, const GptDisk& disk) {
 
 GptDisk read_gpt(const fs::path& path) {
   File file(path, O_RDONLY);
+  return read_gpt(path, fs::file_size(path), [&](void* data, std::size_t size, std::uint64_t at) {
+    file.read_at(data, size, at);
+  });
+}
+
+GptDisk read_gpt(const fs::path& path, std::uint64_t disk_size, const GptRead& read_at) {
   std::array<std::uint8_t, kSectorSize> h{};
-  file.read_at(h.data(), h.size(), kSectorSize);
+  read_at(h.data(), h.size(), kSectorSize);
   if (std::memcmp(h.data(), "EFI PART", 8) != 0)
     throw Error(path.string() + " has no GPT partition table (is it a raw disk image?)");
   std::uint32_t stored_crc = get_le(&h[16], 4);
@@ -154,7 +160,12 @@ GptDisk read_gpt(const fs::path& path) {
     throw Error(path.string() + ": GPT header checksum mismatch (corrupted image?)");
 
   GptDisk disk;
-  disk.size = fs::file_size(path);
+  // A disk read as a stream does not say its size: the backup header's sector (the disk's
+  // last) does. Partitions are still checked against it, and reads past the stream's end fail.
+  disk.size =
+      disk_size != 0
+          ? disk_size
+          : std::min<std::uint64_t>(get_le(&h[32], 8), 1ull << 41) * kSectorSize + kSectorSize;
   disk.guid = Guid::from_gpt_bytes(&h[56]);
   // Everything below is bounded by the file itself: a damaged or hostile table can neither
   // make kiln allocate more than kMaxEntryArrayBytes nor point a partition past the end.
@@ -174,7 +185,7 @@ GptDisk read_gpt(const fs::path& path) {
                 std::to_string(array_sectors) + " sectors) lies outside the " +
                 std::to_string(disk.size) + "-byte file");
   std::vector<std::uint8_t> entries(std::size_t(count) * size);
-  file.read_at(entries.data(), entries.size(), entries_lba * kSectorSize);
+  read_at(entries.data(), entries.size(), entries_lba * kSectorSize);
   if (crc32(entries.data(), entries.size()) != get_le(&h[88], 4))
     throw Error(path.string() + ": GPT partition entries checksum mismatch (corrupted image?)");
   for (std::uint32_t i = 0; i < count; ++i) {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,14 @@ void write_gpt(const std::filesystem::path& path, const GptDisk& disk);
 
 /// Reads and checks (signature, CRCs) the primary GPT of a raw disk image.
 GptDisk read_gpt(const std::filesystem::path& path);
+
+/// Fills `size` bytes at `offset` of a disk; throws kiln::Error when it cannot.
+using GptRead = std::function<void(void* data, std::size_t size, std::uint64_t offset)>;
+
+/// The same for a disk of `disk_size` bytes read through `read` (in increasing offsets, so a
+/// stream will do); `path` names it in errors. A `disk_size` of 0 takes the size from the
+/// header's backup-header sector.
+GptDisk read_gpt(const std::filesystem::path& path, std::uint64_t disk_size, const GptRead& read);
 
 /// The partition named `name`; throws naming the image when absent.
 const GptPartition& find_partition(const GptDisk& disk, const std::string& name,

@@ -104,8 +104,12 @@ std::vector<ExportedFile> export_pxe_folder(const BuildPlan& plan, const DiskArt
 
   copy_from_esp(disk, "vmlinuz", work / "vmlinuz");
   copy_from_esp(disk, "initrd.img", work / "initrd.img");
+  // What the root holds, for `kiln inspect` of the folder (and anyone auditing a boot server).
+  copy_from_esp(disk, "manifest.json", work / "manifest.json");
+  copy_from_esp(disk, "sbom.spdx.json", work / "sbom.spdx.json");
   std::uint64_t hash_offset = write_root_image(disk, work / "root.img");
-  std::vector<std::string> names = {"boot.ipxe", "grub.cfg", "initrd.img", "root.img", "vmlinuz"};
+  std::vector<std::string> names = {"boot.ipxe", "grub.cfg",       "initrd.img", "manifest.json",
+                                    "root.img",  "sbom.spdx.json", "vmlinuz"};
   std::string install_sha256;
   if (plan.recipe.pxe.install) {
     write_raw_zst(disk.raw, work / kInstallImage);

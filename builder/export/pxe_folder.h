@@ -19,7 +19,8 @@ std::string netboot_cmdline(const BuildPlan& plan, const std::string& base_url,
                             const std::string& install_sha256);
 
 /// Writes `dir`/pxe: vmlinuz, initrd.img, root.img (the disk's EROFS root followed by its
-/// dm-verity tree), boot.ipxe, grub.cfg and SHA256SUMS; with `pxe.install` also disk.raw.zst. The
+/// dm-verity tree), boot.ipxe, grub.cfg, manifest.json and sbom.spdx.json (the build's, as
+/// on the disk's ESP) and SHA256SUMS; with `pxe.install` also disk.raw.zst. The
 /// folder appears complete or not at all. Returns its files, named "pxe/...".
 std::vector<ExportedFile> export_pxe_folder(const BuildPlan& plan, const DiskArtifact& disk,
                                             const std::filesystem::path& dir);

@@ -17,7 +17,7 @@ std::string hash_tree(const std::filesystem::path& root);
 /// Bumped whenever a stage's code changes what it produces, so old cache entries are not reused.
 inline constexpr int kBaseStageFormat = 4;
 inline constexpr int kKubernetesStageFormat = 3;
-inline constexpr int kRootfsStageFormat = 12;
-inline constexpr int kDiskStageFormat = 6;
+inline constexpr int kRootfsStageFormat = 13;
+inline constexpr int kDiskStageFormat = 7;
 
 }  // namespace kiln

@@ -49,6 +49,7 @@ std::string render_manifest(const BuildPlan& plan, const BaseArtifact& base,
   // root differ from a fresh one.
   out += "  \"format\": 2,\n";
   out += fmt::format("  \"name\": {},\n", json_quote(r.name));
+  out += fmt::format("  \"version\": {},\n", json_quote(r.version));
   out += fmt::format("  \"kiln_version\": {},\n", json_quote(KILN_VERSION));
   out += fmt::format("  \"recipe_sha256\": {},\n", json_quote(plan.recipe_hash));
   out += fmt::format("  \"source_date_epoch\": {},\n", plan.source_date_epoch);

@@ -53,12 +53,14 @@ std::string to_hex(std::string_view bytes) {
 }
 
 /// pread_all that reports a read error as a failed check rather than an exception.
-bool read_exact(int fd, void* data, std::size_t size, std::uint64_t offset, const char* what) {
-  try {
-    return pread_all(fd, data, size, offset, what);
-  } catch (const std::exception&) {
-    return false;
-  }
+VerityRead fd_reader(int fd, const char* what) {
+  return [fd, what](void* data, std::size_t size, std::uint64_t offset) {
+    try {
+      return pread_all(fd, data, size, offset, what);
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
 }
 
 std::uint64_t blocks_of(std::uint64_t entries) {
@@ -90,9 +92,15 @@ VeritySuperblock parse_verity_superblock(std::string_view bytes) {
 std::string verify_verity(int data_fd, std::uint64_t data_bytes, int hash_fd,
                           std::string_view root_hash,
                           void (*progress)(std::uint64_t, std::uint64_t)) {
+  return verify_verity(fd_reader(data_fd, "the root slot"), data_bytes,
+                       fd_reader(hash_fd, "the verity slot"), root_hash, progress);
+}
+
+std::string verify_verity(const VerityRead& read_data, std::uint64_t data_bytes,
+                          const VerityRead& read_hash, std::string_view root_hash,
+                          void (*progress)(std::uint64_t, std::uint64_t)) {
   char head[kSuperblockSize];
-  if (!read_exact(hash_fd, head, sizeof head, 0, "the verity slot"))
-    return "cannot read the verity superblock";
+  if (!read_hash(head, sizeof head, 0)) return "cannot read the verity superblock";
   VeritySuperblock sb;
   try {
     sb = parse_verity_superblock(std::string_view(head, sizeof head));
@@ -127,8 +135,7 @@ std::string verify_verity(int data_fd, std::uint64_t data_bytes, int hash_fd,
   std::uint64_t block_index = 0;
   // Seals one hash block of level `level`: compares it with the stored one, hashes it upward.
   auto seal = [&](std::size_t level, std::string& block, std::string& upward) -> std::string {
-    if (!read_exact(hash_fd, stored.data(), kBlock, level_start[level] + block_index * kBlock,
-                    "the verity slot"))
+    if (!read_hash(stored.data(), kBlock, level_start[level] + block_index * kBlock))
       return fmt::format("cannot read hash block {} of level {}", block_index, level);
     if (std::memcmp(stored.data(), block.data(), kBlock) != 0) {
       return fmt::format("hash block {} of level {} differs from the data below it", block_index,
@@ -145,15 +152,14 @@ std::string verify_verity(int data_fd, std::uint64_t data_bytes, int hash_fd,
   // Level 0 streams over the data; each level above is built from the one below in memory.
   std::string level_above;
   if (sb.data_blocks == 1) {
-    if (!read_exact(data_fd, buffer.data(), kBlock, 0, "the root slot"))
-      return "cannot read the root";
+    if (!read_data(buffer.data(), kBlock, 0)) return "cannot read the root";
     char digest[kDigest];
     hasher.hash(buffer.data(), kBlock, digest);
     level_above.assign(digest, kDigest);
   } else {
     for (std::uint64_t done = 0; done < data_bytes;) {
       std::size_t take = std::min<std::uint64_t>(buffer.size(), data_bytes - done);
-      if (!read_exact(data_fd, buffer.data(), take, done, "the root slot"))
+      if (!read_data(buffer.data(), take, done))
         return fmt::format("cannot read the root at byte {}", done);
       for (std::size_t at = 0; at < take; at += kBlock) {
         hasher.hash(buffer.data() + at, kBlock, current.data() + in_block * kDigest);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,16 @@ VeritySuperblock parse_verity_superblock(std::string_view bytes);
 /// of data read so far.
 std::string verify_verity(int data_fd, std::uint64_t data_bytes, int hash_fd,
                           std::string_view root_hash,
+                          void (*progress)(std::uint64_t done, std::uint64_t total) = nullptr);
+
+/// Reads `size` bytes at `offset` of a data or hash area; false when it cannot.
+using VerityRead = std::function<bool(void* data, std::size_t size, std::uint64_t offset)>;
+
+/// The same check through readers, for images that are not plain files (a qcow2 through
+/// qemu's block layer, a partition already in memory). The data is read in increasing
+/// offsets only, so a reader may stream it.
+std::string verify_verity(const VerityRead& read_data, std::uint64_t data_bytes,
+                          const VerityRead& read_hash, std::string_view root_hash,
                           void (*progress)(std::uint64_t done, std::uint64_t total) = nullptr);
 
 }  // namespace kiln
