@@ -4,10 +4,12 @@
 
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "builder/fetch/cache.h"
 #include "builder/fetch/cache_prune.h"
 #include "builder/util/log.h"
+#include "builder/util/time.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 
@@ -21,6 +23,7 @@ const std::vector<Flag> kCacheFlags = {
     {"--unused-for", "DURATION",
      "prune: remove what no build has used for this long, e.g. 12h, 14d (default 14d)"},
     {"--dry-run", "", "prune: list what would be removed and remove nothing"},
+    {"--json", "", "info: print one JSON document"},
 };
 
 constexpr const char* kCacheHelp =
@@ -44,6 +47,39 @@ std::uint64_t total_bytes(const std::vector<CacheEntry>& entries) {
   return total;
 }
 
+constexpr const char* kKinds[] = {"stage output", "download", "package archive",
+                                  "partial download"};
+
+std::string utc(std::chrono::system_clock::time_point when) {
+  return format_utc(
+      std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count());
+}
+
+/// `kiln cache info --json`: entries and bytes per kind, and when each kind was last used.
+ExitCode show_info_json(const fs::path& root) {
+  using nlohmann::json;
+  std::vector<CacheEntry> entries;
+  if (fs::is_directory(root / "stages")) entries = list_cache_entries(root);
+  std::map<std::string, std::vector<CacheEntry>> by_kind;
+  for (const auto& entry : entries) by_kind[entry.kind].push_back(entry);
+  json kinds = json::array();
+  for (const char* kind : kKinds) {
+    const auto& group = by_kind[kind];
+    kinds.push_back(
+        {{"kind", kind},
+         {"entries", group.size()},
+         {"bytes", total_bytes(group)},
+         {"lastUsed", group.empty() ? json(nullptr) : json(utc(group.back().last_used))},
+         {"oldestUse", group.empty() ? json(nullptr) : json(utc(group.front().last_used))}});
+  }
+  json doc = {{"schemaVersion", 1},
+              {"cache", root.string()},
+              {"kinds", kinds},
+              {"total", {{"entries", entries.size()}, {"bytes", total_bytes(entries)}}}};
+  std::fputs((doc.dump(2) + "\n").c_str(), stdout);
+  return ExitCode::ok;
+}
+
 ExitCode show_info(const fs::path& root) {
   if (!fs::is_directory(root / "stages")) {
     std::printf("kiln cache at %s: empty (no build has used it)\n", root.c_str());
@@ -53,7 +89,7 @@ ExitCode show_info(const fs::path& root) {
   std::map<std::string, std::vector<CacheEntry>> by_kind;
   for (const auto& entry : entries) by_kind[entry.kind].push_back(entry);
   std::printf("kiln cache at %s\n", root.c_str());
-  for (const char* kind : {"stage output", "download", "package archive", "partial download"}) {
+  for (const char* kind : kKinds) {
     const auto& group = by_kind[kind];
     std::string used = group.empty() ? ""
                                      : "  last used " + age(group.back().last_used) + ", oldest " +
@@ -99,8 +135,9 @@ ExitCode run_cache(const std::vector<std::string>& args) {
   if (parsed.positional[0] == "info") {
     if (parsed.has("unused-for") || parsed.has("dry-run"))
       throw UsageError("--unused-for and --dry-run go with prune, not info");
-    return show_info(root);
+    return parsed.has("json") ? show_info_json(root) : show_info(root);
   }
+  if (parsed.has("json")) throw UsageError("--json goes with info, not prune");
   return prune(root, parsed);
 }
 

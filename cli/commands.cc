@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "builder/build.h"
@@ -45,6 +47,7 @@ const std::vector<Flag> kBuildFlags = {
     {"--rebuild", "", "re-run every stage even if its output is cached (downloads stay cached)"},
     {"-j, --jobs", "N", "parallel jobs for compilation (default: number of CPUs)"},
     {"-v, --verbose", "", "print every command and cache decision"},
+    {"--json", "", "print the result as one JSON document on stdout (logs stay on stderr)"},
 };
 
 const std::vector<Flag> kBinariesFlags = {
@@ -63,6 +66,7 @@ const std::vector<Flag> kPlanFlags = {
     {"--mirror", "URL|DIR", "as for build"},
     {"--debian-mirror", "URL|DIR", "as for build"},
     {"--offline", "", "do not probe the network to resolve kubernetes.from: auto"},
+    {"--json", "", "print the plan as one JSON document"},
 };
 
 std::string recipe_argument(const ParsedArgs& parsed) {
@@ -122,6 +126,72 @@ PlanOptions plan_options(const ParsedArgs& parsed) {
   return options;
 }
 
+/// `kiln plan --json`: what the build would use and the stage keys it would look up.
+std::string plan_json(const BuildPlan& plan) {
+  using nlohmann::json;
+  const Recipe& r = plan.recipe;
+  json downloads = json::array(), go_binaries = json::array();
+  for (const auto& d : plan.downloads)
+    downloads.push_back({{"name", d.name}, {"url", d.url}, {"sha256", d.sha256}});
+  for (const auto& g : plan.go_binaries)
+    go_binaries.push_back({{"name", g.name}, {"package", g.package}});
+  json doc = {{"schemaVersion", 1},
+              {"name", r.name},
+              {"version", r.version},
+              {"arch", to_string(r.base.arch)},
+              {"suite", r.base.suite},
+              {"sourceDateEpoch", plan.source_date_epoch},
+              {"kubernetes",
+               {{"version", "v" + r.kubernetes.version.text()},
+                {"source", to_string(plan.kubernetes_source)},
+                {"reason", plan.kubernetes_source_reason},
+                {"pauseImage", plan.pause_image}}},
+              {"packages", plan.packages},
+              {"downloads", downloads},
+              {"goBinaries", go_binaries},
+              {"outputs", r.outputs},
+              {"stageKeys",
+               {{"base", plan.base_key},
+                {"kubernetes", plan.kubernetes_key},
+                {"rootfs", plan.rootfs_key},
+                {"disk", plan.disk_key.empty() ? json(nullptr) : json(plan.disk_key)}}}};
+  return doc.dump(2) + "\n";
+}
+
+/// `kiln build --json`: every file written, with the size and digest SHA256SUMS lists.
+std::string build_json(const BuildPlan& plan, const fs::path& output_dir,
+                       const BuildResult& result) {
+  using nlohmann::json;
+  std::map<std::string, std::string> digests;  // name in SHA256SUMS -> digest
+  if (fs::exists(output_dir / "SHA256SUMS")) {
+    std::string sums = read_file(output_dir / "SHA256SUMS");
+    for (std::size_t start = 0; start < sums.size();) {
+      std::size_t end = std::min(sums.find('\n', start), sums.size());
+      std::string line = sums.substr(start, end - start);
+      if (line.size() > 66) digests[line.substr(66)] = line.substr(0, 64);
+      start = end + 1;
+    }
+  }
+  json files = json::array();
+  for (const auto& file : result.files) {
+    std::string name = fs::relative(file, output_dir).generic_string();
+    json item = {{"path", file.string()}, {"name", name}};
+    std::error_code error;
+    item["size"] = fs::is_regular_file(file, error) ? json(fs::file_size(file)) : json(nullptr);
+    auto digest = digests.find(name);
+    item["sha256"] = digest != digests.end() ? json(digest->second) : json(nullptr);
+    files.push_back(std::move(item));
+  }
+  json doc = {{"schemaVersion", 1},
+              {"name", plan.recipe.name},
+              {"version", plan.recipe.version},
+              {"arch", to_string(plan.recipe.base.arch)},
+              {"outputDir", output_dir.string()},
+              {"rootfsSha256", result.rootfs_sha256},
+              {"files", files}};
+  return doc.dump(2) + "\n";
+}
+
 }  // namespace
 
 ExitCode run_build(const std::vector<std::string>& args) {
@@ -174,6 +244,10 @@ ExitCode run_build(const std::vector<std::string>& args) {
         "genpkey -algorithm ed25519 -out release.key`)");
   }
   BuildResult result = build(plan, options);
+  if (parsed.has("json")) {
+    std::fputs(build_json(plan, options.output_dir, result).c_str(), stdout);
+    return ExitCode::ok;
+  }
   for (const auto& file : result.files) std::printf("%s\n", file.c_str());
   return ExitCode::ok;
 }
@@ -264,7 +338,7 @@ ExitCode run_plan(const std::vector<std::string>& args) {
       log::warn("cannot read {}: {}", download.sha256_url, e.what());
     }
   }
-  std::fputs(describe_plan(plan).c_str(), stdout);
+  std::fputs((parsed.has("json") ? plan_json(plan) : describe_plan(plan)).c_str(), stdout);
   return ExitCode::ok;
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "builder/disk/config_partition.h"
 #include "builder/join/config_initrd.h"
@@ -21,6 +22,7 @@ namespace {
 const std::vector<Flag> kStampFlags = {
     {"--join", "FILE", "join config from `kiln token create` to write into the image"},
     {"--show", "", "print what is stamped in the image (token masked) instead"},
+    {"--json", "", "with --show: print it as one JSON document"},
     {"--keep-mode", "",
      "leave the image's permissions as they are (by default it is made 0600: it holds the "
      "token)"},
@@ -60,6 +62,33 @@ JoinConfig load_private_join_config(const std::filesystem::path& file) {
   if (auto warning = readable_secret_warning(file))
     std::fprintf(stderr, "kiln: warning: %s\n", warning->c_str());
   return load_join_config(file);
+}
+
+/// `kiln stamp --show --json`: the same facts, token masked.
+void show_json(const std::filesystem::path& image) {
+  using nlohmann::json;
+  auto url = read_stamped_update_url(image);
+  auto text = read_stamped_config(image);
+  json doc = {{"schemaVersion", 1},
+              {"image", image.string()},
+              {"stamped", bool(text)},
+              {"updateUrl", url ? json(*url) : json(nullptr)}};
+  if (text) {
+    JoinConfig config = parse_join_config(*text, image.string() + ":kiln-config/join.yaml");
+    json taints = json::array();
+    for (const auto& taint : config.taints)
+      taints.push_back({{"key", taint.key}, {"value", taint.value}, {"effect", taint.effect}});
+    doc["controlPlane"] = config.control_plane_name;
+    doc["endpoint"] = config.endpoint;
+    doc["caCertHash"] = config.ca_cert_hash;
+    doc["token"] = config.token.masked();
+    doc["expires"] = format_utc(config.expires);
+    doc["expired"] = unix_now() >= config.expires;
+    doc["nodeName"] = to_string(config.node_name);
+    doc["labels"] = config.labels;
+    doc["taints"] = taints;
+  }
+  std::fputs((doc.dump(2) + "\n").c_str(), stdout);
 }
 
 void show(const std::filesystem::path& image) {
@@ -111,6 +140,7 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
   if (parsed.has("keep-mode") && (parsed.has("pxe") || parsed.has("show")))
     throw UsageError("--keep-mode applies to stamping a disk image only");
   if (parsed.has("pxe")) {
+    if (parsed.has("json")) throw UsageError("--json goes with --show");
     if (parsed.has("update-url"))
       throw UsageError(
           "--update-url is for disk images: netbooted nodes boot the folder's newest "
@@ -124,9 +154,10 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
   if (parsed.positional.size() != 1) throw UsageError("kiln stamp needs exactly one IMAGE");
   std::filesystem::path image = parsed.positional[0];
   if (parsed.has("show")) {
-    show(image);
+    parsed.has("json") ? show_json(image) : show(image);
     return ExitCode::ok;
   }
+  if (parsed.has("json")) throw UsageError("--json goes with --show");
   if (!parsed.has("join") && !parsed.has("update-url"))
     throw UsageError("kiln stamp needs --join FILE and/or --update-url URL (or --show)");
   if (!parsed.has("join")) {

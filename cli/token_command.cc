@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "builder/join/token_create.h"
@@ -20,6 +21,7 @@ const std::vector<Flag> kTokenFlags = {
     {"--kubeconfig", "FILE",
      "admin kubeconfig of the control plane (Kamaji: secret <tcp>-admin-kubeconfig)"},
     {"-o, --output", "FILE", "join config to write (mode 0600)"},
+    {"--json", "", "print the result (token masked) as one JSON document"},
     {"--ttl", "DURATION", "token lifetime, e.g. 30m, 2h (default 2h, at most 24h)"},
     {"--allow-long-ttl", "", "allow --ttl beyond 24h"},
     {"--description", "TEXT", "description stored with the token"},
@@ -29,7 +31,8 @@ const std::vector<Flag> kTokenFlags = {
     {"--name", "NAME", "control plane name shown on nodes (default: the kubeconfig's cluster)"},
     {"--labels", "LIST", "node labels, key=value,..."},
     {"--taints", "LIST", "node taints, key=value:Effect,..."},
-    {"--node-name", "POLICY", "hostname, mac, dmi or cloud (default: the image's, from its recipe)"},
+    {"--node-name", "POLICY",
+     "hostname, mac, dmi or cloud (default: the image's, from its recipe)"},
     {"--kubelet-args", "LIST", "extra kubelet arguments, name=value,..."},
 };
 
@@ -141,6 +144,18 @@ ExitCode run_token(const std::vector<std::string>& args) {
   }
   JoinConfig config = create_bootstrap_token(kubeconfig, request, unix_now());
   write_join_config(parsed.get("output"), config);
+  if (parsed.has("json")) {
+    nlohmann::json doc = {{"schemaVersion", 1},
+                          {"output", parsed.get("output")},
+                          {"token", config.token.masked()},
+                          {"tokenId", config.token.id},
+                          {"controlPlane", config.control_plane_name},
+                          {"endpoint", config.endpoint},
+                          {"caCertHash", config.ca_cert_hash},
+                          {"expires", format_utc(config.expires)}};
+    std::fputs((doc.dump(2) + "\n").c_str(), stdout);
+    return ExitCode::ok;
+  }
   std::printf("%s: token %s for %s, expires %s, CA %s\n", parsed.get("output").c_str(),
               config.token.masked().c_str(), config.endpoint.c_str(),
               format_utc(config.expires).c_str(), config.ca_cert_hash.c_str());
