@@ -115,11 +115,16 @@ std::uint32_t FatVolume::next_cluster(std::uint32_t cluster) const {
 std::string FatVolume::chain(std::uint32_t first, std::uint64_t limit) const {
   std::string out;
   std::uint32_t cluster = first;
-  // A chain visits each cluster at most once: more steps than clusters means a loop.
-  for (std::uint64_t steps = 0; cluster != 0 && out.size() < limit; ++steps) {
-    if (cluster < 2 || cluster >= clusters_ + 2 || steps > clusters_)
+  // A chain visits each cluster at most once; one that comes back to a cluster loops. The
+  // bitmap is bounded by the clusters the bytes hold.
+  std::vector<bool> visited(std::size_t(clusters_) + 2);
+  while (cluster != 0 && out.size() < limit) {
+    if (cluster < 2 || cluster >= clusters_ + 2)
       throw Error(
-          fmt::format("{}: a cluster chain is broken or loops (cluster {})", what_, cluster));
+          fmt::format("{}: a cluster chain leaves the volume (cluster {})", what_, cluster));
+    if (visited[cluster])
+      throw Error(fmt::format("{}: a cluster chain loops (back to cluster {})", what_, cluster));
+    visited[cluster] = true;
     std::uint64_t at = data_offset_ + std::uint64_t(cluster - 2) * cluster_size_;
     out.append(bytes_.substr(at, std::min<std::uint64_t>(cluster_size_, limit - out.size())));
     cluster = next_cluster(cluster);
