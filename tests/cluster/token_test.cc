@@ -8,6 +8,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "builder/join/kubeconfig.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
+#include "builder/util/time.h"
 #include "firstboot/https_client.h"
 #include "support/control_plane.h"
 #include "support/run_command.h"
@@ -106,6 +108,28 @@ TEST_CASE("kiln token create makes a bootstrap token kubeadm recognises and a 06
                         cp("ADMIN_KUBECONFIG") + " -o " + (dir.path() / "second.yaml").string());
   CHECK(again.output.find(kiln::load_join_config(dir.path() / "second.yaml").token.secret) ==
         std::string::npos);
+}
+
+TEST_CASE("kiln token create --json prints the join config's facts with the token masked",
+          "[cluster]") {
+  kiln::test::TempDir dir;
+  Run run = kiln::test::run_stdout(std::string(KILN_BINARY) + " token create --kubeconfig " +
+                                   cp("ADMIN_KUBECONFIG") + " --name tcp-json --json -o " +
+                                   (dir.path() / "join.yaml").string());
+  REQUIRE(run.exit_code == 0);
+  kiln::write_file_atomic(dir.path() / "token.json", run.output);
+  CHECK(run_shell("python3 -m json.tool " + (dir.path() / "token.json").string()).exit_code == 0);
+  kiln::JoinConfig config = kiln::load_join_config(dir.path() / "join.yaml");
+  auto doc = nlohmann::json::parse(run.output);
+  CHECK(doc["schemaVersion"] == 1);
+  CHECK(doc["output"] == (dir.path() / "join.yaml").string());
+  CHECK(doc["token"] == config.token.masked());
+  CHECK(doc["tokenId"] == config.token.id);
+  CHECK(doc["controlPlane"] == "tcp-json");
+  CHECK(doc["endpoint"] == config.endpoint);
+  CHECK(doc["caCertHash"] == config.ca_cert_hash);
+  CHECK(doc["expires"] == kiln::format_utc(config.expires));
+  CHECK(run.output.find(config.token.secret) == std::string::npos);
 }
 
 TEST_CASE("the CA pin kiln computes is the one real kubeadm prints for joining", "[cluster]") {

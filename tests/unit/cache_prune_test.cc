@@ -2,6 +2,8 @@
 #include "builder/fetch/cache_prune.h"
 
 #include <catch2/catch.hpp>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "builder/fetch/cache.h"
@@ -112,4 +114,32 @@ TEST_CASE("kiln cache refuses a folder that is not a cache and a malformed --unu
   auto no_action = kiln::test::run_command(kiln + " cache");
   CHECK(no_action.exit_code == 2);
   CHECK_THAT(no_action.output, Catch::Contains("kiln cache needs one action: info or prune"));
+}
+
+TEST_CASE("kiln cache info --json counts each kind of entry in one JSON document") {
+  kiln::test::TempDir dir;
+  fs::path root = populated_cache(dir.path() / "cache");
+  auto run = kiln::test::run_stdout(std::string(KILN_BINARY) + " cache info --json --cache " +
+                                    root.string());
+  REQUIRE(run.exit_code == 0);
+  kiln::write_file_atomic(dir.path() / "info.json", run.output);
+  CHECK(kiln::test::run_command("python3 -m json.tool " + (dir.path() / "info.json").string())
+            .exit_code == 0);
+  auto doc = nlohmann::json::parse(run.output);
+  CHECK(doc["schemaVersion"] == 1);
+  CHECK(doc["cache"] == root.string());
+  std::map<std::string, nlohmann::json> kinds;
+  for (const auto& kind : doc["kinds"]) kinds[kind["kind"]] = kind;
+  REQUIRE(kinds.size() == 4);
+  CHECK(kinds["stage output"]["entries"] == 2);
+  CHECK(kinds["download"]["entries"] == 2);
+  CHECK(kinds["package archive"]["entries"] == 1);
+  CHECK(kinds["partial download"]["entries"] == 1);
+  CHECK(kinds["download"]["bytes"].get<std::uint64_t>() >= 2 * 8192);
+  CHECK(kinds["stage output"]["lastUsed"].is_string());
+  CHECK(kinds["stage output"]["oldestUse"].is_string());
+  CHECK(doc["total"]["entries"] == 6);
+  CHECK(kiln::test::run_command(std::string(KILN_BINARY) + " cache prune --json --cache " +
+                                root.string())
+            .exit_code == 2);
 }
