@@ -60,9 +60,22 @@ std::uint8_t short_name_checksum(std::string_view entry) {
 }  // namespace
 
 FatVolume::FatVolume(std::string_view bytes, std::string what)
-    : bytes_(bytes), what_(std::move(what)) {
+    : FatVolume(
+          [bytes](std::uint64_t offset, std::size_t count) {
+            if (offset > bytes.size() || count > bytes.size() - offset)
+              throw Error("a FAT read past the end of its bytes");
+            return std::string(bytes.substr(offset, count));
+          },
+          bytes.size(), std::move(what)) {}
+
+FatVolume::FatVolume(Read read, std::uint64_t size, std::string what)
+    : read_(std::move(read)), what_(std::move(what)) {
+  // The largest allocation table kept in memory: a 1 GiB FAT32 of 512-byte clusters needs 8 MiB.
+  constexpr std::uint64_t kMaxFatBytes = 16u << 20;
   auto fail = [&](const std::string& why) { throw Error(what_ + ": " + why); };
-  if (bytes.size() < 512) fail("too small for a FAT file system");
+  if (size < 512) fail("too small for a FAT file system");
+  std::string boot = read_(0, 512);
+  std::string_view bytes = boot;
   if (std::uint8_t(bytes[510]) != 0x55 || std::uint8_t(bytes[511]) != 0xaa)
     fail("no FAT boot sector (signature 55 aa missing)");
   sector_size_ = le(bytes, 11, 2);
@@ -78,8 +91,8 @@ FatVolume::FatVolume(std::string_view bytes, std::string what)
       !power_of_two(sectors_per_cluster) || sectors_per_cluster > 128 || reserved == 0 ||
       fats == 0 || fats > 4 || fat_sectors == 0 || total == 0)
     fail("the boot sector's geometry is not a FAT file system's");
-  if (total * sector_size_ > bytes.size())
-    fail(fmt::format("the file system's {} sectors do not fit its {} bytes", total, bytes.size()));
+  if (total * sector_size_ > size)
+    fail(fmt::format("the file system's {} sectors do not fit its {} bytes", total, size));
   cluster_size_ = sector_size_ * sectors_per_cluster;
   std::uint64_t root_sectors =
       (std::uint64_t(root_entries_) * kEntrySize + sector_size_ - 1) / sector_size_;
@@ -88,10 +101,13 @@ FatVolume::FatVolume(std::string_view bytes, std::string what)
   std::uint64_t clusters = (total - data_sector) / sectors_per_cluster;
   fat_bits_ = clusters < 4085 ? 12 : clusters < 65525 ? 16 : 32;
   clusters_ = std::uint32_t(std::min<std::uint64_t>(clusters, 0x0ffffff0));
-  fat_offset_ = std::uint64_t(reserved) * sector_size_;
-  fat_bytes_ = fat_sectors * sector_size_;
-  if (fat_bytes_ * 8 < (std::uint64_t(clusters_) + 2) * std::uint64_t(fat_bits_))
+  std::uint64_t fat_bytes = fat_sectors * sector_size_;
+  if (fat_bytes * 8 < (std::uint64_t(clusters_) + 2) * std::uint64_t(fat_bits_))
     fail("its allocation table is too small for its clusters");
+  // Only the entries of clusters that exist are read; the table may be padded beyond them.
+  std::uint64_t used = ((std::uint64_t(clusters_) + 2) * std::uint64_t(fat_bits_) + 7) / 8 + 1;
+  if (used > kMaxFatBytes) fail("its allocation table is larger than kiln reads");
+  fat_ = read_(std::uint64_t(reserved) * sector_size_, std::size_t(std::min(used, fat_bytes)));
   root_offset_ = (reserved + fats * fat_sectors) * sector_size_;
   data_offset_ = data_sector * sector_size_;
   if (fat_bits_ == 32) {
@@ -105,7 +121,10 @@ FatVolume::FatVolume(std::string_view bytes, std::string what)
 std::uint32_t FatVolume::next_cluster(std::uint32_t cluster) const {
   std::uint64_t at =
       fat_bits_ == 12 ? cluster + cluster / 2 : std::uint64_t(cluster) * (fat_bits_ / 8);
-  std::uint32_t value = le(bytes_, fat_offset_ + at, fat_bits_ == 32 ? 4 : 2);
+  int width = fat_bits_ == 32 ? 4 : 2;
+  if (at + std::uint64_t(width) > fat_.size())
+    throw Error(fmt::format("{}: cluster {} has no allocation table entry", what_, cluster));
+  std::uint32_t value = le(fat_, std::size_t(at), width);
   if (fat_bits_ == 12) value = (cluster & 1) ? value >> 4 : value & 0xfff;
   if (fat_bits_ == 32) value &= 0x0fffffff;
   std::uint32_t end = fat_bits_ == 12 ? 0xff8 : fat_bits_ == 16 ? 0xfff8 : 0x0ffffff8;
@@ -126,7 +145,7 @@ std::string FatVolume::chain(std::uint32_t first, std::uint64_t limit) const {
       throw Error(fmt::format("{}: a cluster chain loops (back to cluster {})", what_, cluster));
     visited[cluster] = true;
     std::uint64_t at = data_offset_ + std::uint64_t(cluster - 2) * cluster_size_;
-    out.append(bytes_.substr(at, std::min<std::uint64_t>(cluster_size_, limit - out.size())));
+    out += read_(at, std::size_t(std::min<std::uint64_t>(cluster_size_, limit - out.size())));
     cluster = next_cluster(cluster);
   }
   return out;
@@ -135,21 +154,16 @@ std::string FatVolume::chain(std::uint32_t first, std::uint64_t limit) const {
 std::vector<FatVolume::Entry> FatVolume::entries(const Entry* directory) const {
   // Directories hold at most 65536 entries (2 MiB); FAT allows no more.
   constexpr std::uint64_t kMaxDirectory = 65536 * kEntrySize;
-  std::string fixed;
-  std::string_view table;
-  if (directory == nullptr && fat_bits_ != 32) {
-    table = bytes_.substr(root_offset_, std::size_t(root_entries_) * kEntrySize);
-  } else {
-    fixed = chain(directory ? directory->cluster : root_cluster_, kMaxDirectory);
-    table = fixed;
-  }
+  std::string table = directory == nullptr && fat_bits_ != 32
+                          ? read_(root_offset_, std::size_t(root_entries_) * kEntrySize)
+                          : chain(directory ? directory->cluster : root_cluster_, kMaxDirectory);
   std::vector<Entry> out;
   std::string long_name;
   std::vector<std::uint32_t> units;
   int expected_sequence = 0;
   std::uint8_t long_checksum = 0;
   for (std::size_t at = 0; at + kEntrySize <= table.size(); at += kEntrySize) {
-    std::string_view entry = table.substr(at, kEntrySize);
+    std::string_view entry = std::string_view(table).substr(at, kEntrySize);
     std::uint8_t first = std::uint8_t(entry[0]), attributes = std::uint8_t(entry[11]);
     if (first == 0) break;
     if (first == 0xe5) {

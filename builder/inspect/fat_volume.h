@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,8 +15,14 @@ namespace kiln {
 /// the volume, so a hostile image costs time linear in its size at worst.
 class FatVolume {
  public:
-  /// Checks the boot sector; throws kiln::Error, prefixed with `what`, unless `bytes` hold a
-  /// FAT file system whose sizes fit them. `bytes` must outlive the volume.
+  /// Returns exactly `count` bytes at `offset` of the file system, or throws.
+  using Read = std::function<std::string(std::uint64_t offset, std::size_t count)>;
+
+  /// Checks the boot sector; throws kiln::Error, prefixed with `what`, unless the `size`
+  /// bytes `read` gives hold a FAT file system whose sizes fit them. Keeps one copy of the
+  /// allocation table in memory (at most 16 MiB) and reads clusters as files need them.
+  FatVolume(Read read, std::uint64_t size, std::string what);
+  /// The same over bytes in memory, which must outlive the volume.
   FatVolume(std::string_view bytes, std::string what);
 
   /// The names in the directory at `path` ("/" or "/loader/entries"), long names where the
@@ -38,13 +45,12 @@ class FatVolume {
   std::uint32_t next_cluster(std::uint32_t cluster) const;
   std::string chain(std::uint32_t first, std::uint64_t limit) const;
 
-  std::string_view bytes_;
+  Read read_;
+  std::string fat_;  ///< the first allocation table
   std::string what_;
   int fat_bits_ = 0;
   std::uint32_t sector_size_ = 0;
   std::uint32_t cluster_size_ = 0;
-  std::uint64_t fat_offset_ = 0;
-  std::uint64_t fat_bytes_ = 0;
   std::uint64_t root_offset_ = 0;  ///< FAT12/16's fixed root directory
   std::uint32_t root_entries_ = 0;
   std::uint32_t root_cluster_ = 0;  ///< FAT32's root directory chain

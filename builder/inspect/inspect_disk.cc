@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "builder/disk/gpt.h"
 #include "builder/disk/layout.h"
@@ -105,8 +106,7 @@ RootCheck check_root(DiskReader& disk, const GptDisk& gpt,
   return check;
 }
 
-void read_esp(const std::string& bytes, const std::string& name, ImageReport& report) {
-  FatVolume esp(bytes, name + ": ESP");
+void read_esp(const FatVolume& esp, const std::string& name, ImageReport& report) {
   if (auto names = esp.list("/loader/entries")) {
     std::sort(names->begin(), names->end());
     std::size_t count = 0;
@@ -132,8 +132,9 @@ void inspect_disk(DiskReader& disk, const std::string& name, ImageReport& report
   GptDisk gpt = read_gpt(name, disk.size(), [&](void* data, std::size_t size, std::uint64_t at) {
     disk.read(at, static_cast<char*>(data), size);
   });
-  // First pass, in disk order (a stream cannot go back): the ESP, every verity tree and the
-  // config partition.
+  // First pass, in disk order (a stream cannot go back): every verity tree, and for a stream
+  // the ESP and the config partition too, kept in memory; an image that can be read anywhere
+  // is read where the FAT points instead.
   std::vector<const GptPartition*> wanted;
   for (const auto& partition : gpt.partitions) {
     if (partition.name == "esp" || partition.name == "kiln-config" ||
@@ -153,16 +154,30 @@ void inspect_disk(DiskReader& disk, const std::string& name, ImageReport& report
       throw Error(fmt::format("{}: partition {} is {} bytes, more than a kiln image's", name,
                               partition->name, partition->size));
     }
-    content[partition->name] = disk.read(partition->offset, std::size_t(partition->size));
+    if (!disk.random_access())
+      content[partition->name] = disk.read(partition->offset, std::size_t(partition->size));
   }
-  if (!content.count("esp")) throw Error(name + " has no 'esp' partition (not a kiln disk image?)");
-  read_esp(content["esp"], name, report);
-  content.erase("esp");
-  if (auto config = content.find("kiln-config"); config != content.end()) {
-    FatVolume volume(config->second, name + ": kiln-config");
+  auto volume = [&](const std::string& partition_name) -> std::optional<FatVolume> {
+    std::string what = name + ": " + partition_name;
+    if (auto kept = content.find(partition_name); kept != content.end())
+      return FatVolume(kept->second, what);
+    for (const auto& partition : gpt.partitions) {
+      if (partition.name != partition_name || !disk.random_access()) continue;
+      return FatVolume(
+          [&disk, offset = partition.offset](std::uint64_t at, std::size_t count) {
+            return disk.read(offset + at, count);
+          },
+          partition.size, what);
+    }
+    return std::nullopt;
+  };
+  auto esp = volume("esp");
+  if (!esp) throw Error(name + " has no 'esp' partition (not a kiln disk image?)");
+  read_esp(*esp, name, report);
+  if (auto config = volume("kiln-config")) {
     report.stamp =
-        summarize_stamp(volume.read("/join.yaml", kMaxJoinConfigBytes),
-                        volume.read("/update-url", 4096), name + ":kiln-config/join.yaml");
+        summarize_stamp(config->read("/join.yaml", kMaxJoinConfigBytes),
+                        config->read("/update-url", 4096), name + ":kiln-config/join.yaml");
   }
   // Then each root its loader entries boot, checked against their root hash.
   std::vector<std::string> hashes;
