@@ -43,8 +43,14 @@ std::optional<std::string> read_small(const fs::path& file, std::uintmax_t limit
 RootCheck check_root_file(const fs::path& root_file, const fs::path& hash_file,
                           std::uint64_t hash_offset, const std::string& root_hash) {
   RootCheck check{root_file.filename().string(), root_hash, false, ""};
-  auto root = open_raw_disk(root_file);
-  auto hashes = open_raw_disk(hash_file);
+  std::unique_ptr<DiskReader> root, hashes;
+  try {
+    root = open_raw_disk(root_file);
+    hashes = open_raw_disk(hash_file);
+  } catch (const Error& e) {
+    check.problem = e.what();
+    return check;
+  }
   if (hash_offset > hashes->size()) {
     check.problem = "the hash tree's offset lies past the end of " + hash_file.filename().string();
     return check;
@@ -85,8 +91,11 @@ std::optional<std::string> join_from_initrd(const fs::path& initrd) {
         std::uint64_t(archive_entry_size(entry)) > kMaxJoinConfigBytes)
       throw Error(initrd.string() + ": kiln/join.yaml is larger than any join config");
     std::string text(std::size_t(archive_entry_size(entry)), '\0');
-    if (archive_read_data(archive.get(), text.data(), text.size()) != la_ssize_t(text.size()))
-      throw Error(initrd.string() + ": kiln/join.yaml is cut short");
+    for (std::size_t done = 0; done < text.size();) {
+      la_ssize_t n = archive_read_data(archive.get(), text.data() + done, text.size() - done);
+      if (n <= 0) throw Error(initrd.string() + ": kiln/join.yaml is cut short");
+      done += std::size_t(n);
+    }
     return text;
   }
   return std::nullopt;

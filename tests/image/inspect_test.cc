@@ -128,6 +128,15 @@ TEST_CASE("kiln inspect shows the same stamp on a stamped raw and on its qcow2, 
   CHECK(text.output.find("0123456789abcdef") == std::string::npos);
   CHECK(raw.doc.dump().find("0123456789abcdef") == std::string::npos);
 
+  // A PXE folder with a join initrd from `kiln stamp --pxe` shows the same join config.
+  kiln::run({"cp", "-rl", (kImage / "pxe").string(), (dir.path() / "pxe").string()});
+  kiln::run({KILN_BINARY, "stamp", "--pxe", (dir.path() / "pxe").string(), "--join",
+             (dir.path() / "join.yaml").string()});
+  Inspection pxe = inspect(dir.path() / "pxe");
+  CHECK(pxe.exit_code == 0);
+  for (const char* key : {"stamped", "endpoint", "controlPlane", "token", "expires", "caCertHash"})
+    CHECK(pxe.doc["stamp"][key] == stamp[key]);
+
   // `kiln stamp --show --json` reports the stamp as inspect does.
   auto show = kiln::test::run_stdout(std::string(KILN_BINARY) + " stamp --show --json " +
                                      (dir.path() / "node.raw").string());

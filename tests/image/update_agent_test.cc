@@ -5,6 +5,7 @@
 // what the agent writes, and everything it refuses to write.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "builder/disk/gpt.h"
 #include "builder/update/release_signature.h"
@@ -332,4 +333,37 @@ TEST_CASE("a health check that cannot run never reboots the node", "[image][upda
   CHECK(result.exit_code == 0);
   CHECK_THAT(result.output,
              Catch::Contains("the health check could not run") && Catch::Contains("not rebooting"));
+}
+
+TEST_CASE("kiln inspect lists an update folder's releases and checks each root against its hash",
+          "[image][update][inspect]") {
+  const Release& r = release();
+  auto run = test::run_stdout(std::string(KILN_BINARY) + " inspect --json " + r.folder.string());
+  REQUIRE(run.exit_code == 0);
+  auto doc = nlohmann::json::parse(run.output);
+  CHECK(doc["format"] == "update");
+  CHECK(doc["verified"] == true);
+  CHECK(doc["update"]["name"] == "worker");
+  CHECK(doc["update"]["arch"] == "amd64");
+  CHECK(doc["update"]["signed"] == true);
+  REQUIRE(doc["update"]["releases"].size() == 1);
+  CHECK(doc["update"]["releases"][0]["version"] == "1.0.0");
+  CHECK(doc["update"]["releases"][0]["rootHash"] == r.index.releases[0].root_hash);
+  CHECK(doc["update"]["releases"][0]["matches"] == true);
+  CHECK(doc["rootHash"] == r.index.releases[0].root_hash);
+
+  // The same folder with one byte of the root file changed: refused, exit code 5.
+  test::TempDir dir;
+  fs::path copy = dir.path() / "update";
+  fs::create_directories(copy);
+  for (const auto& entry : fs::directory_iterator(r.folder))
+    fs::copy_file(entry.path(), copy / entry.path().filename());
+  fs::path root = copy / r.index.releases[0].root.name;
+  std::string byte = read_at(root, 5 << 20, 1);
+  write_at(root, std::string(1, char(byte[0] ^ 0x01)), 5 << 20);
+  run = test::run_stdout(std::string(KILN_BINARY) + " inspect --json " + copy.string());
+  CHECK(run.exit_code == 5);
+  doc = nlohmann::json::parse(run.output);
+  CHECK(doc["update"]["releases"][0]["matches"] == false);
+  CHECK_THAT(doc["roots"][0]["problem"].get<std::string>(), Catch::Contains("differs"));
 }
