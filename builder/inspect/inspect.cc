@@ -121,7 +121,7 @@ void inspect_pxe(const fs::path& dir, ImageReport& report) {
   const std::string& cmdline = report.loader_entries.front().cmdline;
   std::string root_hash = cmdline_value(cmdline, "kiln.roothash");
   auto offset = scan::parse_unsigned(cmdline_value(cmdline, "kiln.root_hash_offset"));
-  if (root_hash.size() != 64 || !offset)
+  if (!scan::is_lower_hex(root_hash, 64) || !offset)
     throw Error((dir / "boot.ipxe").string() + " names no kiln.roothash and kiln.root_hash_offset");
   report.roots.push_back(check_root_file(dir / "root.img", dir / "root.img", *offset, root_hash));
   if (auto manifest = read_small(dir / "manifest.json", kMaxManifest))

@@ -14,6 +14,7 @@
 #include "builder/update/verity_check.h"
 #include "builder/util/error.h"
 #include "builder/util/log.h"
+#include "builder/util/scan.h"
 #include "builder/util/sha256.h"
 
 namespace kiln {
@@ -55,8 +56,8 @@ RootCheck check_root(DiskReader& disk, const GptDisk& gpt,
                      const std::map<std::string, std::string>& trees,
                      const std::string& root_hash) {
   RootCheck check{"", root_hash, false, ""};
-  if (root_hash.size() != 64) {
-    check.problem = "the loader entry's roothash= is not 64 hex digits";
+  if (!scan::is_lower_hex(root_hash, 64)) {
+    check.problem = "the loader entry's roothash= is not 64 lowercase hex digits";
     return check;
   }
   Guid root_uuid = Guid::from_hex(root_hash.substr(0, 32));
