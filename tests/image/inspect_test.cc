@@ -59,30 +59,29 @@ TEST_CASE("kiln inspect reports the same root, manifest, SBOM and stamp for ever
       {"worker.vmdk", "vmdk"},      {"worker.ova", "ova"},
       {"worker.gce.tar.gz", "gce"}, {"pxe", "pxe"}};
   for (const auto& [file, format] : outputs) {
-    DYNAMIC_SECTION(file) {
-      Inspection result = inspect(kImage / file);
-      const json& doc = result.doc;
-      CHECK(result.exit_code == 0);
-      CHECK(doc["schemaVersion"] == 1);
-      CHECK(doc["verified"] == true);
-      CHECK(doc["rootHash"] == root_hash);
-      REQUIRE(doc["roots"].size() == 1);
-      CHECK(doc["roots"][0]["matches"] == true);
-      CHECK(doc["manifest"]["sha256"] == manifest_sha256);
-      CHECK(doc["sbomSha256"] == sbom_sha256);
-      CHECK(doc["stamp"]["stamped"] == false);
-      CHECK(doc["name"] == manifest["name"]);
-      CHECK(doc["version"] == "1.0.0");
-      CHECK(doc["arch"] == "amd64");
-      CHECK(doc["buildEpoch"] == manifest["source_date_epoch"]);
-      CHECK(doc["kubernetesVersion"] == manifest["kubernetes"]["version"]);
-      CHECK(doc["manifest"]["packages"].size() == manifest["packages"].size());
-      // Every loader entry boots this root.
-      REQUIRE(!doc["loaderEntries"].empty());
-      for (const auto& entry : doc["loaderEntries"])
-        CHECK_THAT(entry["cmdline"].get<std::string>(), Catch::Contains(root_hash));
-      CHECK(doc["format"] == format);
-    }
+    INFO(file);
+    Inspection result = inspect(kImage / file);
+    json& doc = result.doc;
+    CHECK(result.exit_code == 0);
+    CHECK(doc["schemaVersion"] == 1);
+    CHECK(doc["verified"] == true);
+    CHECK(doc["rootHash"] == root_hash);
+    CHECK(doc["roots"].size() == 1);
+    CHECK(doc["roots"].at(0)["matches"] == true);
+    CHECK(doc["manifest"]["sha256"] == manifest_sha256);
+    CHECK(doc["sbomSha256"] == sbom_sha256);
+    CHECK(doc["stamp"]["stamped"] == false);
+    CHECK(doc["name"] == manifest["name"]);
+    CHECK(doc["version"] == "1.0.0");
+    CHECK(doc["arch"] == "amd64");
+    CHECK(doc["buildEpoch"] == manifest["source_date_epoch"]);
+    CHECK(doc["kubernetesVersion"] == manifest["kubernetes"]["version"]);
+    CHECK(doc["manifest"]["packages"].size() == manifest["packages"].size());
+    // Every loader entry boots this root.
+    CHECK(!doc["loaderEntries"].empty());
+    for (const auto& entry : doc["loaderEntries"])
+      CHECK_THAT(entry["cmdline"].get<std::string>(), Catch::Contains(root_hash));
+    CHECK(doc["format"] == format);
   }
   // Both loaders of the disk are listed: systemd-boot for UEFI, GRUB for BIOS.
   std::vector<std::string> loaders;
@@ -111,7 +110,7 @@ TEST_CASE("kiln inspect shows the same stamp on a stamped raw and on its qcow2, 
   Inspection qcow2 = inspect(dir.path() / "node.qcow2");
   CHECK(raw.exit_code == 0);
   CHECK(qcow2.exit_code == 0);
-  const json& stamp = raw.doc["stamp"];
+  json stamp = raw.doc["stamp"];
   CHECK(stamp["stamped"] == true);
   CHECK(stamp["endpoint"] == "https://10.0.2.2:6443");
   CHECK(stamp["controlPlane"] == "tcp-netboot");
@@ -150,6 +149,35 @@ TEST_CASE("kiln inspect shows the same stamp on a stamped raw and on its qcow2, 
   CHECK(shown["labels"].is_object());
   CHECK(shown["taints"].is_array());
   CHECK(show.output.find("0123456789abcdef") == std::string::npos);
+}
+
+TEST_CASE("every disk format of a build stamped with --join reports the raw image's stamp",
+          "[image][inspect]") {
+  kiln::test::TempDir dir;
+  kiln::write_file_atomic(dir.path() / "join.yaml",
+                          kiln::test::join_config_text("2099-01-01T00:00:00Z"), 0600);
+  auto build = kiln::test::run_command(
+      std::string(KILN_BINARY) + " build " + KILN_SOURCE_DIR +
+      "/recipes/worker.yaml --outputs raw,raw.zst,vhd,ova --join " +
+      (dir.path() / "join.yaml").string() + " -o " + (dir.path() / "out").string());
+  INFO(build.output);
+  REQUIRE(build.exit_code == 0);
+  Inspection raw = inspect(dir.path() / "out" / "worker.raw");
+  REQUIRE(raw.exit_code == 0);
+  CHECK(raw.doc["stamp"]["stamped"] == true);
+  CHECK(raw.doc["stamp"]["token"] == "abcdef.****************");
+  // The unstamped fixture's root: stamping touches the config partition only.
+  CHECK(raw.doc["rootHash"] == inspect(kImage / "worker.raw").doc["rootHash"]);
+  // One of each way inspect reads: a stream (raw.zst, as the GCE tarball), qemu's block layer
+  // (vhd, as qcow2 and vmdk) and a disk inside a tar (ova).
+  for (const char* file : {"worker.raw.zst", "worker.vhd", "worker.ova"}) {
+    INFO(file);
+    Inspection result = inspect(dir.path() / "out" / file);
+    CHECK(result.exit_code == 0);
+    CHECK(result.doc["stamp"] == raw.doc["stamp"]);
+    CHECK(result.doc["rootHash"] == raw.doc["rootHash"]);
+    CHECK(result.doc["manifest"]["sha256"] == raw.doc["manifest"]["sha256"]);
+  }
 }
 
 TEST_CASE("a qcow2 with one byte flipped inside its root partition does not match its root hash",
