@@ -24,17 +24,23 @@ struct Inspection {
   json doc;
 };
 
-/// `kiln inspect --json PATH`; the document must also satisfy `python3 -m json.tool`.
+/// Parses a command's JSON document, which must also satisfy `python3 -m json.tool`.
+json parse_checked(const std::string& text) {
+  INFO(text);
+  kiln::test::TempDir dir;
+  kiln::write_file_atomic(dir.path() / "document.json", text);
+  REQUIRE(kiln::test::run_command("python3 -m json.tool " +
+                                  (dir.path() / "document.json").string() + " > /dev/null")
+              .exit_code == 0);
+  return json::parse(text);
+}
+
+/// `kiln inspect --json PATH`.
 Inspection inspect(const fs::path& path) {
   auto run =
       kiln::test::run_stdout(std::string(KILN_BINARY) + " inspect --json '" + path.string() + "'");
-  INFO(path.string() << ":\n" << run.output);
-  kiln::test::TempDir dir;
-  kiln::write_file_atomic(dir.path() / "report.json", run.output);
-  REQUIRE(kiln::test::run_command("python3 -m json.tool " + (dir.path() / "report.json").string() +
-                                  " > /dev/null")
-              .exit_code == 0);
-  return {run.exit_code, json::parse(run.output)};
+  INFO(path.string());
+  return {run.exit_code, parse_checked(run.output)};
 }
 
 /// Copies a sparse raw image without filling its holes.
@@ -140,7 +146,7 @@ TEST_CASE("kiln inspect shows the same stamp on a stamped raw and on its qcow2, 
   auto show = kiln::test::run_stdout(std::string(KILN_BINARY) + " stamp --show --json " +
                                      (dir.path() / "node.raw").string());
   REQUIRE(show.exit_code == 0);
-  json shown = json::parse(show.output);
+  json shown = parse_checked(show.output);
   CHECK(shown["schemaVersion"] == 1);
   CHECK(shown["stamped"] == true);
   for (const char* key : {"endpoint", "controlPlane", "token", "expires", "updateUrl"})
@@ -237,7 +243,7 @@ TEST_CASE("kiln build --json lists every file it wrote with the digest SHA256SUM
                                     (dir.path() / "out").string());
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
-  json doc = json::parse(run.output);  // stdout holds the document alone: logs go to stderr
+  json doc = parse_checked(run.output);  // stdout holds the document alone: logs go to stderr
   CHECK(doc["schemaVersion"] == 1);
   CHECK(doc["name"] == "worker");
   CHECK(doc["version"] == "1.0.0");
