@@ -107,9 +107,7 @@ void show(const std::filesystem::path& image) {
   std::printf("CA pin         %s\n", config.ca_cert_hash.c_str());
   std::printf("token          %s\n", config.token.masked().c_str());
   std::printf("expires        %s (%s)\n", format_utc(config.expires).c_str(),
-              now < config.expires
-                  ? fmt::format("in {} min", (config.expires - now) / 60).c_str()
-                  : fmt::format("EXPIRED {} min ago", (now - config.expires) / 60).c_str());
+              expiry_text(config.expires, now).c_str());
   std::printf("node name      %s\n", to_string(config.node_name));
   for (const auto& [key, value] : config.labels)
     std::printf("label          %s=%s\n", key.c_str(), value.c_str());

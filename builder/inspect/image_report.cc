@@ -60,8 +60,6 @@ StampState summarize_stamp(const std::optional<std::string>& join_yaml,
       state.update_url->pop_back();
   }
   if (!join_yaml) return state;
-  if (join_yaml->size() > kMaxJoinConfigBytes)
-    throw Error(what + " is larger than any join config");
   JoinConfig config = parse_join_config(*join_yaml, what);
   state.stamped = true;
   state.control_plane = config.control_plane_name;
@@ -125,6 +123,18 @@ std::vector<LoaderEntry> parse_grub_entries(std::string_view text) {
     }
   });
   return entries;
+}
+
+std::optional<LoaderEntry> parse_ipxe_script(std::string_view text) {
+  std::optional<LoaderEntry> entry;
+  for_each_line(text, [&](std::string_view line) {
+    auto [key, value] = key_value(line);
+    if (entry || key != "kernel") return;
+    auto [kernel, arguments] = key_value(value);
+    (void)kernel;
+    entry = LoaderEntry{"ipxe", "boot.ipxe", "", std::string(arguments)};
+  });
+  return entry;
 }
 
 std::string cmdline_value(std::string_view cmdline, std::string_view key) {

@@ -80,6 +80,9 @@ LoaderEntry parse_boot_entry(std::string_view text);
 /// GRUB's `menuentry` titles and their `linux` lines' arguments.
 std::vector<LoaderEntry> parse_grub_entries(std::string_view text);
 
+/// The first `kernel` line of an iPXE script: its arguments after the kernel's file name.
+std::optional<LoaderEntry> parse_ipxe_script(std::string_view text);
+
 /// The value of `key=` among a command line's space-separated arguments ("" when absent).
 std::string cmdline_value(std::string_view cmdline, std::string_view key);
 

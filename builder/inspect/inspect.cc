@@ -55,20 +55,10 @@ RootCheck check_root_file(const fs::path& root_file, const fs::path& hash_file,
     check.problem = "the hash tree's offset lies past the end of " + hash_file.filename().string();
     return check;
   }
-  auto reader = [](DiskReader& disk, std::uint64_t base) {
-    return [&disk, base](void* data, std::size_t size, std::uint64_t at) {
-      try {
-        disk.read(base + at, static_cast<char*>(data), size);
-        return true;
-      } catch (const Error&) {
-        return false;
-      }
-    };
-  };
   std::uint64_t data_bytes = root_file == hash_file ? hash_offset : root->size();
   log::info("  checking {} ({}) against its root hash", check.slot, log::human_bytes(data_bytes));
-  check.problem =
-      verify_verity(reader(*root, 0), data_bytes, reader(*hashes, hash_offset), root_hash);
+  check.problem = verify_verity(verity_reader(*root, 0), data_bytes,
+                                verity_reader(*hashes, hash_offset), root_hash);
   check.matches = check.problem.empty();
   return check;
 }
@@ -103,21 +93,10 @@ std::optional<std::string> join_from_initrd(const fs::path& initrd) {
 
 void inspect_pxe(const fs::path& dir, ImageReport& report) {
   report.format = "pxe";
-  std::string script = *read_small(dir / "boot.ipxe", kMaxScript);
-  std::string_view rest = script;
-  while (!rest.empty()) {
-    std::size_t end = rest.find('\n');
-    std::string_view line = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-    if (line.substr(0, 7) != "kernel ") continue;
-    std::string_view arguments = line.substr(7);
-    std::size_t space = arguments.find(' ');
-    arguments = space == std::string_view::npos ? std::string_view() : arguments.substr(space + 1);
-    report.loader_entries.push_back({"ipxe", "boot.ipxe", "", std::string(arguments)});
-    break;
-  }
-  if (report.loader_entries.empty())
+  auto entry = parse_ipxe_script(*read_small(dir / "boot.ipxe", kMaxScript));
+  if (!entry)
     throw Error((dir / "boot.ipxe").string() + " has no kernel line (not a kiln PXE folder?)");
+  report.loader_entries.push_back(std::move(*entry));
   const std::string& cmdline = report.loader_entries.front().cmdline;
   std::string root_hash = cmdline_value(cmdline, "kiln.roothash");
   auto offset = scan::parse_unsigned(cmdline_value(cmdline, "kiln.root_hash_offset"));

@@ -88,15 +88,7 @@ RootCheck check_root(DiskReader& disk, const GptDisk& gpt,
   disk.rewind();
   const std::string& hashes = tree->second;
   check.problem = verify_verity(
-      [&](void* data, std::size_t size, std::uint64_t at) {
-        try {
-          disk.read(root->offset + at, static_cast<char*>(data), size);
-          return true;
-        } catch (const Error&) {
-          return false;
-        }
-      },
-      data_bytes,
+      verity_reader(disk, root->offset), data_bytes,
       [&](void* data, std::size_t size, std::uint64_t at) {
         if (at > hashes.size() || size > hashes.size() - at) return false;
         std::memcpy(data, hashes.data() + at, size);
@@ -128,6 +120,17 @@ void read_esp(const FatVolume& esp, const std::string& name, ImageReport& report
 }
 
 }  // namespace
+
+VerityRead verity_reader(DiskReader& disk, std::uint64_t base) {
+  return [&disk, base](void* data, std::size_t size, std::uint64_t at) {
+    try {
+      disk.read(base + at, static_cast<char*>(data), size);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  };
+}
 
 void inspect_disk(DiskReader& disk, const std::string& name, ImageReport& report) {
   GptDisk gpt = read_gpt(name, disk.size(), [&](void* data, std::size_t size, std::uint64_t at) {

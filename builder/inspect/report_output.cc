@@ -8,15 +8,6 @@
 
 namespace kiln {
 
-namespace {
-
-std::string expiry_text(long long expires, long long now) {
-  return now < expires ? fmt::format("in {} min", (expires - now) / 60)
-                       : fmt::format("EXPIRED {} min ago", (now - expires) / 60);
-}
-
-}  // namespace
-
 std::string render_report(const ImageReport& report, long long now) {
   std::string out;
   auto line = [&](const char* key, const std::string& value) {

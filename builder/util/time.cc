@@ -1,5 +1,7 @@
 #include "builder/util/time.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <ctime>
 
@@ -14,6 +16,11 @@ std::string format_utc(long long epoch) {
   char buffer[32];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buffer;
+}
+
+std::string expiry_text(long long expires, long long now) {
+  return now < expires ? fmt::format("in {} min", (expires - now) / 60)
+                       : fmt::format("EXPIRED {} min ago", (now - expires) / 60);
 }
 
 std::optional<long long> parse_utc(const std::string& text) {

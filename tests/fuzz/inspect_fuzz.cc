@@ -25,6 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           if (text) {
             kiln::parse_boot_entry(*text);
             kiln::parse_grub_entries(*text);
+            kiln::parse_ipxe_script(*text);
             kiln::cmdline_value(*text, "roothash");
           }
         }

@@ -163,6 +163,13 @@ TEST_CASE("loader entries, GRUB menus and command lines are read as the loaders 
   CHECK(grub[0].title == "kiln worker 1.0.0");
   CHECK(grub[0].cmdline == "roothash=cd ro");
   CHECK(grub[1].title == "second");
+  auto ipxe = kiln::parse_ipxe_script(
+      "#!ipxe\n# kernel in a comment\nisset ${x} || set x\nkernel vmlinuz initrd=initrd.img "
+      "kiln.roothash=ef ro\nkernel other\n");
+  REQUIRE(ipxe);
+  CHECK(ipxe->loader == "ipxe");
+  CHECK(ipxe->cmdline == "initrd=initrd.img kiln.roothash=ef ro");
+  CHECK_FALSE(kiln::parse_ipxe_script("#!ipxe\nboot\n"));
   CHECK(kiln::cmdline_value("ro roothash=cd kiln.roothash=ef", "roothash") == "cd");
   CHECK(kiln::cmdline_value("ro kiln.roothash=ef", "roothash").empty());
   CHECK(kiln::cmdline_value("kiln.root_hash_offset=4096 ro", "kiln.root_hash_offset") == "4096");
