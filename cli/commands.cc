@@ -103,6 +103,13 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
       if (std::find(recipe.outputs.begin(), recipe.outputs.end(), output) == recipe.outputs.end())
         recipe.outputs.push_back(output);
     }
+    if (auto format = first_512_sector_output(recipe.outputs);
+        recipe.disk.sector_size != 512 && !format.empty()) {
+      throw UsageError("--outputs: '" + std::string(format) +
+                       "' is for a platform whose disks have 512-byte sectors; this recipe's "
+                       "disk.sector_size is " +
+                       std::to_string(recipe.disk.sector_size));
+    }
   }
   return recipe;
 }

@@ -10,8 +10,10 @@
 #include "builder/join/config_initrd.h"
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
+#include "builder/join/network_config.h"
 #include "builder/join/secret_file_mode.h"
 #include "builder/util/error.h"
+#include "builder/util/files.h"
 #include "builder/util/time.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -28,6 +30,9 @@ const std::vector<Flag> kStampFlags = {
      "token)"},
     {"--update-url", "URL",
      "this node's own update folder (http://), instead of the recipe's updates.url"},
+    {"--network", "FILE",
+     "this node's static network (netplan version 2 subset: addresses, routes, DNS, VLAN, "
+     "bond), applied before its network starts"},
     {"--pxe", "PATH",
      "write a join config initrd instead: PATH/join.img in a PXE folder, or PATH itself "
      "when it ends in .img"},
@@ -35,7 +40,8 @@ const std::vector<Flag> kStampFlags = {
 
 /// `kiln stamp --pxe`: the netboot counterpart of a stamped disk, an initrd the PXE loader
 /// appends after kiln's own.
-ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config) {
+ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config,
+                   const std::optional<std::string>& network) {
   namespace fs = std::filesystem;
   auto start = std::chrono::steady_clock::now();
   fs::path out = target;
@@ -46,7 +52,7 @@ ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config
                   "`outputs: [pxe]`, or give a path ending in .img");
     out = target / "join.img";
   }
-  write_join_initrd(config, out);
+  write_join_initrd(config, out, network);
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr,
@@ -54,6 +60,8 @@ ExitCode stamp_pxe(const std::filesystem::path& target, const JoinConfig& config
                "an extra initrd (iPXE: set kiln-join to its URL)\n",
                out.c_str(), config.token.masked().c_str(), config.endpoint.c_str(),
                format_utc(config.expires).c_str(), ms);
+  if (network)
+    std::fprintf(stderr, "kiln: %s carries the static network config too\n", out.c_str());
   return ExitCode::ok;
 }
 
@@ -64,15 +72,65 @@ JoinConfig load_private_join_config(const std::filesystem::path& file) {
   return load_join_config(file);
 }
 
+/// The network file's text, validated whole before anything is written.
+std::optional<std::string> load_network_text(const ParsedArgs& parsed) {
+  if (!parsed.has("network")) return std::nullopt;
+  std::filesystem::path file = parsed.get("network");
+  load_network_config(file);
+  return read_file(file);
+}
+
+nlohmann::json addressing_json(const LinkAddressing& a) {
+  nlohmann::json routes = nlohmann::json::array();
+  for (const auto& route : a.routes) {
+    routes.push_back({{"to", route.to}, {"via", route.via}});
+    if (route.metric) routes.back()["metric"] = *route.metric;
+  }
+  nlohmann::json out = {
+      {"addresses", a.addresses}, {"routes", routes}, {"nameservers", a.nameservers},
+      {"search", a.search},       {"dhcp4", a.dhcp4}, {"dhcp6", a.dhcp6}};
+  if (a.mtu) out["mtu"] = *a.mtu;
+  return out;
+}
+
+/// The stamped network config as JSON: one object per link, in the file's order by kind.
+nlohmann::json network_json(const NetworkConfig& config) {
+  nlohmann::json links = nlohmann::json::array();
+  for (const auto& link : config.ethernets) {
+    nlohmann::json item = {{"name", link.id}, {"kind", "ethernet"}};
+    if (!link.match_mac.empty()) item["matchMacAddress"] = link.match_mac;
+    if (!link.match_name.empty()) item["matchName"] = link.match_name;
+    item.update(addressing_json(link.addressing));
+    links.push_back(item);
+  }
+  for (const auto& bond : config.bonds) {
+    nlohmann::json item = {
+        {"name", bond.id}, {"kind", "bond"}, {"mode", bond.mode}, {"interfaces", bond.interfaces}};
+    item.update(addressing_json(bond.addressing));
+    links.push_back(item);
+  }
+  for (const auto& vlan : config.vlans) {
+    nlohmann::json item = {
+        {"name", vlan.id}, {"kind", "vlan"}, {"id", vlan.vlan_id}, {"link", vlan.link}};
+    item.update(addressing_json(vlan.addressing));
+    links.push_back(item);
+  }
+  return links;
+}
+
 /// `kiln stamp --show --json`: the same facts, token masked.
 void show_json(const std::filesystem::path& image) {
   using nlohmann::json;
   auto url = read_stamped_update_url(image);
   auto text = read_stamped_config(image);
+  auto network = read_stamped_network_config(image);
   json doc = {{"schemaVersion", 1},
               {"image", image.string()},
               {"stamped", bool(text)},
-              {"updateUrl", url ? json(*url) : json(nullptr)}};
+              {"updateUrl", url ? json(*url) : json(nullptr)},
+              {"network", network ? network_json(parse_network_config(
+                                        *network, image.string() + ":kiln-config/network.yaml"))
+                                  : json(nullptr)}};
   if (text) {
     JoinConfig config = parse_join_config(*text, image.string() + ":kiln-config/join.yaml");
     json taints = json::array();
@@ -92,15 +150,26 @@ void show_json(const std::filesystem::path& image) {
 }
 
 void show(const std::filesystem::path& image) {
-  if (auto url = read_stamped_update_url(image)) std::printf("update source  %s\n", url->c_str());
+  auto url = read_stamped_update_url(image);
   auto text = read_stamped_config(image);
-  if (!text) {
+  auto network = read_stamped_network_config(image);
+  if (!text && !url && !network) {
     std::printf("%s: nothing stamped (the kiln-config partition is empty)\n", image.c_str());
+    return;
+  }
+  std::printf("image          %s\n", image.c_str());
+  if (url) std::printf("update source  %s\n", url->c_str());
+  if (network) {
+    auto config = parse_network_config(*network, image.string() + ":kiln-config/network.yaml");
+    for (const auto& line : describe_network(config))
+      std::printf("network        %s\n", line.c_str());
+  }
+  if (!text) {
+    std::printf("join config    nothing stamped\n");
     return;
   }
   JoinConfig config = parse_join_config(*text, image.string() + ":kiln-config/join.yaml");
   long long now = unix_now();
-  std::printf("image          %s\n", image.c_str());
   if (!config.control_plane_name.empty())
     std::printf("control plane  %s\n", config.control_plane_name.c_str());
   std::printf("endpoint       %s\n", config.endpoint.c_str());
@@ -122,9 +191,9 @@ void show(const std::filesystem::path& image) {
 ExitCode run_stamp(const std::vector<std::string>& args) {
   ParsedArgs parsed = parse_args(args, kStampFlags);
   if (parsed.help) {
-    std::fputs(render_help("kiln stamp IMAGE [--join FILE] [--update-url URL] | kiln stamp --show "
-                           "IMAGE | "
-                           "kiln stamp --pxe PATH --join FILE",
+    std::fputs(render_help("kiln stamp IMAGE [--join FILE] [--update-url URL] [--network FILE] | "
+                           "kiln stamp --show IMAGE | "
+                           "kiln stamp --pxe PATH --join FILE [--network FILE]",
                            "Writes a join config into a built raw disk image's KILNCFG partition "
                            "in place, without\nbooting or mounting it (well under a second), so "
                            "each node or batch gets a fresh,\nshort-lived token just before "
@@ -147,7 +216,7 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
     if (!parsed.has("join")) throw UsageError("kiln stamp --pxe needs --join FILE");
     JoinConfig config = load_private_join_config(parsed.get("join"));
     check_not_expired(config, unix_now());
-    return stamp_pxe(parsed.get("pxe"), config);
+    return stamp_pxe(parsed.get("pxe"), config, load_network_text(parsed));
   }
   if (parsed.positional.size() != 1) throw UsageError("kiln stamp needs exactly one IMAGE");
   std::filesystem::path image = parsed.positional[0];
@@ -156,26 +225,44 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
     return ExitCode::ok;
   }
   if (parsed.has("json")) throw UsageError("--json goes with --show");
-  if (!parsed.has("join") && !parsed.has("update-url"))
-    throw UsageError("kiln stamp needs --join FILE and/or --update-url URL (or --show)");
-  if (!parsed.has("join")) {
-    StampResult result = stamp_update_url(image, parsed.get("update-url"), parsed.has("keep-mode"));
+  if (!parsed.has("join") && !parsed.has("update-url") && !parsed.has("network"))
+    throw UsageError(
+        "kiln stamp needs --join FILE, --update-url URL and/or --network FILE (or "
+        "--show)");
+  // Every input is read and checked before anything is written into the image.
+  auto start = std::chrono::steady_clock::now();
+  const std::optional<std::string> network = load_network_text(parsed);
+  std::optional<JoinConfig> join;
+  if (parsed.has("join")) {
+    join = load_private_join_config(parsed.get("join"));
+    check_not_expired(*join, unix_now());
+  }
+  if (parsed.has("update-url")) check_update_url(parsed.get("update-url"));
+  const bool keep_mode = parsed.has("keep-mode");
+  StampResult result;
+  bool first = true;
+  auto stamped = [&](const StampResult& r) {
+    if (first) result = r;
+    first = false;
+  };
+  if (join) stamped(stamp_join_config(image, *join, keep_mode));
+  if (parsed.has("update-url")) {
+    stamped(stamp_update_url(image, parsed.get("update-url"), keep_mode));
     std::fprintf(stderr, "kiln: %s updates from %s\n", image.c_str(),
                  parsed.get("update-url").c_str());
+  }
+  if (network) {
+    stamped(stamp_network_config(image, *network, keep_mode));
+    std::fprintf(stderr, "kiln: %s brings its network up from %s, without DHCP\n", image.c_str(),
+                 parsed.get("network").c_str());
+  }
+  if (!join) {
     if (result.mode != result.old_mode)
       std::fprintf(stderr, "kiln: made %s mode 0600 (it was %04o)\n", image.c_str(),
                    result.old_mode);
     return ExitCode::ok;
   }
-  auto start = std::chrono::steady_clock::now();
-  JoinConfig config = load_private_join_config(parsed.get("join"));
-  check_not_expired(config, unix_now());
-  StampResult result = stamp_join_config(image, config, parsed.has("keep-mode"));
-  if (parsed.has("update-url")) {
-    stamp_update_url(image, parsed.get("update-url"), true);
-    std::fprintf(stderr, "kiln: %s updates from %s\n", image.c_str(),
-                 parsed.get("update-url").c_str());
-  }
+  const JoinConfig& config = *join;
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "kiln: stamped %s with token %s for %s (expires %s) in %.0f ms\n",

@@ -8,6 +8,7 @@
 // outcome is reported on the console and in the journal in detail (secrets masked), and in
 // /etc/issue.d, shown before login, as a fixed short line (agent_report.h).
 // `kiln-firstboot install` (kiln-install.service) is `pxe.install`: see disk_install.h.
+// `kiln-firstboot network` (kiln-network.service) applies a stamped static network config.
 //
 // Statically linked: the image's distribution need not match the build host's libraries.
 #include <fmt/format.h>
@@ -35,6 +36,7 @@
 #include "firstboot/https_client.h"
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/node_name.h"
+#include "firstboot/static_network.h"
 #include "firstboot/user_data.h"
 
 namespace fs = std::filesystem;
@@ -377,6 +379,14 @@ int install() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "install") return install();
+  if (argc > 1 && std::string(argv[1]) == "network") {
+    try {
+      return firstboot::apply_static_network();
+    } catch (const std::exception& e) {
+      std::printf("kiln-network: %s\n", e.what());
+      return 1;
+    }
+  }
   try {
     return join();
   } catch (const std::exception& e) {

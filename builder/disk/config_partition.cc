@@ -11,6 +11,7 @@
 
 #include "builder/disk/filesystems.h"
 #include "builder/disk/gpt.h"
+#include "builder/join/network_config.h"
 #include "builder/update/update_index.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -25,6 +26,10 @@ namespace {
 constexpr const char* kConfigName = "join.yaml";
 /// Where a node looks for its own update source (kiln-update reads it).
 constexpr const char* kUpdateUrlName = "update-url";
+/// The node's static network (kiln-network.service reads it before the network starts).
+constexpr const char* kNetworkName = "network.yaml";
+/// Everything stamping writes: stamping one file keeps the others.
+constexpr const char* kStampedFiles[] = {kConfigName, kUpdateUrlName, kNetworkName};
 
 // kiln makes the partition 8 MiB; stamping builds and holds a FAT of the partition's size,
 // so an image that claims far more is refused rather than trusted.
@@ -106,7 +111,8 @@ std::optional<std::string> read_config_file(const fs::path& image, const GptPart
 
 /// Makes the image private unless `keep_mode`, then replaces the whole partition with a fresh
 /// FAT holding `files` (name, content), so nothing earlier survives in its free space.
-StampResult write_config_files(const fs::path& image, const GptPartition& partition,
+StampResult write_config_files(const fs::path& image, const GptDisk& disk,
+                               const GptPartition& partition,
                                const std::vector<std::pair<std::string, std::string>>& files,
                                bool keep_mode) {
   struct stat st {};
@@ -131,7 +137,9 @@ StampResult write_config_files(const fs::path& image, const GptPartition& partit
   for (const auto& [name, content] : files)
     write_file_atomic(scratch.path() / "files" / name, content, 0600);
   fs::path fat = scratch.path() / "config.fat";
-  make_fat(fat, partition.size, "KILNCFG", volume_id, scratch.path() / "files", unix_now());
+  // In the disk's sector size: a FAT for 512-byte sectors does not mount on a 4Kn disk.
+  make_fat(fat, partition.size, "KILNCFG", volume_id, scratch.path() / "files", unix_now(),
+           disk.sector_size);
   std::string content = read_file(fat);
   // mkfs.fat counts whole KiB: zero the rest, and never write past the partition.
   if (content.size() > partition.size)
@@ -142,34 +150,53 @@ StampResult write_config_files(const fs::path& image, const GptPartition& partit
   return result;
 }
 
-}  // namespace
-
-StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, bool keep_mode) {
+/// Writes `name` into the partition, keeping whatever else is stamped there.
+StampResult replace_config_file(const fs::path& image, const char* name, const std::string& content,
+                                bool keep_mode) {
   GptDisk disk;
   const GptPartition& partition = config_partition(image, disk);
   std::vector<std::pair<std::string, std::string>> files;
+  for (const char* kept : kStampedFiles) {
+    if (std::string_view(kept) == name) continue;
+    if (auto text = read_config_file(image, partition, kept)) files.emplace_back(kept, *text);
+  }
+  files.emplace_back(name, content);
+  return write_config_files(image, disk, partition, files, keep_mode);
+}
+
+}  // namespace
+
+StampResult stamp_join_config(const fs::path& image, const JoinConfig& config, bool keep_mode) {
+  std::string text;
   {
     PrivateDir scratch;
     write_join_config(scratch.path() / kConfigName, config);
-    files.emplace_back(kConfigName, read_file(scratch.path() / kConfigName));
+    text = read_file(scratch.path() / kConfigName);
   }
-  if (auto url = read_config_file(image, partition, kUpdateUrlName))
-    files.emplace_back(kUpdateUrlName, *url);
-  return write_config_files(image, partition, files, keep_mode);
+  return replace_config_file(image, kConfigName, text, keep_mode);
 }
 
-StampResult stamp_update_url(const fs::path& image, const std::string& url, bool keep_mode) {
+void check_update_url(const std::string& url) {
   if (!is_update_url(url))
     throw Error("--update-url '" + url +
                 "' must be an http:// URL (releases are signed; the "
                 "transport need not be)");
+}
+
+StampResult stamp_update_url(const fs::path& image, const std::string& url, bool keep_mode) {
+  check_update_url(url);
+  return replace_config_file(image, kUpdateUrlName, url + "\n", keep_mode);
+}
+
+StampResult stamp_network_config(const fs::path& image, const std::string& text, bool keep_mode) {
+  parse_network_config(text, "network.yaml");  // the caller has checked it; never stamp less
+  return replace_config_file(image, kNetworkName, text, keep_mode);
+}
+
+std::optional<std::string> read_stamped_network_config(const fs::path& image) {
   GptDisk disk;
   const GptPartition& partition = config_partition(image, disk);
-  std::vector<std::pair<std::string, std::string>> files;
-  if (auto join = read_config_file(image, partition, kConfigName))
-    files.emplace_back(kConfigName, *join);
-  files.emplace_back(kUpdateUrlName, url + "\n");
-  return write_config_files(image, partition, files, keep_mode);
+  return read_config_file(image, partition, kNetworkName);
 }
 
 std::optional<std::string> read_stamped_config(const fs::path& image) {

@@ -120,12 +120,14 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   });
   DiskContent content;
   fs::path core = work / "core.img";
-  const bool bios = plan.recipe.base.arch == Arch::amd64;
+  // GRUB's i386-pc core reads 512-byte sectors: a 4Kn disk boots by UEFI only.
+  const std::uint64_t sector = plan.recipe.disk.sector_size;
+  const bool bios = plan.recipe.base.arch == Arch::amd64 && sector == 512;
   try {
     content.state_used = tree_usage(state_seed);
     fs::create_directories(work / "config");
     make_fat(work / "config.fat", kConfigSize, "KILNCFG", volume_id(plan, "config"),
-             work / "config", epoch);
+             work / "config", epoch, sector);
     if (bios) make_grub_core(core, volume_id(plan, "esp"));
   } catch (...) {
     root_image.wait();
@@ -148,7 +150,7 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
     return find_partition(layout, name, work / "disk.raw");
   };
   make_fat(work / "esp.fat", partition("esp").size, "ESP", volume_id(plan, "esp"), work / "esp",
-           epoch);
+           epoch, sector);
   make_ext4(work / "state.ext4", partition("state").size, "state",
             Guid::derived("kiln/" + plan.recipe_hash + "/state-fs").text, state_seed, epoch);
   fs::remove_all(root);

@@ -102,13 +102,15 @@ std::string make_verity(const fs::path& data, const fs::path& hash, const std::s
 }
 
 void make_fat(const fs::path& image, std::uint64_t size, const std::string& label,
-              std::uint32_t volume_id, const fs::path& tree, long long epoch) {
+              std::uint32_t volume_id, const fs::path& tree, long long epoch,
+              std::uint64_t sector_size) {
   require_program("mkfs.fat", "dosfstools");
   require_program("mcopy", "mtools");
   fs::remove(image);
   std::vector<std::string> mkfs = {
       "mkfs.fat", "-C", "--invariant", "-n", label, "-i", fmt::format("{:08X}", volume_id)};
   if (size >= 64ull << 20) mkfs.insert(mkfs.end(), {"-F", "32"});
+  if (sector_size != 512) mkfs.insert(mkfs.end(), {"-S", std::to_string(sector_size)});
   mkfs.insert(mkfs.end(), {image.string(), std::to_string(size / 1024)});
   run(mkfs, {.quiet = true});
   std::vector<std::string> entries;

@@ -20,9 +20,11 @@ std::string make_verity(const std::filesystem::path& data, const std::filesystem
                         const std::string& salt_hex, const std::string& uuid);
 
 /// A FAT image of `size` bytes (FAT32 from 64 MiB up, else FAT12/16) holding `tree`, with
-/// volume label, volume ID and every timestamp fixed. Needs no mount: mkfs.fat and mtools.
+/// volume label, volume ID and every timestamp fixed, for disks of `sector_size`-byte logical
+/// sectors (512 or 4096). Needs no mount: mkfs.fat and mtools.
 void make_fat(const std::filesystem::path& image, std::uint64_t size, const std::string& label,
-              std::uint32_t volume_id, const std::filesystem::path& tree, long long epoch);
+              std::uint32_t volume_id, const std::filesystem::path& tree, long long epoch,
+              std::uint64_t sector_size = 512);
 
 /// An ext4 image of `size` bytes seeded with `tree`, with fixed UUID, hash seed and times.
 void make_ext4(const std::filesystem::path& image, std::uint64_t size, const std::string& label,

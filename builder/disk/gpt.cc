@@ -17,7 +17,7 @@ namespace {
 
 constexpr std::uint32_t kEntryCount = 128;
 constexpr std::uint32_t kEntrySize = 128;
-constexpr std::uint64_t kEntrySectors = kEntryCount * kEntrySize / kSectorSize;  // 32
+constexpr std::uint64_t kEntryArrayBytes = kEntryCount * kEntrySize;  // 16 KiB
 
 // Bounds for reading images kiln did not necessarily write: real tables use 128 entries of
 // 128 bytes; anything far beyond that is damage or an attempt to make kiln allocate.
@@ -64,8 +64,8 @@ std::vector<std::uint8_t> entry_array(const GptDisk& disk) {
     auto uuid = p.uuid.to_gpt_bytes();
     std::memcpy(e, type.data(), 16);
     std::memcpy(e + 16, uuid.data(), 16);
-    put_le(e + 32, p.offset / kSectorSize, 8);
-    put_le(e + 40, (p.offset + p.size) / kSectorSize - 1, 8);
+    put_le(e + 32, p.offset / disk.sector_size, 8);
+    put_le(e + 40, (p.offset + p.size) / disk.sector_size - 1, 8);
     put_le(e + 48, p.attributes, 8);
     for (std::size_t c = 0; c < p.name.size() && c < 36; ++c) put_le(e + 56 + 2 * c, p.name[c], 2);
   }
@@ -75,15 +75,16 @@ std::vector<std::uint8_t> entry_array(const GptDisk& disk) {
 std::array<std::uint8_t, kSectorSize> header(const GptDisk& disk, std::uint64_t self,
                                              std::uint64_t other, std::uint64_t entries_lba,
                                              std::uint32_t entries_crc) {
-  std::uint64_t last = disk.size / kSectorSize - 1;
+  const std::uint64_t last = disk.size / disk.sector_size - 1;
+  const std::uint64_t entry_sectors = kEntryArrayBytes / disk.sector_size;
   std::array<std::uint8_t, kSectorSize> h{};
   std::memcpy(h.data(), "EFI PART", 8);
   put_le(&h[8], 0x00010000, 4);
   put_le(&h[12], 92, 4);
   put_le(&h[24], self, 8);
   put_le(&h[32], other, 8);
-  put_le(&h[40], 2 + kEntrySectors, 8);
-  put_le(&h[48], last - kEntrySectors - 1, 8);
+  put_le(&h[40], 2 + entry_sectors, 8);
+  put_le(&h[48], last - entry_sectors - 1, 8);
   auto guid = disk.guid.to_gpt_bytes();
   std::memcpy(&h[56], guid.data(), 16);
   put_le(&h[72], entries_lba, 8);
@@ -113,7 +114,11 @@ std::uint32_t crc32(const void* data, std::size_t size) {
 }
 
 void write_gpt(const fs::path& path, const GptDisk& disk) {
-  std::uint64_t sectors = disk.size / kSectorSize;
+  const std::uint64_t sector = disk.sector_size;
+  if (sector != kSectorSize && sector != k4KSectorSize)
+    throw Error("GPT sector size must be 512 or 4096, not " + std::to_string(sector));
+  const std::uint64_t sectors = disk.size / sector;
+  const std::uint64_t entry_sectors = kEntryArrayBytes / sector;
   File file(path, O_WRONLY);
 
   // Protective MBR: one 0xEE partition covering the disk, so MBR-only tools keep off.
@@ -129,13 +134,17 @@ void write_gpt(const fs::path& path, const GptDisk& disk) {
 
   auto entries = entry_array(disk);
   std::uint32_t entries_crc = crc32(entries.data(), entries.size());
-  std::uint64_t last = sectors - 1;
+  const std::uint64_t last = sectors - 1;
   auto primary = header(disk, 1, last, 2, entries_crc);
-  auto backup = header(disk, last, 1, last - kEntrySectors, entries_crc);
-  file.write_at(primary.data(), primary.size(), kSectorSize);
-  file.write_at(entries.data(), entries.size(), 2 * kSectorSize);
-  file.write_at(entries.data(), entries.size(), (last - kEntrySectors) * kSectorSize);
-  file.write_at(backup.data(), backup.size(), last * kSectorSize);
+  auto backup = header(disk, last, 1, last - entry_sectors, entries_crc);
+  // A header fills its sector: the rest of a 4096-byte one is zero.
+  const std::string zeros(sector - primary.size(), '\0');
+  file.write_at(primary.data(), primary.size(), sector);
+  file.write_at(zeros.data(), zeros.size(), sector + primary.size());
+  file.write_at(entries.data(), entries.size(), 2 * sector);
+  file.write_at(entries.data(), entries.size(), (last - entry_sectors) * sector);
+  file.write_at(backup.data(), backup.size(), last * sector);
+  file.write_at(zeros.data(), zeros.size(), last * sector + backup.size());
 }
 
 GptDisk read_gpt(const fs::path& path) {
@@ -147,7 +156,13 @@ GptDisk read_gpt(const fs::path& path) {
 
 GptDisk read_gpt(const fs::path& path, std::uint64_t disk_size, const GptRead& read_at) {
   std::array<std::uint8_t, kSectorSize> h{};
+  std::uint64_t sector = kSectorSize;
   read_at(h.data(), h.size(), kSectorSize);
+  if (std::memcmp(h.data(), "EFI PART", 8) != 0 &&
+      (disk_size == 0 || disk_size >= 2 * k4KSectorSize)) {
+    sector = k4KSectorSize;  // a 4Kn disk's header is in its second 4096-byte sector
+    read_at(h.data(), h.size(), sector);
+  }
   if (std::memcmp(h.data(), "EFI PART", 8) != 0)
     throw Error(path.string() + " has no GPT partition table (is it a raw disk image?)");
   std::uint32_t stored_crc = get_le(&h[16], 4);
@@ -160,16 +175,16 @@ GptDisk read_gpt(const fs::path& path, std::uint64_t disk_size, const GptRead& r
     throw Error(path.string() + ": GPT header checksum mismatch (corrupted image?)");
 
   GptDisk disk;
+  disk.sector_size = sector;
   // A disk read as a stream does not say its size: the backup header's sector (the disk's
   // last) does. Partitions are still checked against it, and reads past the stream's end fail.
-  disk.size =
-      disk_size != 0
-          ? disk_size
-          : std::min<std::uint64_t>(get_le(&h[32], 8), 1ull << 41) * kSectorSize + kSectorSize;
+  disk.size = disk_size != 0
+                  ? disk_size
+                  : std::min<std::uint64_t>(get_le(&h[32], 8), 1ull << 41) * sector + sector;
   disk.guid = Guid::from_gpt_bytes(&h[56]);
   // Everything below is bounded by the file itself: a damaged or hostile table can neither
   // make kiln allocate more than kMaxEntryArrayBytes nor point a partition past the end.
-  const std::uint64_t sectors = disk.size / kSectorSize;
+  const std::uint64_t sectors = disk.size / sector;
   const std::string where = path.string() + ": malformed GPT: ";
   std::uint64_t entries_lba = get_le(&h[72], 8);
   std::uint32_t count = get_le(&h[80], 4), size = get_le(&h[84], 4);
@@ -179,13 +194,13 @@ GptDisk read_gpt(const fs::path& path, std::uint64_t disk_size, const GptRead& r
   if (count == 0 || count > kMaxEntryCount || std::uint64_t(count) * size > kMaxEntryArrayBytes)
     throw Error(where + std::to_string(count) + " partition entries of " + std::to_string(size) +
                 " bytes (at most " + std::to_string(kMaxEntryArrayBytes >> 10) + " KiB)");
-  std::uint64_t array_sectors = (std::uint64_t(count) * size + kSectorSize - 1) / kSectorSize;
+  std::uint64_t array_sectors = (std::uint64_t(count) * size + sector - 1) / sector;
   if (entries_lba < 2 || entries_lba >= sectors || array_sectors > sectors - entries_lba)
     throw Error(where + "the partition entry array (sector " + std::to_string(entries_lba) + ", " +
                 std::to_string(array_sectors) + " sectors) lies outside the " +
                 std::to_string(disk.size) + "-byte file");
   std::vector<std::uint8_t> entries(std::size_t(count) * size);
-  read_at(entries.data(), entries.size(), entries_lba * kSectorSize);
+  read_at(entries.data(), entries.size(), entries_lba * sector);
   if (crc32(entries.data(), entries.size()) != get_le(&h[88], 4))
     throw Error(path.string() + ": GPT partition entries checksum mismatch (corrupted image?)");
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -208,8 +223,8 @@ GptDisk read_gpt(const fs::path& path, std::uint64_t disk_size, const GptRead& r
       throw Error(where + which + " (sectors " + std::to_string(first) + "-" +
                   std::to_string(last) + ") lies outside the " + std::to_string(disk.size) +
                   "-byte file (" + std::to_string(sectors) + " sectors)");
-    p.offset = first * kSectorSize;
-    p.size = (last - first + 1) * kSectorSize;
+    p.offset = first * sector;
+    p.size = (last - first + 1) * sector;
     p.attributes = get_le(e + 48, 8);
     disk.partitions.push_back(p);
   }

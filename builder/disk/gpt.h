@@ -10,7 +10,10 @@
 
 namespace kiln {
 
+/// The logical sector size of most disks, and of every kiln image unless the recipe asks for
+/// 4096-byte sectors (disk.sector_size) for 4Kn disks.
 inline constexpr std::uint64_t kSectorSize = 512;
+inline constexpr std::uint64_t k4KSectorSize = 4096;
 
 /// GPT attribute bits used by kiln (UEFI spec and Discoverable Partitions Specification).
 namespace gpt_attribute {
@@ -29,15 +32,20 @@ struct GptPartition {
 
 struct GptDisk {
   std::uint64_t size = 0;  ///< bytes
+  /// Logical sector size the table is written for (512 or 4096): GPT counts in sectors, so
+  /// a table for one size is not found on a disk of the other.
+  std::uint64_t sector_size = kSectorSize;
   Guid guid;
   std::vector<GptPartition> partitions;
 };
 
-/// Writes the protective MBR, the primary GPT (sectors 1-33) and the backup GPT (last 33
-/// sectors) of `disk` into the file at `path`, which must already be disk.size bytes.
+/// Writes the protective MBR, the primary GPT (sector 1 and the 16 KiB entry array after it)
+/// and the backup GPT (the disk's last 16 KiB and sector) of `disk`, in its sector size, into
+/// the file at `path`, which must already be disk.size bytes.
 void write_gpt(const std::filesystem::path& path, const GptDisk& disk);
 
-/// Reads and checks (signature, CRCs) the primary GPT of a raw disk image.
+/// Reads and checks (signature, CRCs) the primary GPT of a raw disk image, written for 512- or
+/// 4096-byte sectors (the header is looked for at both).
 GptDisk read_gpt(const std::filesystem::path& path);
 
 /// Fills `size` bytes at `offset` of a disk; throws kiln::Error when it cannot.

@@ -46,7 +46,8 @@ void check_disk_size(const BuildPlan& plan) {
   if (!r.disk.size_bytes) return;
   std::uint64_t slots =
       r.disk.root_bytes ? 2 * (r.disk.root_bytes + verity_hash_size(r.disk.root_bytes)) : 0;
-  std::uint64_t fixed = kMiB + kEspSize + kBiosBootSize + kConfigSize + state_minimum(r) + kMiB;
+  std::uint64_t fixed =
+      kMiB + esp_size(r.disk.sector_size) + kBiosBootSize + kConfigSize + state_minimum(r) + kMiB;
   if (r.disk.size_bytes < fixed + slots) {
     throw too_small(plan, "disk.size",
                     fmt::format("disk.size is {} but the boot, config and state partitions "
@@ -63,9 +64,10 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
     return Guid::derived("kiln/" + plan.recipe_hash + "/" + what);
   };
 
-  if (content.esp_used > kEspSize) {
+  const std::uint64_t esp = esp_size(r.disk.sector_size);
+  if (content.esp_used > esp) {
     throw Error(fmt::format("the kernel, initrd and boot loaders need {} but the ESP holds {}",
-                            mib(content.esp_used), mib(kEspSize)));
+                            mib(content.esp_used), mib(esp)));
   }
   // Room for the next release in the same slot: updates write the other slot's size.
   std::uint64_t slot =
@@ -87,6 +89,7 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
 
   GptDisk disk;
   disk.guid = derived("disk");
+  disk.sector_size = r.disk.sector_size;
   std::uint64_t offset = kMiB;
   auto add = [&](std::string name, Guid type, Guid uuid, std::uint64_t size,
                  std::uint64_t attributes = 0) {
@@ -97,7 +100,7 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
   const Guid& root_type = arm ? partition_type::root_arm64 : partition_type::root_x86_64;
   const Guid& verity_type =
       arm ? partition_type::root_arm64_verity : partition_type::root_x86_64_verity;
-  add("esp", partition_type::esp, derived("esp"), kEspSize);
+  add("esp", partition_type::esp, derived("esp"), esp);
   add("bios-boot", partition_type::bios_boot, derived("bios-boot"), kBiosBootSize);
   add("root", root_type, Guid::from_hex(content.root_hash.substr(0, 32)), slot,
       gpt_attribute::read_only);
@@ -111,7 +114,8 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
   }
   add("kiln-config", partition_type::basic_data, derived("kiln-config"), kConfigSize);
 
-  // The backup GPT takes the disk's last 33 sectors; state ends on the MiB before them.
+  // The backup GPT takes the disk's last 16.5 KiB (20 KiB with 4096-byte sectors); state ends
+  // on the MiB before it.
   std::uint64_t needed = offset + state_min + kMiB;
   std::uint64_t size = r.disk.size_bytes ? r.disk.size_bytes : round_up(needed, kGiB);
   if (size < needed) {
@@ -120,8 +124,8 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
         fmt::format("disk.size is {} but the partitions need {}: boot {}, root slots 2 x {}, "
                     "verity, config {}, state at least {}; raise disk.size or lower disk.state "
                     "/ disk.root_b",
-                    mib(size), mib(needed), mib(kEspSize + kBiosBootSize), mib(slot),
-                    mib(kConfigSize), mib(state_min)));
+                    mib(size), mib(needed), mib(esp + kBiosBootSize), mib(slot), mib(kConfigSize),
+                    mib(state_min)));
   }
   if (size % kMiB != 0) {
     throw too_small(plan, "disk.size",

@@ -21,9 +21,17 @@ struct DiskContent {
 
 /// Fixed partition sizes kiln uses unless the recipe says otherwise.
 inline constexpr std::uint64_t kEspSize = 256 * kMiB;
+/// With 4096-byte sectors a FAT32 of 256 MiB has too few clusters to be FAT32 (firmware
+/// would read it as FAT16); 260 MiB is the smallest that is, as on Windows' 4Kn disks.
+inline constexpr std::uint64_t kEsp4KSize = 260 * kMiB;
 inline constexpr std::uint64_t kBiosBootSize = 1 * kMiB;
 inline constexpr std::uint64_t kConfigSize = 8 * kMiB;
 inline constexpr std::uint64_t kDefaultStateSize = 1 * kGiB;
+
+/// The ESP's size on a disk of `sector_size`-byte sectors.
+constexpr std::uint64_t esp_size(std::uint64_t sector_size) {
+  return sector_size == 512 ? kEspSize : kEsp4KSize;
+}
 
 /// Bytes of the dm-verity hash tree (plus its superblock) for `data_bytes` of data with 4 KiB
 /// data and hash blocks, as `veritysetup format` lays it out.

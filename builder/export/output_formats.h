@@ -28,6 +28,9 @@ struct OutputFormat {
   bool converts_disk = false;
   /// Among the conversions, started first so that the workers finish together.
   bool long_running = false;
+  /// For platforms whose virtual disks have 512-byte sectors (clouds, hypervisors): not
+  /// written for a recipe's `disk.sector_size: 4096`.
+  bool sectors_512_only = false;
 };
 
 inline constexpr std::array kOutputFormats = {
@@ -40,24 +43,31 @@ inline constexpr std::array kOutputFormats = {
                  .converts_disk = true,
                  .long_running = true},
     OutputFormat{.name = "qcow2", .help = "NAME.qcow2 (QEMU, OpenStack)", .converts_disk = true},
-    OutputFormat{.name = "vhd", .help = "NAME.vhd, a fixed VHD (Azure)", .converts_disk = true},
+    OutputFormat{.name = "vhd",
+                 .help = "NAME.vhd, a fixed VHD (Azure)",
+                 .converts_disk = true,
+                 .sectors_512_only = true},
     OutputFormat{.name = "vmdk",
                  .help = "NAME.vmdk, stream-optimized (VMware)",
                  .converts_disk = true,
-                 .long_running = true},
+                 .long_running = true,
+                 .sectors_512_only = true},
     OutputFormat{.name = "ova",
                  .help = "NAME.ova, the VMDK with an OVF descriptor (vSphere, VirtualBox)",
                  .depends_on = "vmdk",
-                 .converts_disk = true},
+                 .converts_disk = true,
+                 .sectors_512_only = true},
     OutputFormat{.name = "gce",
                  .help = "NAME.gce.tar.gz, Google Compute Engine's image import format",
                  .converts_disk = true,
-                 .long_running = true},
+                 .long_running = true,
+                 .sectors_512_only = true},
     OutputFormat{.name = "ami",
                  .help = "NAME.raw plus NAME.register-ami.json for `aws ec2 register-image`",
                  .depends_on = "raw",
                  .keeps_dependency = true,
-                 .converts_disk = true},
+                 .converts_disk = true,
+                 .sectors_512_only = true},
     OutputFormat{.name = "pxe", .help = "pxe/, a netboot folder (iPXE, GRUB)"},
     OutputFormat{.name = "update",
                  .help = "update/, the signed folder nodes update from (needs --signing-key)"},
@@ -69,6 +79,16 @@ constexpr const OutputFormat* find_output_format(std::string_view name) {
     if (format.name == name) return &format;
   }
   return nullptr;
+}
+
+/// The first of `outputs` that a disk of 4096-byte sectors cannot be written as, or "".
+template <typename Names>
+std::string_view first_512_sector_output(const Names& outputs) {
+  for (const auto& name : outputs) {
+    const OutputFormat* format = find_output_format(name);
+    if (format && format->sectors_512_only) return format->name;
+  }
+  return {};
 }
 
 /// "rootfs, raw, raw.zst, ..." in table order, for messages and help.

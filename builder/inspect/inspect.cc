@@ -168,7 +168,8 @@ ImageReport inspect_output(const fs::path& path) {
   }
   if (!fs::is_regular_file(path, error)) throw Error(path.string() + ": no such file or folder");
   std::uint64_t size = fs::file_size(path);
-  std::string head = read_at(path, 0, std::size_t(std::min<std::uint64_t>(size, 1024)));
+  // Up to the GPT header of a 4Kn disk, in its second 4096-byte sector.
+  std::string head = read_at(path, 0, std::size_t(std::min<std::uint64_t>(size, 4096 + 8)));
   std::string tail = size >= 512 ? read_at(path, size - 512, 512) : std::string();
   std::unique_ptr<DiskReader> disk;
   if (starts_with(head, "QFI\xfb")) {
@@ -198,7 +199,8 @@ ImageReport inspect_output(const fs::path& path) {
   } else if (starts_with(tail, "conectix")) {
     report.format = "vhd";
     disk = open_qemu_disk(path, blockdev("vpc", path));
-  } else if (head.size() >= 520 && head.substr(512, 8) == "EFI PART") {
+  } else if ((head.size() >= 520 && head.substr(512, 8) == "EFI PART") ||
+             (head.size() >= 4104 && head.substr(4096, 8) == "EFI PART")) {
     report.format = "raw";
     disk = open_raw_disk(path);
   } else {

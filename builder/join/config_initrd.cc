@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "builder/join/network_config.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 
@@ -31,7 +32,8 @@ void add_entry(archive* out, const std::string& path, mode_t type, mode_t mode,
 
 }  // namespace
 
-void write_join_initrd(const JoinConfig& config, const fs::path& out) {
+void write_join_initrd(const JoinConfig& config, const fs::path& out,
+                       const std::optional<std::string>& network) {
   const std::string yaml = render_join_config(config);
 
   // Created exclusively and 0600 under an unpredictable name: the token never passes through
@@ -46,6 +48,16 @@ void write_join_initrd(const JoinConfig& config, const fs::path& out) {
       throw Error("cannot create " + out.string() + ": " + archive_error_string(writer.get()));
     add_entry(writer.get(), "kiln", AE_IFDIR, 0700, "");
     add_entry(writer.get(), "kiln/join.yaml", AE_IFREG, 0600, yaml);
+    if (network) {
+      // The source for the booted root's kiln-network.service (kiln-netroot keeps it in /run),
+      // and the initrd's own networkd files, so the root can be fetched without DHCP.
+      add_entry(writer.get(), "kiln/network.yaml", AE_IFREG, 0644, *network);
+      for (const char* dir : {"etc", "etc/systemd", "etc/systemd/network"})
+        add_entry(writer.get(), dir, AE_IFDIR, 0755, "");
+      for (const auto& [name, content] :
+           networkd_files(parse_network_config(*network, "network.yaml")))
+        add_entry(writer.get(), "etc/systemd/network/" + name, AE_IFREG, 0644, content);
+    }
     if (archive_write_close(writer.get()) != ARCHIVE_OK)
       throw Error("cannot write " + out.string() + ": " + archive_error_string(writer.get()));
   }

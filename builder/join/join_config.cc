@@ -16,14 +16,6 @@ namespace kiln {
 namespace {
 
 constexpr size_t kMaxUrlLength = 2048;
-// Values quoted in messages are cut to this: a 100 KB endpoint is named, not printed.
-constexpr size_t kMaxQuoted = 80;
-
-std::string quote_value(const std::string& value) {
-  if (value.size() <= kMaxQuoted) return "'" + value + "'";
-  return fmt::format("'{}...' ({} characters)", value.substr(0, kMaxQuoted), value.size());
-}
-
 using scan::is_alnum;
 using scan::is_lower_alnum;
 

@@ -80,6 +80,9 @@ struct DiskSpec {
   std::uint64_t root_bytes = 0;               ///< per root slot; 0 = fitted to the root filesystem
   std::optional<std::uint64_t> root_b_bytes;  ///< unset = as root; 0 = no spare slot
   std::uint64_t state_bytes = 0;              ///< 0 = default minimum
+  /// Logical sector size the GPT and FAT file systems are written for: 512, or 4096 for 4Kn
+  /// disks (UEFI only: BIOS GRUB needs 512-byte sectors).
+  std::uint64_t sector_size = 512;
 };
 
 /// Netboot (`outputs: [pxe]`) choices.

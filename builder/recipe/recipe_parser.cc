@@ -385,6 +385,14 @@ std::vector<Field> disk_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          if (auto v = get_size(n, c)) r.disk.state_bytes = *v;
        }},
+      {"sector_size",
+       "Logical sector size of the target disk: 512 (default) or 4096 for 4Kn NVMe/SAS disks "
+       "(UEFI only; raw, raw.zst and qcow2 outputs).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v =
+                 get_choice<std::uint64_t>(n, c, "sector_size", {{"512", 512}, {"4096", 4096}}))
+           r.disk.sector_size = *v;
+       }},
   };
 }
 
@@ -841,6 +849,16 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
                     have.text(), origin, k8s.version.text(), needed.text(), advice));
   }
   if (recipe.outputs.empty()) recipe.outputs = {"rootfs"};
+  if (recipe.disk.sector_size != 512) {
+    if (auto format = first_512_sector_output(recipe.outputs); !format.empty()) {
+      auto it = recipe.marks.find("disk.sector_size");
+      errors.emplace_back(it == recipe.marks.end() ? top : it->second,
+                          fmt::format("disk.sector_size 4096 is for 4Kn disks flashed from raw, "
+                                      "raw.zst or qcow2; output '{}' is for a platform whose "
+                                      "disks have 512-byte sectors",
+                                      format));
+    }
+  }
   if (!recipe.updates.url.empty() && recipe.updates.trusted_keys.empty()) {
     auto it = recipe.marks.find("updates.url");
     errors.emplace_back(it == recipe.marks.end() ? top : it->second,

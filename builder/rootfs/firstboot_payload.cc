@@ -22,16 +22,18 @@ const FirstbootPayload& firstboot_payload() {
     p.agent = dir / "kiln-firstboot";
     p.unit = dir / "kiln-firstboot.service";
     p.install_unit = dir / "kiln-install.service";
+    p.network_unit = dir / "kiln-network.service";
     p.update_agent = dir / "kiln-update";
     p.netroot = dir / "kiln-netroot";
-    for (const auto& file : {p.agent, p.unit, p.install_unit, p.update_agent, p.netroot}) {
+    for (const auto& file :
+         {p.agent, p.unit, p.install_unit, p.network_unit, p.update_agent, p.netroot}) {
       if (!fs::exists(file)) {
         throw Error("a program kiln installs into every image is missing: " + file.string() +
                     " (build it with `cmake --build build`, or point KILN_FIRSTBOOT_DIR at it)");
       }
     }
     p.digest = sha256_hex(sha256_file(p.agent) + sha256_file(p.unit) + sha256_file(p.install_unit) +
-                          sha256_file(p.update_agent));
+                          sha256_file(p.network_unit) + sha256_file(p.update_agent));
     p.netroot_digest = sha256_file(p.netroot);
     return p;
   }();

@@ -13,6 +13,7 @@ struct FirstbootPayload {
   std::filesystem::path agent;         ///< static kiln-firstboot binary
   std::filesystem::path unit;          ///< kiln-firstboot.service
   std::filesystem::path install_unit;  ///< kiln-install.service (pxe.install)
+  std::filesystem::path network_unit;  ///< kiln-network.service (stamped static network)
   std::filesystem::path update_agent;  ///< static kiln-update binary (day-2 updates)
   std::string digest;                  ///< SHA-256 over all of the above, for the rootfs key
   std::filesystem::path netroot;       ///< static kiln-netroot, for the initrd (base stage)

@@ -78,6 +78,9 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
   tree.write_file("/usr/lib/systemd/system/kiln-install.service",
                   read_file(firstboot.install_unit));
   enable_unit(tree, "kiln-install.service", "multi-user.target");
+  tree.write_file("/usr/lib/systemd/system/kiln-network.service",
+                  read_file(firstboot.network_unit));
+  enable_unit(tree, "kiln-network.service", "systemd-networkd.service");
 
   tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);

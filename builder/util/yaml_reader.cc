@@ -90,6 +90,12 @@ void YamlReader::throw_if_errors() {
   if (!sink_->empty()) throw ParseErrors(std::move(*sink_));
 }
 
+std::string quote_value(const std::string& value) {
+  constexpr size_t kMaxQuoted = 80;
+  if (value.size() <= kMaxQuoted) return "'" + value + "'";
+  return fmt::format("'{}...' ({} characters)", value.substr(0, kMaxQuoted), value.size());
+}
+
 std::string mask_key_value(std::string line, const std::string& key) {
   if (key.empty()) return line;
   size_t from = 0;

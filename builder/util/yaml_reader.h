@@ -57,6 +57,10 @@ class YamlReader {
   std::vector<Error>* sink_ = &errors_;
 };
 
+/// `value` in single quotes for a message; a long one is cut to 80 characters and its length
+/// given, so a 100 KB value is named, not printed.
+std::string quote_value(const std::string& value);
+
 /// `line` with the value of every `key:` in it (block or flow style, quoted or not) replaced by
 /// '*' up to the next ',' or '}' or the end of the line. Same length as `line`.
 std::string mask_key_value(std::string line, const std::string& key);

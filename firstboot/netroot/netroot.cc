@@ -102,6 +102,17 @@ void keep_appended_join_config() {
   say("join config from the appended initrd kept for the first-boot agent");
 }
 
+/// The same for a static network config: kiln-network.service applies it in the booted root.
+void keep_appended_network_config() {
+  const fs::path appended = "/kiln/network.yaml";
+  if (!fs::exists(appended)) return;
+  fs::create_directories("/run/kiln");
+  ::chmod("/run/kiln", 0700);
+  fs::copy_file(appended, "/run/kiln/netboot-network.yaml", fs::copy_options::overwrite_existing);
+  fs::remove(appended);
+  say("static network config from the appended initrd kept for the booted root");
+}
+
 int netroot() {
   const std::string cmdline = read_kernel_cmdline();
   auto url = kernel_argument(cmdline, "kiln.root_url");
@@ -121,6 +132,7 @@ int netroot() {
     return 1;
   }
   keep_appended_join_config();
+  keep_appended_network_config();
 
   say("fetching the root image " + *url);
   auto started = std::chrono::steady_clock::now();

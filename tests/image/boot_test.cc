@@ -11,8 +11,10 @@
 
 #include "builder/disk/gpt.h"
 #include "builder/disk/sparse_copy.h"
+#include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "support/qemu_vm.h"
+#include "support/run_command.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -48,6 +50,7 @@ say grow_state "$(systemctl is-active kiln-grow-state)"
 say ldconfig_condition "$(systemctl show -p ConditionResult --value ldconfig)"
 say vsock_modules "$(grep -c vsock /proc/modules)"
 say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
+say logical_block_size "$(cat /sys/block/vda/queue/logical_block_size)"
 part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
 say state_part_end_bytes "$(( ($(cat /sys/class/block/$part/start) + $(cat /sys/class/block/$part/size)) * 512 ))"
 say var_fs_bytes "$(df -B1 --output=size /var | tail -1 | tr -d ' ')"
@@ -61,8 +64,9 @@ systemctl poweroff --no-block
 )sh";
 
 std::map<std::string, std::string> boot_and_probe(const fs::path& disk, Firmware firmware,
-                                                  const fs::path& log) {
-  QemuVm vm({.disk = disk, .firmware = firmware, .serial_log = log});
+                                                  const fs::path& log, int block_size = 0) {
+  QemuVm vm(
+      {.disk = disk, .firmware = firmware, .serial_log = log, .logical_block_size = block_size});
   bool finished = vm.wait_for("KILN-PROBE done=yes", kBootTimeout);
   INFO(vm.failure_report());
   REQUIRE(finished);
@@ -107,6 +111,7 @@ TEST_CASE(
 
   auto first = boot_and_probe(disk, Firmware::uefi, work.path() / "uefi.log");
   CHECK(first.at("firmware") == "uefi");
+  CHECK(first.at("logical_block_size") == "512");
   check_verified_node(first);
   CHECK(first.at("var_marker") == "none");
   CHECK(first.at("grow_state") == "active");
@@ -166,4 +171,58 @@ TEST_CASE("a root partition altered by one byte is refused at boot", "[image][bo
   vm.wait_for("Kernel panic", std::chrono::seconds(120));
   CHECK_THAT(vm.console(), Catch::Contains("Kernel panic"));
   CHECK_THAT(vm.console(), !Catch::Contains("login: "));
+}
+
+TEST_CASE(
+    "a 4096-byte-sector image passes sgdisk and fsck.fat and boots under UEFI from a disk with "
+    "4096-byte logical blocks",
+    "[image][boot][4kn]") {
+  const fs::path image = fs::path(KILN_TEST_IMAGES) / "worker-4kn" / "worker.raw";
+  kiln::GptDisk layout = kiln::read_gpt(image);
+  CHECK(layout.sector_size == 4096);
+  // GPT tools take a file's sectors to be 512 bytes: a loop device says 4096.
+  std::string loop = kiln::run({"losetup", "--find", "--show", "--read-only", "--sector-size",
+                                "4096", image.string()},
+                               {.capture_stdout = true})
+                         .stdout_text;
+  while (!loop.empty() && loop.back() == '\n') loop.pop_back();
+  auto verify = kiln::test::run_command("sgdisk -v " + loop);
+  kiln::run({"losetup", "-d", loop});
+  INFO(verify.output);
+  CHECK(verify.exit_code == 0);
+  CHECK_THAT(verify.output, Catch::Contains("No problems found"));
+  CHECK_THAT(verify.output, !Catch::Contains("Warning"));
+
+  // kiln inspect finds the table and checks the root; kiln stamp rewrites the config
+  // partition's FAT for 4096-byte sectors too.
+  auto inspected = kiln::test::run_command(std::string(KILN_BINARY) + " inspect " + image.string());
+  INFO(inspected.output);
+  CHECK(inspected.exit_code == 0);
+  CHECK_THAT(inspected.output, Catch::Contains("matches (dm-verity tree and data verified)"));
+  kiln::test::TempDir work;
+  fs::path disk = work.path() / "node.raw";
+  kiln::copy_sparse_atomic(image, disk);
+  auto stamped = kiln::test::run_command(std::string(KILN_BINARY) + " stamp " + disk.string() +
+                                         " --update-url http://10.0.2.2:9/pool/");
+  INFO(stamped.output);
+  CHECK(stamped.exit_code == 0);
+  CHECK_THAT(
+      kiln::test::run_command(std::string(KILN_BINARY) + " stamp --show " + disk.string()).output,
+      Catch::Contains("update source  http://10.0.2.2:9/pool/"));
+  for (const char* name : {"esp", "kiln-config"}) {
+    const kiln::GptPartition& part = kiln::find_partition(layout, name, image);
+    fs::path fat = work.path() / (std::string(name) + ".fat");
+    kiln::write_file_atomic(fat, kiln::read_at(disk, part.offset, part.size));
+    auto check = kiln::test::run_command("fsck.fat -n -v " + fat.string());
+    INFO(name << ": " << check.output);
+    CHECK(check.exit_code == 0);
+    CHECK_THAT(check.output, Catch::Contains("4096 bytes per logical sector"));
+  }
+
+  kiln::test::install_probe(disk, kProbeScript);
+  auto probe = boot_and_probe(disk, Firmware::uefi, work.path() / "uefi.log", 4096);
+  CHECK(probe.at("firmware") == "uefi");
+  CHECK(probe.at("logical_block_size") == "4096");
+  check_verified_node(probe);
+  CHECK(probe.at("grow_state") == "active");
 }

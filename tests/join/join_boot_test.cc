@@ -24,6 +24,7 @@
 #include "support/qemu_vm.h"
 #include "support/run_command.h"
 #include "support/served_folder.h"
+#include "support/tap_network.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -77,14 +78,16 @@ std::unique_ptr<QemuVm> boot_until(const kiln::test::VmOptions& options, const s
 }  // namespace
 
 TEST_CASE(
-    "a stamped image joins the control plane on first boot, erases its token and does "
-    "not rejoin",
-    "[join][boot]") {
+    "a stamped image with a static network joins the control plane on first boot over a "
+    "network without DHCP, erases its token and does not rejoin",
+    "[join][boot][network]") {
   kiln::test::TempDir work;
-  // The endpoint as the guest sees it: qemu maps 10.0.2.2 to the host's loopback.
+  // The endpoint as the guest sees it: 10.0.2.2, reached through the tap link's gateway.
+  // Without DHCP there is no host name to go by: the node is named after its MAC.
   auto token = kiln_cli("token create --kubeconfig " + control_plane("ADMIN_KUBECONFIG") +
                         " --endpoint " + control_plane("GUEST_API_URL") +
-                        " --name tenant-e2e --ttl 45m --labels pool=edge,tier=e2e -o " +
+                        " --name tenant-e2e --ttl 45m --labels pool=edge,tier=e2e --node-name mac "
+                        "-o " +
                         (work.path() / "join.yaml").string());
   INFO(token.output);
   REQUIRE(token.exit_code == 0);
@@ -93,23 +96,40 @@ TEST_CASE(
 
   fs::path disk = work.path() / "node.raw";
   kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
-  auto stamp =
-      kiln_cli("stamp " + disk.string() + " --join " + (work.path() / "join.yaml").string());
+  const std::string mac = "52:54:00:12:34:77";
+  fs::path network = work.path() / "node-77.yaml";
+  kiln::write_file_atomic(network,
+                          "network:\n  version: 2\n  ethernets:\n    uplink:\n"
+                          "      match: {macaddress: \"" +
+                              mac +
+                              "\"}\n"
+                              "      addresses: [192.168.77.10/24]\n"
+                              "      routes: [{to: default, via: " +
+                              kiln::test::TapNetwork::kGateway + "}]\n");
+  auto stamp = kiln_cli("stamp " + disk.string() + " --join " +
+                        (work.path() / "join.yaml").string() + " --network " + network.string());
   INFO(stamp.output);
   REQUIRE(stamp.exit_code == 0);
   CHECK(stamp.output.find(secret) == std::string::npos);
   auto shown = kiln_cli("stamp --show " + disk.string());
   CHECK_THAT(shown.output, Catch::Contains("token          " + config.token.masked()));
   CHECK_THAT(shown.output, Catch::Contains("label          pool=edge"));
+  CHECK_THAT(shown.output, Catch::Contains("network        uplink (mac " + mac +
+                                           "): 192.168.77.10/24; via 192.168.77.1"));
   CHECK(shown.output.find(secret) == std::string::npos);
   REQUIRE(file_contains(disk, secret));  // stamped, so the erasure check below means something
 
+  const std::string api_url = control_plane("GUEST_API_URL");
+  kiln::test::TapNetwork link(std::stoi(api_url.substr(api_url.rfind(':') + 1)));
   std::string node;
   {
     bool joined = false;
-    auto booted =
-        boot_until({.disk = disk, .serial_log = work.path() / "first-boot.log", .cpus = 2},
-                   "kiln: joined tenant-e2e as [a-z0-9.-]+", joined);
+    auto booted = boot_until({.disk = disk,
+                              .serial_log = work.path() / "first-boot.log",
+                              .cpus = 2,
+                              .tap = link.device(),
+                              .mac = mac},
+                             "kiln: joined tenant-e2e as [a-z0-9.-]+", joined);
     QemuVm& vm = *booted;
     INFO(vm.failure_report());
     REQUIRE(joined);
@@ -119,6 +139,7 @@ TEST_CASE(
         std::regex_search(console, match, std::regex("kiln: joined tenant-e2e as ([a-z0-9.-]+)")));
     node = match[1];
     CHECK(console.find(secret) == std::string::npos);
+    CHECK_THAT(console, Catch::Contains("kiln-network: static network from the KILNCFG partition"));
 
     // The API server has the Node with the join config's labels...
     kiln::http::Response got;
@@ -131,6 +152,9 @@ TEST_CASE(
     REQUIRE(got.status == 200);
     CHECK_THAT(got.body, Catch::Contains("\"pool\":\"edge\""));
     CHECK_THAT(got.body, Catch::Contains("\"tier\":\"e2e\""));
+    // ...and the address the stamped network gave it.
+    CHECK_THAT(got.body,
+               Catch::Contains("{\"type\":\"InternalIP\",\"address\":\"192.168.77.10\"}"));
     // ...and its kubelet's client certificate came through the CSR flow: requested with the
     // bootstrap token, approved and issued.
     kiln::http::Response csrs =
@@ -146,14 +170,19 @@ TEST_CASE(
   }
 
   // The token is gone from the config partition and from the whole disk: journal, /var, /etc.
+  // The network config stays: the node needs it on every boot.
   auto after = kiln_cli("stamp --show " + disk.string());
-  CHECK_THAT(after.output, Catch::Contains("nothing stamped"));
+  CHECK_THAT(after.output, Catch::Contains("join config    nothing stamped"));
+  CHECK_THAT(after.output, Catch::Contains("network        uplink (mac " + mac));
   CHECK_FALSE(file_contains(disk, secret));
 
   bool idle = false;
-  auto second_boot =
-      boot_until({.disk = disk, .serial_log = work.path() / "second-boot.log", .cpus = 2},
-                 "already joined; nothing to do", idle);
+  auto second_boot = boot_until({.disk = disk,
+                                 .serial_log = work.path() / "second-boot.log",
+                                 .cpus = 2,
+                                 .tap = link.device(),
+                                 .mac = mac},
+                                "already joined; nothing to do", idle);
   QemuVm& second = *second_boot;
   INFO(second.failure_report());
   CHECK(idle);

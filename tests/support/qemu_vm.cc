@@ -123,7 +123,8 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
       "-serial",
       "file:" + options_.serial_log.string(),
       "-netdev",
-      "user,id=net0",
+      options_.tap.empty() ? "user,id=net0"
+                           : "tap,id=net0,ifname=" + options_.tap + ",script=no,downscript=no",
       "-device",
       "virtio-net-pci,netdev=net0" + (options_.mac.empty() ? "" : ",mac=" + options_.mac)};
   // An emulated watchdog, so that systemd's RuntimeWatchdogSec resets a hung guest as a
@@ -133,9 +134,16 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   if (!options_.disk.empty()) {
     // Host write errors (a full disk) reach the guest as I/O errors on its console rather
     // than pausing the emulated machine without a word.
-    argv.insert(argv.end(),
-                {"-drive", "file=" + options_.disk.string() + ",format=" + options_.format +
-                               ",if=virtio,werror=report,rerror=report"});
+    std::string drive = "file=" + options_.disk.string() + ",format=" + options_.format +
+                        ",werror=report,rerror=report";
+    if (options_.logical_block_size) {
+      std::string size = std::to_string(options_.logical_block_size);
+      argv.insert(argv.end(), {"-drive", drive + ",if=none,id=disk0", "-device",
+                               "virtio-blk-pci,drive=disk0,logical_block_size=" + size +
+                                   ",physical_block_size=" + size});
+    } else {
+      argv.insert(argv.end(), {"-drive", drive + ",if=virtio"});
+    }
   }
   if (!options_.pxe_bootfile.empty()) {
     auto netdev = std::find(argv.begin(), argv.end(), "user,id=net0");

@@ -25,8 +25,13 @@ struct VmOptions {
   std::string pxe_bootfile;
   int memory_mb = 2048;
   int cpus = 1;
+  /// A tap device to attach the NIC to (see TapNetwork) instead of qemu's user networking,
+  /// which always answers DHCP.
+  std::string tap;
   /// The NIC's MAC address (qemu's default when empty); nodes named by MAC need distinct ones.
   std::string mac;
+  /// The disk's logical (and physical) block size when not 512: 4096 presents a 4Kn disk.
+  int logical_block_size = 0;
   /// Keep running when the guest reboots (by default qemu exits, ending the test's boot).
   bool allow_reboot = false;
 };

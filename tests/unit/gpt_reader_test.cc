@@ -81,6 +81,34 @@ TEST_CASE("the GPT reader reads back the table it wrote") {
   CHECK(disk.partitions[0].size == 512 << 10);
 }
 
+TEST_CASE("a GPT written for 4096-byte sectors is found where a 4Kn disk keeps it and read back") {
+  kiln::test::TempDir dir;
+  fs::path image = dir.path() / "4k.raw";
+  kiln::write_file_atomic(image, std::string(4 << 20, '\0'));
+  kiln::GptDisk disk;
+  disk.size = 4 << 20;
+  disk.sector_size = 4096;
+  disk.guid = kiln::Guid::derived("4k disk");
+  disk.partitions.push_back(
+      {"esp", kiln::Guid::derived("type"), kiln::Guid::derived("esp"), 1 << 20, 2 << 20, 0});
+  kiln::write_gpt(image, disk);
+  std::string bytes = kiln::read_file(image);
+  // Header in LBA 1 (byte 4096), entries from LBA 2, in 4096-byte units; the backup header in
+  // the last sector, its entries in the four before it.
+  CHECK(bytes.substr(4096, 8) == "EFI PART");
+  CHECK(bytes.substr(512, 8) != "EFI PART");
+  CHECK(get_le(bytes, 4096 + 72, 8) == 2);
+  CHECK(get_le(bytes, 4096 + 40, 8) == 6);                     // first usable LBA
+  CHECK(get_le(bytes, 4096 + 32, 8) == (4 << 20) / 4096 - 1);  // backup header LBA
+  CHECK(bytes.substr((4 << 20) - 4096, 8) == "EFI PART");
+  CHECK(get_le(bytes, 8192 + 32, 8) == 256);  // the partition's first LBA: 1 MiB / 4096
+  auto read = kiln::read_gpt(image);
+  CHECK(read.sector_size == 4096);
+  REQUIRE(read.partitions.size() == 1);
+  CHECK(read.partitions[0].offset == 1 << 20);
+  CHECK(read.partitions[0].size == 2 << 20);
+}
+
 TEST_CASE("the GPT reader refuses a 1 GiB partition entry without allocating it") {
   kiln::test::TempDir dir;
   fs::path image = small_gpt_image(dir.path());

@@ -119,6 +119,21 @@ TEST_CASE("a join config initrd holds /kiln/join.yaml, private, and nothing else
   CHECK(kiln::read_file(dir.path() / "join.img") == kiln::read_file(dir.path() / "again.img"));
 }
 
+TEST_CASE("a join config initrd with a network config carries it and the initrd's networkd files",
+          "[netroot][network]") {
+  kiln::test::TempDir dir;
+  kiln::JoinConfig config =
+      kiln::parse_join_config(kiln::test::join_config_text("2099-01-01T00:00:00Z"), "join.yaml");
+  const std::string network =
+      "network: {version: 2, ethernets: {eth0: {addresses: [10.9.0.5/24]}}}\n";
+  kiln::write_join_initrd(config, dir.path() / "join.img", network);
+  auto entries = read_cpio(dir.path() / "join.img");
+  CHECK(entries["kiln/network.yaml"] == "420:" + network);  // 0644
+  REQUIRE(entries.count("etc/systemd/network/10-kiln-eth0.network"));
+  CHECK_THAT(entries["etc/systemd/network/10-kiln-eth0.network"],
+             Catch::Contains("Name=eth0\nKind=!*\n") && Catch::Contains("Address=10.9.0.5/24\n"));
+}
+
 TEST_CASE(
     "pxe.install picks the first disk whose first MiB is zero, never a virtual, "
     "removable or read-only one",

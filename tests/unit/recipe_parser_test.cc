@@ -98,6 +98,13 @@ TEST_CASE("each broken recipe is reported at its exact line and column") {
       {"bad_name.yaml",
        "bad_name.yaml:1:7: error: bad name 'Bad_Name': use lowercase letters, digits and '-'"},
       {"missing_name.yaml", "missing_name.yaml:1:1: error: recipe needs a 'name'"},
+      {"bad_sector_size.yaml",
+       "bad_sector_size.yaml:3:16: error: unknown sector_size '1024'; expected one of: 512, "
+       "4096"},
+      {"sector_size_cloud.yaml",
+       "sector_size_cloud.yaml:3:16: error: disk.sector_size 4096 is for 4Kn disks flashed from "
+       "raw, raw.zst or qcow2; output 'vhd' is for a platform whose disks have 512-byte "
+       "sectors"},
   }));
   std::string want = dir + expected;
   for (auto [token, value] : {std::pair{"{data}", kRecipes.string()}, std::pair{"{dir}", dir}}) {

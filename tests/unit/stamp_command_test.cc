@@ -121,3 +121,46 @@ TEST_CASE(
   CHECK(bad.exit_code != 0);
   CHECK_THAT(bad.output, Catch::Contains("must be an http:// URL"));
 }
+
+TEST_CASE(
+    "kiln stamp --network writes a node's static network beside its join config, and refuses "
+    "a malformed one before writing anything",
+    "[network]") {
+  Stamping s;
+  auto run = [&](const std::string& args) {
+    return kiln::test::run_command(std::string(KILN_BINARY) + " stamp " + args);
+  };
+  fs::path network = s.dir.path() / "node-17.yaml";
+  kiln::write_file_atomic(network,
+                          "network:\n  version: 2\n  ethernets:\n    uplink:\n"
+                          "      match: {macaddress: \"52:54:00:12:34:99\"}\n"
+                          "      addresses: [192.168.77.10/24]\n"
+                          "      routes: [{to: default, via: 192.168.77.1}]\n");
+  auto stamped =
+      run(s.image.string() + " --join " + s.config.string() + " --network " + network.string());
+  INFO(stamped.output);
+  REQUIRE(stamped.exit_code == 0);
+  auto shown = run("--show " + s.image.string());
+  CHECK_THAT(shown.output,
+             Catch::Contains("network        uplink (mac 52:54:00:12:34:99): 192.168.77.10/24; "
+                             "via 192.168.77.1\n"));
+  CHECK_THAT(shown.output, Catch::Contains("endpoint       https://10.0.2.2:6443"));
+  auto json = run("--show --json " + s.image.string());
+  CHECK_THAT(json.output, Catch::Contains("\"matchMacAddress\": \"52:54:00:12:34:99\""));
+  // A new token later keeps the network, and the network alone can be re-stamped.
+  REQUIRE(s.stamp().exit_code == 0);
+  CHECK_THAT(run("--show " + s.image.string()).output, Catch::Contains("network        uplink"));
+
+  fs::path bad = s.dir.path() / "bad.yaml";
+  kiln::write_file_atomic(bad,
+                          "network:\n  version: 2\n  ethernets:\n    uplink:\n"
+                          "      addresses: [192.168.77.10]\n");
+  std::string before = kiln::read_file(s.image);
+  auto refused =
+      run(s.image.string() + " --join " + s.config.string() + " --network " + bad.string());
+  CHECK(refused.exit_code != 0);
+  CHECK_THAT(refused.output, Catch::Contains(bad.string() + ":5:19: error: address "
+                                                            "'192.168.77.10' of uplink must be "
+                                                            "ADDRESS/PREFIX"));
+  CHECK(kiln::read_file(s.image) == before);
+}

@@ -1,0 +1,12 @@
+#pragma once
+
+namespace kiln::firstboot {
+
+/// `kiln-firstboot network` (kiln-network.service, before systemd-networkd): renders the
+/// network config stamped into this node (`kiln stamp --network`) into systemd-networkd files
+/// under /run/systemd/network. The config comes from the KILNCFG partition, or for a netbooted
+/// node from its join initrd. Without one it writes nothing and DHCP configures the node.
+/// Returns the exit status: 1 for a config that does not parse (reported with file:line:col).
+int apply_static_network();
+
+}  // namespace kiln::firstboot
