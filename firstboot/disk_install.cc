@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "builder/util/error.h"
@@ -94,7 +95,9 @@ void reread_partitions(const WholeDiskLock& disk, const fs::path& device) {
   }
 }
 
-void stamp_config(const std::string& disk, const std::string& join_yaml) {
+/// Writes `files` (name, content, mode) onto the installed disk's KILNCFG partition.
+void stamp_config(const std::string& disk,
+                  const std::vector<std::tuple<std::string, std::string, unsigned>>& files) {
   std::optional<fs::path> partition;
   for (int i = 0; i < 100 && !(partition = partition_by_label(disk, "kiln-config")); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -107,7 +110,8 @@ void stamp_config(const std::string& disk, const std::string& join_yaml) {
               "umask=0077") != 0)
     throw Error("cannot mount " + partition->string() + ": " + std::strerror(errno));
   try {
-    write_file_atomic(mount_point / "join.yaml", join_yaml, 0600);
+    for (const auto& [name, content, mode] : files)
+      write_file_atomic(mount_point / name, content, mode);
   } catch (...) {
     ::umount(mount_point.c_str());
     throw;
@@ -137,6 +141,7 @@ std::optional<std::string> first_empty_disk(const std::string& sys_block, const 
 }
 
 bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
+                           const std::optional<std::string>& network_yaml,
                            const std::function<void(const std::string&)>& status) {
   const std::string cmdline = read_kernel_cmdline();
   auto url = kernel_argument(cmdline, "kiln.install_url");
@@ -183,9 +188,17 @@ bool install_to_empty_disk(const std::optional<std::string>& join_yaml,
   fs::remove(image);
   reread_partitions(*lock, device);
   lock.reset();  // udev may now make the partitions' device links
-  if (join_yaml) {
-    stamp_config(*disk, *join_yaml);
-    status("kiln: put the join config into the installed disk's KILNCFG partition");
+  std::vector<std::tuple<std::string, std::string, unsigned>> files;
+  if (join_yaml) files.emplace_back("join.yaml", *join_yaml, 0600);
+  // A node on a static network keeps it on the disk it boots from next.
+  if (network_yaml) files.emplace_back("network.yaml", *network_yaml, 0644);
+  if (!files.empty()) {
+    stamp_config(*disk, files);
+    status(std::string("kiln: put the ") +
+           (join_yaml && network_yaml ? "join and network configs"
+            : join_yaml               ? "join config"
+                                      : "network config") +
+           " into the installed disk's KILNCFG partition");
   }
   write_file_atomic("/run/kiln/installed", device.string() + "\n");
   status("kiln: installed onto " + device.string() + "; rebooting into it");

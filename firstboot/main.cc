@@ -363,10 +363,13 @@ int join() {
 /// installed disk gets the join config and joins after the reboot; this RAM boot does not.
 int install() {
   try {
-    std::optional<std::string> config;
+    std::optional<std::string> config, network;
     if (auto source = netboot_config()) config = source->text;
-    firstboot::install_to_empty_disk(
-        config, [](const std::string& message) { status(message, AgentOutcome::installing); });
+    if (fs::exists(firstboot::kNetbootNetworkConfig))
+      network = read_file(firstboot::kNetbootNetworkConfig);
+    firstboot::install_to_empty_disk(config, network, [](const std::string& message) {
+      status(message, AgentOutcome::installing);
+    });
     return 0;
   } catch (const std::exception& e) {
     status(std::string("kiln: installing onto a local disk failed: ") + e.what(),

@@ -19,7 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path kConfigDevice = "/dev/disk/by-partlabel/kiln-config";
-const fs::path kNetbootNetwork = "/run/kiln/netboot-network.yaml";
 const fs::path kMountPoint = "/run/kiln/network-source";
 const fs::path kNetworkdRuntime = "/run/systemd/network";
 constexpr const char* kFileName = "network.yaml";
@@ -60,8 +59,8 @@ std::optional<std::string> read_from_config_partition() {
 int apply_static_network() {
   std::optional<std::string> text;
   std::string origin;
-  if (fs::exists(kNetbootNetwork)) {
-    text = read_file(kNetbootNetwork);
+  if (fs::exists(kNetbootNetworkConfig)) {
+    text = read_file(kNetbootNetworkConfig);
     origin = "the netboot config initrd";
   } else if (!kernel_argument(read_kernel_cmdline(), "kiln.root_url")) {
     text = read_from_config_partition();

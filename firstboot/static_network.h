@@ -1,6 +1,11 @@
 #pragma once
 
+#include <filesystem>
+
 namespace kiln::firstboot {
+
+/// Where kiln-netroot keeps a netbooted node's network config from its join initrd.
+inline const std::filesystem::path kNetbootNetworkConfig = "/run/kiln/netboot-network.yaml";
 
 /// `kiln-firstboot network` (kiln-network.service, before systemd-networkd): renders the
 /// network config stamped into this node (`kiln stamp --network`) into systemd-networkd files

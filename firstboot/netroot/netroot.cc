@@ -31,6 +31,7 @@
 #include "builder/util/scan.h"
 #include "firstboot/kernel_cmdline.h"
 #include "firstboot/netroot/http_download.h"
+#include "firstboot/static_network.h"
 
 namespace fs = std::filesystem;
 using namespace kiln::firstboot;
@@ -108,7 +109,8 @@ void keep_appended_network_config() {
   if (!fs::exists(appended)) return;
   fs::create_directories("/run/kiln");
   ::chmod("/run/kiln", 0700);
-  fs::copy_file(appended, "/run/kiln/netboot-network.yaml", fs::copy_options::overwrite_existing);
+  fs::copy_file(appended, kiln::firstboot::kNetbootNetworkConfig,
+                fs::copy_options::overwrite_existing);
   fs::remove(appended);
   say("static network config from the appended initrd kept for the booted root");
 }

@@ -18,6 +18,7 @@
 #include "support/qemu_vm.h"
 #include "support/run_command.h"
 #include "support/served_folder.h"
+#include "support/tap_network.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -57,11 +58,13 @@ std::uint64_t hash_offset(const std::string& cmdline) {
   return std::stoull(m[1]);
 }
 
-/// A join config initrd for a control plane that is not there, its token expiring `expires`.
-void write_join_initrd(const fs::path& out, const std::string& expires) {
+/// A join config initrd for a control plane that is not there, its token expiring `expires`,
+/// with a static network config when `network` is given.
+void write_join_initrd(const fs::path& out, const std::string& expires,
+                       const std::optional<std::string>& network = std::nullopt) {
   kiln::JoinConfig config =
       kiln::parse_join_config(kiln::test::join_config_text(expires), "join.yaml");
-  kiln::write_join_initrd(config, out);
+  kiln::write_join_initrd(config, out, network);
 }
 
 }  // namespace
@@ -197,9 +200,9 @@ TEST_CASE("an iPXE that cannot say where boot.ipxe came from gets a clear refusa
 }
 
 TEST_CASE(
-    "with pxe.install a netbooted node writes the disk image onto its empty disk, "
-    "stamps its join config there and boots from it next",
-    "[pxe][boot]") {
+    "with pxe.install a netbooted node on a static network without DHCP writes the disk image "
+    "onto its empty disk, stamps its join and network configs there and boots from it next",
+    "[pxe][boot][network]") {
   kiln::test::TempDir work;
   ServedFolder server(kPxe);
   // The fixture's raw.zst is the image a `pxe.install` folder carries as disk.raw.zst.
@@ -207,7 +210,12 @@ TEST_CASE(
   std::string install_args =
       "kiln.install_url=" + images.guest_url("worker.raw.zst") +
       " kiln.install_sha256=" + kiln::sha256_file(kPxe.parent_path() / "worker.raw.zst");
-  write_join_initrd(work.path() / "join.img", "2099-01-01T00:00:00Z");
+  // Nothing answers DHCP on the node's link: the join initrd's network config brings the
+  // initrd's network up (the root is fetched over it), then the booted root's, then the
+  // installed disk's.
+  kiln::test::TapNetwork link(78, {server.port(), images.port()});
+  const std::string mac = "52:54:00:12:34:78";
+  write_join_initrd(work.path() / "join.img", "2099-01-01T00:00:00Z", link.node_config(mac, 20));
   kiln::test::concatenate(kPxe / "initrd.img", work.path() / "join.img",
                           work.path() / "initrds.img");
   fs::path disk = work.path() / "empty.raw";
@@ -234,13 +242,19 @@ TEST_CASE(
                .kernel = kPxe / "vmlinuz",
                .initrd = work.path() / "initrds.img",
                .append = kiln::test::boot_ipxe_cmdline(kPxe, server.base_url(), install_args),
-               .memory_mb = kNetbootMemoryMb});
+               .memory_mb = kNetbootMemoryMb,
+               .tap = link.device(),
+               .mac = mac});
     bool installed = vm.wait_for("kiln: installed onto /dev/vda; rebooting into it", kBootTimeout);
     INFO(vm.failure_report());
     INFO(images.log());
     REQUIRE(installed);
     CHECK(vm.wait_exit(std::chrono::seconds(300)));  // -no-reboot: the reboot ends qemu
-    CHECK_THAT(vm.console(), Catch::Contains("kiln: put the join config into the installed disk"));
+    CHECK_THAT(vm.console(), Catch::Contains("static network config from the appended initrd"));
+    CHECK_THAT(vm.console(),
+               Catch::Contains("kiln-network: static network from the netboot config initrd"));
+    CHECK_THAT(vm.console(),
+               Catch::Contains("kiln: put the join and network configs into the installed disk"));
     CHECK_THAT(vm.console(), !Catch::Contains("kiln: joining"));  // not from RAM: from the disk
     CHECK(std::regex_search(vm.console(),
                             std::regex(R"(kiln: wrote \d+ MiB of data and zeroed \d+ MiB)")));
@@ -261,12 +275,19 @@ TEST_CASE(
     CHECK(kiln::read_at(disk, offset, old_data.size()) == std::string(old_data.size(), '\0'));
   auto shown = kiln::test::run_command(std::string(KILN_BINARY) + " stamp --show " + disk.string());
   CHECK_THAT(shown.output, Catch::Contains("token          abcdef.****************"));
+  CHECK_THAT(shown.output, Catch::Contains("network        uplink (mac " + mac +
+                                           "): 192.168.78.20/24; via 192.168.78.1"));
 
   // Next boot: from the disk, no network boot, and the agent finds the stamped config there.
-  QemuVm second({.disk = disk, .serial_log = work.path() / "disk-boot.log"});
+  QemuVm second({.disk = disk,
+                 .serial_log = work.path() / "disk-boot.log",
+                 .tap = link.device(),
+                 .mac = mac});
   bool agent_ran = second.wait_for("kiln: waiting for https://10\\.0\\.2\\.2:6443", kBootTimeout);
   INFO(second.failure_report());
   REQUIRE(agent_ran);
   CHECK_THAT(second.console(), Catch::Contains("roothash="));
+  CHECK_THAT(second.console(),
+             Catch::Contains("kiln-network: static network from the KILNCFG partition"));
   CHECK_THAT(second.console(), !Catch::Contains("kiln.root_url"));
 }

@@ -96,16 +96,11 @@ TEST_CASE(
 
   fs::path disk = work.path() / "node.raw";
   kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
+  const std::string api_url = control_plane("GUEST_API_URL");
+  kiln::test::TapNetwork link(77, {std::stoi(api_url.substr(api_url.rfind(':') + 1))});
   const std::string mac = "52:54:00:12:34:77";
   fs::path network = work.path() / "node-77.yaml";
-  kiln::write_file_atomic(network,
-                          "network:\n  version: 2\n  ethernets:\n    uplink:\n"
-                          "      match: {macaddress: \"" +
-                              mac +
-                              "\"}\n"
-                              "      addresses: [192.168.77.10/24]\n"
-                              "      routes: [{to: default, via: " +
-                              kiln::test::TapNetwork::kGateway + "}]\n");
+  kiln::write_file_atomic(network, link.node_config(mac, 10));
   auto stamp = kiln_cli("stamp " + disk.string() + " --join " +
                         (work.path() / "join.yaml").string() + " --network " + network.string());
   INFO(stamp.output);
@@ -119,8 +114,6 @@ TEST_CASE(
   CHECK(shown.output.find(secret) == std::string::npos);
   REQUIRE(file_contains(disk, secret));  // stamped, so the erasure check below means something
 
-  const std::string api_url = control_plane("GUEST_API_URL");
-  kiln::test::TapNetwork link(std::stoi(api_url.substr(api_url.rfind(':') + 1)));
   std::string node;
   {
     bool joined = false;
