@@ -9,6 +9,7 @@
 #include "builder/export/exports.h"
 #include "builder/fetch/cache.h"
 #include "builder/join/discovery.h"
+#include "builder/recipe/recipe_parser.h"
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
 #include "builder/rootfs/firstboot_payload.h"
@@ -114,6 +115,16 @@ BuildPlan plan_build(const Recipe& recipe, PlanOptions options) {
 }
 
 BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
+  // An arm64 image needs arm64 builds of the first-boot agent and kiln-netroot, which this
+  // kiln does not make yet: refuse before any work rather than put amd64 programs into it.
+  if (plan.recipe.base.arch != Arch::amd64) {
+    auto mark = plan.recipe.marks.find("base.arch");
+    std::string message =
+        "base.arch arm64 is planned (`kiln plan` shows its packages and artifacts) but not "
+        "built by this kiln yet: its first-boot agent and netroot are built for amd64 only";
+    throw mark == plan.recipe.marks.end() ? RecipeErrors({Error(message)})
+                                          : RecipeErrors({Error(mark->second, message)});
+  }
   log::Stage whole("build " + plan.recipe.name);
   check_output_dir(options.output_dir);
   Cache cache(options.cache_dir, options.offline);

@@ -13,7 +13,6 @@
 #include "builder/join/network_config.h"
 #include "builder/join/secret_file_mode.h"
 #include "builder/util/error.h"
-#include "builder/util/files.h"
 #include "builder/util/time.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -72,12 +71,13 @@ JoinConfig load_private_join_config(const std::filesystem::path& file) {
   return load_join_config(file);
 }
 
-/// The network file's text, validated whole before anything is written.
+/// The network file's text, read once and validated whole before anything is written.
 std::optional<std::string> load_network_text(const ParsedArgs& parsed) {
   if (!parsed.has("network")) return std::nullopt;
   std::filesystem::path file = parsed.get("network");
-  load_network_config(file);
-  return read_file(file);
+  std::string text = read_network_config_file(file);
+  parse_network_config(text, file.string());
+  return text;
 }
 
 nlohmann::json addressing_json(const LinkAddressing& a) {
@@ -239,11 +239,10 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
   }
   if (parsed.has("update-url")) check_update_url(parsed.get("update-url"));
   const bool keep_mode = parsed.has("keep-mode");
-  StampResult result;
-  bool first = true;
+  // The first write makes the image private (unless --keep-mode): its result tells.
+  std::optional<StampResult> first;
   auto stamped = [&](const StampResult& r) {
-    if (first) result = r;
-    first = false;
+    if (!first) first = r;
   };
   if (join) stamped(stamp_join_config(image, *join, keep_mode));
   if (parsed.has("update-url")) {
@@ -256,6 +255,7 @@ ExitCode run_stamp(const std::vector<std::string>& args) {
     std::fprintf(stderr, "kiln: %s brings its network up from %s, without DHCP\n", image.c_str(),
                  parsed.get("network").c_str());
   }
+  const StampResult& result = *first;
   if (!join) {
     if (result.mode != result.old_mode)
       std::fprintf(stderr, "kiln: made %s mode 0600 (it was %04o)\n", image.c_str(),

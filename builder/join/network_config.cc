@@ -25,6 +25,13 @@ const std::vector<std::string> kBondModes = {"balance-rr", "active-backup", "bal
                                              "broadcast",  "802.3ad",       "balance-tlb",
                                              "balance-alb"};
 
+/// The keys of a link of some kind: its own, then those every link shares (addressing()).
+std::vector<std::string> link_keys(std::vector<std::string> own) {
+  own.insert(own.end(), {"addresses", "routes", "nameservers", "dhcp4", "dhcp6", "mtu", "gateway4",
+                         "gateway6"});
+  return own;
+}
+
 enum class Family { none, v4, v6 };
 
 /// The address family of a literal IP address (no prefix), checked by the C library's parser
@@ -292,10 +299,7 @@ class NetworkReader {
   void ethernet(const YAML::Node& id_node, const YAML::Node& body) {
     EthernetLink link;
     link.id = id_node.Scalar();
-    r_.check_keys(body,
-                  {"match", "addresses", "routes", "nameservers", "dhcp4", "dhcp6", "mtu",
-                   "gateway4", "gateway6"},
-                  link.id);
+    r_.check_keys(body, link_keys({"match"}), link.id);
     if (YAML::Node match = body["match"]) {
       if (!match.IsMap()) {
         r_.error(match, "match must be a map with macaddress or name");
@@ -328,10 +332,7 @@ class NetworkReader {
   void bond(const YAML::Node& id_node, const YAML::Node& body) {
     BondLink link;
     link.id = id_node.Scalar();
-    r_.check_keys(body,
-                  {"interfaces", "parameters", "addresses", "routes", "nameservers", "dhcp4",
-                   "dhcp6", "mtu", "gateway4", "gateway6"},
-                  link.id);
+    r_.check_keys(body, link_keys({"interfaces", "parameters"}), link.id);
     for (const auto& [member, at] : string_list(body["interfaces"], link.id + ".interfaces"))
       link.interfaces.push_back(member);
     if (link.interfaces.empty())
@@ -369,10 +370,7 @@ class NetworkReader {
   void vlan(const YAML::Node& id_node, const YAML::Node& body) {
     VlanLink link;
     link.id = id_node.Scalar();
-    r_.check_keys(body,
-                  {"id", "link", "addresses", "routes", "nameservers", "dhcp4", "dhcp6", "mtu",
-                   "gateway4", "gateway6"},
-                  link.id);
+    r_.check_keys(body, link_keys({"id", "link"}), link.id);
     if (!body["id"] || !body["link"]) {
       r_.error(id_node, fmt::format("vlan {} needs 'id' (1-4094) and 'link'", link.id));
     } else {
@@ -476,14 +474,14 @@ NetworkConfig parse_network_config(const std::string& text, const std::string& s
   return reader.read(text);
 }
 
-NetworkConfig load_network_config(const std::filesystem::path& file) {
+std::string read_network_config_file(const std::filesystem::path& file) {
   std::error_code ec;
   auto size = std::filesystem::file_size(file, ec);
   if (!ec && size > kMaxNetworkConfigBytes) {
     throw Error(fmt::format("{}: a network config is at most {} bytes; this one is {}",
                             file.string(), kMaxNetworkConfigBytes, size));
   }
-  return parse_network_config(read_file(file), file.string());
+  return read_file(file);
 }
 
 std::vector<std::pair<std::string, std::string>> networkd_files(const NetworkConfig& config) {

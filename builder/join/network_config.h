@@ -69,7 +69,8 @@ constexpr std::size_t kMaxNetworkConfigBytes = 64 * 1024;
 /// Parses and validates a network config; every problem is reported with file:line:column
 /// (ParseErrors). Addresses, names and references between links are all checked.
 NetworkConfig parse_network_config(const std::string& text, const std::string& source_name);
-NetworkConfig load_network_config(const std::filesystem::path& file);
+/// The text of a network config file, refusing one larger than kMaxNetworkConfigBytes unread.
+std::string read_network_config_file(const std::filesystem::path& file);
 
 /// The systemd-networkd files (name, content) that configure `config`: a .network per link and
 /// a .netdev per bond and VLAN, named 10-kiln-* so they sort before the image's catch-all DHCP

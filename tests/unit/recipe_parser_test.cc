@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "builder/util/files.h"
 #include "support/run_command.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -221,4 +223,18 @@ TEST_CASE("recipe sizes and names of any length are checked without regex or ove
       "inline.yaml");
   CHECK(recipe.disk.size_bytes == 6ull << 30);
   CHECK(recipe.sysctl.count("kernel/pid_max") == 1);
+}
+
+TEST_CASE("kiln build refuses an arm64 recipe at its base.arch line before any work") {
+  kiln::test::TempDir dir;
+  fs::path recipe = dir.path() / "arm.yaml";
+  kiln::write_file_atomic(recipe, "include: " + std::string(KILN_SOURCE_DIR) +
+                                      "/recipes/worker.yaml\nbase:\n  arch: arm64\n");
+  auto result = run_kiln("build " + recipe.string() + " --offline --cache " +
+                         (dir.path() / "cache").string() + " -o " + (dir.path() / "out").string());
+  INFO(result.output);
+  CHECK(result.exit_code == 3);
+  CHECK_THAT(result.output, Catch::Contains(recipe.string() + ":3:9: error: base.arch arm64 is "
+                                                              "planned"));
+  CHECK_FALSE(fs::exists(dir.path() / "out"));
 }
