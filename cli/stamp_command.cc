@@ -11,6 +11,7 @@
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
 #include "builder/join/network_config.h"
+#include "builder/join/networkd_files.h"
 #include "builder/join/secret_file_mode.h"
 #include "builder/util/error.h"
 #include "builder/util/time.h"

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "builder/join/network_config.h"
+#include "builder/join/networkd_files.h"
 #include "builder/util/files.h"
 #include "builder/util/parse_errors.h"
 #include "firstboot/kernel_cmdline.h"

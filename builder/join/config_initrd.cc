@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "builder/join/network_config.h"
+#include "builder/join/networkd_files.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 

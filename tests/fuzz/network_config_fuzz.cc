@@ -10,6 +10,7 @@
 #include <string>
 
 #include "builder/join/network_config.h"
+#include "builder/join/networkd_files.h"
 #include "builder/util/parse_errors.h"
 #include "fuzz_input.h"
 

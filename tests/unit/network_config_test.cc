@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 
+#include "builder/join/networkd_files.h"
 #include "builder/util/parse_errors.h"
 
 namespace {
@@ -20,7 +21,7 @@ network:
         - {to: default, via: 192.168.77.1}
         - {to: 10.99.0.0/16, via: 192.168.77.254, metric: 50}
       nameservers: {addresses: [192.168.77.1], search: [rack4.example]}
-    eno2: {}
+    eno2:
     eno3: {match: {name: "enp3s*"}}
   bonds:
     bond0:
