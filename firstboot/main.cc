@@ -27,6 +27,7 @@
 #include "builder/join/discovery.h"
 #include "builder/join/join_config.h"
 #include "builder/join/kubeadm_join.h"
+#include "builder/join/network_config.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
@@ -366,7 +367,7 @@ int install() {
     std::optional<std::string> config, network;
     if (auto source = netboot_config()) config = source->text;
     if (fs::exists(firstboot::kNetbootNetworkConfig))
-      network = read_file(firstboot::kNetbootNetworkConfig);
+      network = read_network_config_file(firstboot::kNetbootNetworkConfig);
     firstboot::install_to_empty_disk(config, network, [](const std::string& message) {
       status(message, AgentOutcome::installing);
     });

@@ -43,13 +43,11 @@ std::optional<std::string> read_from_config_partition() {
     return std::nullopt;
   }
   std::optional<std::string> text;
-  std::error_code ec;
   fs::path file = kMountPoint / kFileName;
-  auto size = fs::file_size(file, ec);
-  if (!ec && size > kMaxNetworkConfigBytes) {
-    say("network.yaml on the KILNCFG partition is larger than any network config; ignored");
-  } else if (!ec) {
-    text = read_file(file);
+  try {
+    if (fs::exists(file)) text = read_network_config_file(file);
+  } catch (const std::exception& e) {
+    say(std::string(e.what()) + "; ignored");
   }
   ::umount(kMountPoint.c_str());
   return text;
@@ -61,7 +59,7 @@ int apply_static_network() {
   std::optional<std::string> text;
   std::string origin;
   if (fs::exists(kNetbootNetworkConfig)) {
-    text = read_file(kNetbootNetworkConfig);
+    text = read_network_config_file(kNetbootNetworkConfig);
     origin = "the netboot config initrd";
   } else if (!kernel_argument(read_kernel_cmdline(), "kiln.root_url")) {
     text = read_from_config_partition();
