@@ -13,6 +13,7 @@
 #include "builder/rootfs/bootstrap.h"
 #include "builder/rootfs/compose.h"
 #include "builder/rootfs/firstboot_payload.h"
+#include "builder/rootfs/foreign_arch.h"
 #include "builder/rootfs/kubernetes_binaries.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -115,22 +116,15 @@ BuildPlan plan_build(const Recipe& recipe, PlanOptions options) {
 }
 
 BuildResult build(const BuildPlan& plan, const BuildOptions& options) {
-  // An arm64 image needs arm64 builds of the first-boot agent and kiln-netroot, which this
-  // kiln does not make yet: refuse before any work rather than put amd64 programs into it.
-  if (plan.recipe.base.arch != Arch::amd64) {
-    auto mark = plan.recipe.marks.find("base.arch");
-    std::string message =
-        "base.arch arm64 is planned (`kiln plan` shows its packages and artifacts) but not "
-        "built by this kiln yet: its first-boot agent and netroot are built for amd64 only";
-    throw mark == plan.recipe.marks.end() ? RecipeErrors({Error(message)})
-                                          : RecipeErrors({Error(mark->second, message)});
-  }
   log::Stage whole("build " + plan.recipe.name);
   check_output_dir(options.output_dir);
   Cache cache(options.cache_dir, options.offline);
   log::info("    epoch {} ({}), cache {}", plan.source_date_epoch, plan.epoch_origin,
             cache.root().string());
   if (options.offline && !options.rebuild) require_cached_base(plan, cache);
+  // Before the Kubernetes stage starts beside the bootstrap: that would be waited for first.
+  if (options.rebuild || !fs::exists(cache.stage_path("base", plan.base_key)))
+    require_foreign_arch_support(plan.recipe.base.arch);
 
   StageTimes times;
   // Named, not a structured binding: clang before 16 cannot capture those in a lambda.

@@ -358,7 +358,7 @@ std::string register_ami_json(const std::string& name, const std::string& raw_na
   "Name": "{name}",
   "Description": "kiln Kubernetes worker {name}",
   "Architecture": "{arch}",
-  "BootMode": "uefi-preferred",
+  "BootMode": "{boot_mode}",
   "EnaSupport": true,
   "ImdsSupport": "v2.0",
   "RootDeviceName": "/dev/xvda",
@@ -376,7 +376,9 @@ std::string register_ami_json(const std::string& name, const std::string& raw_na
 }}
 )",
                      fmt::arg("name", name), fmt::arg("raw", raw_name),
-                     fmt::arg("arch", arm64 ? "arm64" : "x86_64"));
+                     fmt::arg("arch", arm64 ? "arm64" : "x86_64"),
+                     // arm64 instances boot by UEFI only; x86 ones by either.
+                     fmt::arg("boot_mode", arm64 ? "uefi" : "uefi-preferred"));
 }
 
 }  // namespace kiln

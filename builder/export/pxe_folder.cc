@@ -40,8 +40,9 @@ std::uint64_t write_root_image(const DiskArtifact& disk, const fs::path& out) {
 
 std::string ipxe_script(const BuildPlan& plan, const std::string& cmdline) {
   return fmt::format(R"ipxe(#!ipxe
-# kiln {name}: boots the verified root image beside this script into RAM.
-# Served over HTTP (kiln serve, nginx, matchbox); chain it from DHCP or an iPXE menu.
+# kiln {name} ({arch}): boots the verified root image beside this script into RAM.
+# Served over HTTP (kiln serve, nginx, matchbox); chain it from DHCP or an iPXE menu
+# ({ipxe}).
 # Optional, set before chaining:
 #   kiln-base  this folder's URL (default: iPXE's ${{cwduri}}; iPXE builds from before
 #              2016 lack it and must set kiln-base)
@@ -54,12 +55,16 @@ initrd initrd.img
 isset ${{kiln-join}} && initrd --name join.img ${{kiln-join}} ||
 boot
 )ipxe",
-                     fmt::arg("name", plan.recipe.name), fmt::arg("cmdline", cmdline));
+                     fmt::arg("name", plan.recipe.name), fmt::arg("cmdline", cmdline),
+                     fmt::arg("arch", to_string(plan.recipe.base.arch)),
+                     fmt::arg("ipxe", plan.recipe.base.arch == Arch::arm64
+                                          ? "arm64 UEFI: iPXE's snp.efi for arm64"
+                                          : "BIOS: undionly.kpxe; UEFI: ipxe.efi"));
 }
 
 std::string grub_config(const BuildPlan& plan, const std::string& cmdline) {
   // clang-format off
-  return fmt::format(R"grub(# kiln {name}: GRUB network boot (UEFI HTTP boot, or PXE with grubnetx64.efi).
+  return fmt::format(R"grub(# kiln {name} ({arch}): GRUB network boot (UEFI HTTP boot, or PXE with {grubnet}).
 # The folder is expected at http://<boot server>${{kiln_path}}/; kiln_path defaults to the
 # server's root. Set kiln_join to a `kiln stamp --pxe` initrd's path to join a cluster.
 if [ -z "$kiln_path" ]; then set kiln_path=""; fi
@@ -73,7 +78,10 @@ menuentry "kiln {name} (network, RAM)" {{
   fi
 }}
 )grub",
-                     fmt::arg("name", plan.recipe.name), fmt::arg("cmdline", cmdline));
+                     fmt::arg("name", plan.recipe.name), fmt::arg("cmdline", cmdline),
+                     fmt::arg("arch", to_string(plan.recipe.base.arch)),
+                     fmt::arg("grubnet", plan.recipe.base.arch == Arch::arm64 ? "grubnetaa64.efi"
+                                                                               : "grubnetx64.efi"));
   // clang-format on
 }
 

@@ -20,9 +20,10 @@ struct FirstbootPayload {
   std::string netroot_digest;          ///< its SHA-256, for the base cache key
 };
 
-/// Looks in $KILN_FIRSTBOOT_DIR, else beside the running kiln executable (where the build
-/// puts them). Throws kiln::Error saying how to build them when absent.
-const FirstbootPayload& firstboot_payload();
+/// The payload for images of `arch`. Looks in $KILN_FIRSTBOOT_DIR, else beside the running
+/// kiln executable (where the build puts them); arm64 binaries are in its `arm64` folder.
+/// Throws kiln::Error saying how to build them when absent.
+const FirstbootPayload& firstboot_payload(Arch arch);
 
 /// What kiln adds to a recipe's stages (initrd support, netroot, the agent's digest), for
 /// the plan to hash and the stages to install.

@@ -66,12 +66,12 @@ constexpr const char* kMaskedGenerators[] = {
 
 }  // namespace
 
-void write_immutable_root_config(RootTree& tree, const BuildPlan&) {
+void write_immutable_root_config(RootTree& tree, const BuildPlan& plan) {
   tree.write_file("/etc/systemd/network/80-kiln-dhcp.network", kDhcpNetwork);
   enable_unit(tree, "systemd-networkd.service", "multi-user.target");
   enable_unit(tree, "systemd-networkd-wait-online.service", "network-online.target");
 
-  const FirstbootPayload& firstboot = firstboot_payload();
+  const FirstbootPayload& firstboot = firstboot_payload(plan.recipe.base.arch);
   tree.write_file("/usr/lib/kiln/kiln-firstboot", read_file(firstboot.agent), 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-firstboot.service", read_file(firstboot.unit));
   enable_unit(tree, "kiln-firstboot.service", "multi-user.target");

@@ -130,7 +130,8 @@ void write_update_config(RootTree& tree, const BuildPlan& plan) {
     tree.write_file(fmt::format("{}/{:02}.pem", kTrustedKeysDir, i + 1),
                     recipe.updates.trusted_keys[i].pem);
   }
-  tree.write_file("/usr/bin/kiln-update", read_file(firstboot_payload().update_agent), 0755);
+  tree.write_file("/usr/bin/kiln-update",
+                  read_file(firstboot_payload(recipe.base.arch).update_agent), 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-update.service", kUpdateService);
   unsigned minutes = recipe.updates.check_interval_minutes;
   tree.write_file("/usr/lib/systemd/system/kiln-update.timer",

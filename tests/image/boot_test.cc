@@ -2,8 +2,6 @@
 // the guest, what the image promises: a verified read-only root, /var and /etc on the state
 // partition surviving reboots, the state partition grown to fill its disk, and a root that
 // refuses to boot once tampered with.
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -14,6 +12,7 @@
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "support/qemu_vm.h"
+#include "support/root_tamper.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -134,17 +133,7 @@ TEST_CASE("a root partition altered by one byte is refused at boot", "[image][bo
   kiln::test::TempDir work;
   fs::path disk = work.path() / "tampered.raw";
   kiln::copy_sparse_atomic(kImage / "worker.raw", disk);
-  kiln::GptDisk layout = kiln::read_gpt(disk);
-  const kiln::GptPartition& root = kiln::find_partition(layout, "root", disk);
-  // Inside the EROFS superblock, which the initrd reads first when it mounts the root.
-  std::uint64_t at = root.offset + 1024 + 8;
-  int fd = ::open(disk.c_str(), O_RDWR);
-  REQUIRE(fd >= 0);
-  unsigned char byte = 0;
-  REQUIRE(::pread(fd, &byte, 1, at) == 1);
-  byte ^= 0x01;
-  REQUIRE(::pwrite(fd, &byte, 1, at) == 1);
-  ::close(fd);
+  kiln::test::flip_root_byte(disk);
 
   QemuVm vm({.disk = disk, .firmware = Firmware::bios, .serial_log = work.path() / "console.log"});
   bool refused = vm.wait_for("device-mapper: verity: .* is corrupted", kBootTimeout);

@@ -25,6 +25,9 @@ namespace {
 
 const char* kOvmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const char* kOvmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+// Debian's qemu-efi-aarch64: EDK2 for qemu's virt machine, both already 64 MiB pflash images.
+const char* kAavmfCode = "/usr/share/AAVMF/AAVMF_CODE.fd";
+const char* kAavmfVars = "/usr/share/AAVMF/AAVMF_VARS.fd";
 
 constexpr const char* kProbeUnit = R"([Unit]
 Description=kiln test probe
@@ -35,11 +38,16 @@ Type=oneshot
 ExecStart=/etc/kiln-probe.sh
 StandardOutput=tty
 StandardError=tty
-TTYPath=/dev/ttyS0
+TTYPath=/dev/{tty}
 
 [Install]
 WantedBy=multi-user.target
 )";
+
+std::string probe_unit(const std::string& tty) {
+  std::string unit = kProbeUnit;
+  return unit.replace(unit.find("{tty}"), 5, tty);
+}
 
 // Runs in the initrd once the RAM /etc overlay is mounted.
 constexpr const char* kProbeInstaller = R"sh(#!/bin/sh
@@ -87,7 +95,7 @@ void write_probe_initrd(const fs::path& out, const std::string& script) {
     throw std::runtime_error("cannot write " + out.string());
   add_cpio_entry(writer, "kiln-test", AE_IFDIR, 0755);
   add_cpio_entry(writer, "kiln-test/kiln-probe.sh", AE_IFREG, 0755, script);
-  add_cpio_entry(writer, "kiln-test/kiln-probe.service", AE_IFREG, 0644, kProbeUnit);
+  add_cpio_entry(writer, "kiln-test/kiln-probe.service", AE_IFREG, 0644, probe_unit("ttyS0"));
   add_cpio_entry(writer, "kiln-test/install-probe.sh", AE_IFREG, 0755, kProbeInstaller);
   for (const char* dir :
        {"etc", "etc/systemd", "etc/systemd/system", "etc/systemd/system/initrd.target.wants"})
@@ -108,8 +116,11 @@ void concatenate(const fs::path& first, const fs::path& second, const fs::path& 
 }
 
 QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
+  const bool arm64 = options_.machine == Machine::arm64;
+  if (arm64 && options_.firmware != Firmware::uefi)
+    throw std::invalid_argument("arm64 guests boot by UEFI only");
   std::vector<std::string> argv = {
-      "qemu-system-x86_64",
+      arm64 ? "qemu-system-aarch64" : "qemu-system-x86_64",
       "-accel",
       "tcg",
       "-m",
@@ -127,9 +138,15 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
                            : "tap,id=net0,ifname=" + options_.tap + ",script=no,downscript=no",
       "-device",
       "virtio-net-pci,netdev=net0" + (options_.mac.empty() ? "" : ",mac=" + options_.mac)};
-  // An emulated watchdog, so that systemd's RuntimeWatchdogSec resets a hung guest as a
-  // hardware one would.
-  argv.insert(argv.end(), {"-device", "i6300esb"});
+  if (arm64) {
+    // Cortex-A72 (a Raspberry Pi 4's core): ARMv8.0, so TCG spends nothing on emulating
+    // pointer authentication, which `-cpu max` would.
+    argv.insert(argv.end(), {"-machine", "virt", "-cpu", "cortex-a72"});
+  } else {
+    // An emulated watchdog, so that systemd's RuntimeWatchdogSec resets a hung guest as a
+    // hardware one would.
+    argv.insert(argv.end(), {"-device", "i6300esb"});
+  }
   if (!options_.allow_reboot) argv.push_back("-no-reboot");
   if (!options_.disk.empty()) {
     // Host write errors (a full disk) reach the guest as I/O errors on its console rather
@@ -156,10 +173,11 @@ QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   }
   if (options_.firmware == Firmware::uefi) {
     fs::path vars = options_.serial_log.string() + ".vars";
-    fs::copy_file(kOvmfVars, vars, fs::copy_options::overwrite_existing);
-    argv.insert(argv.end(),
-                {"-drive", std::string("if=pflash,format=raw,readonly=on,file=") + kOvmfCode,
-                 "-drive", "if=pflash,format=raw,file=" + vars.string()});
+    fs::copy_file(arm64 ? kAavmfVars : kOvmfVars, vars, fs::copy_options::overwrite_existing);
+    argv.insert(argv.end(), {"-drive",
+                             std::string("if=pflash,format=raw,readonly=on,file=") +
+                                 (arm64 ? kAavmfCode : kOvmfCode),
+                             "-drive", "if=pflash,format=raw,file=" + vars.string()});
   }
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -264,13 +282,13 @@ std::map<std::string, std::string> probe_results(const std::string& console) {
   return results;
 }
 
-void install_probe(const fs::path& raw_image, const std::string& script) {
+void install_probe(const fs::path& raw_image, const std::string& script, const std::string& tty) {
   GptDisk disk = read_gpt(raw_image);
   const GptPartition& state = find_partition(disk, "state", raw_image);
   fs::path staging = raw_image.string() + ".probe";
   fs::create_directories(staging);
   write_file_atomic(staging / "kiln-probe.sh", script, 0755);
-  write_file_atomic(staging / "kiln-probe.service", kProbeUnit);
+  write_file_atomic(staging / "kiln-probe.service", probe_unit(tty));
   std::string commands =
       "cd /lib/kiln/etc/upper\n"
       "mkdir systemd\nmkdir systemd/system\nmkdir systemd/system/multi-user.target.wants\n"

@@ -11,7 +11,12 @@ namespace kiln::test {
 
 enum class Firmware { bios, uefi };
 
+/// The emulated machine: a PC (qemu-system-x86_64), or an arm64 server board (qemu's `virt`
+/// machine with Cortex-A72 cores, UEFI only; its console is the PL011 UART, ttyAMA0).
+enum class Machine { amd64, arm64 };
+
 struct VmOptions {
+  Machine machine = Machine::amd64;
   std::filesystem::path disk;  ///< none: a diskless (netbooted) guest
   std::string format = "raw";
   Firmware firmware = Firmware::bios;
@@ -36,8 +41,8 @@ struct VmOptions {
   bool allow_reboot = false;
 };
 
-/// One qemu-system-x86_64 guest under software emulation (TCG; no KVM here), with user
-/// networking (the host's loopback is 10.0.2.2 from inside) and its serial console in a file.
+/// One qemu-system-x86_64 (or -aarch64) guest under software emulation (TCG; no KVM here), with
+/// user networking (the host's loopback is 10.0.2.2 from inside) and its serial console in a file.
 /// The guest is killed when the object goes away.
 class QemuVm {
  public:
@@ -74,8 +79,10 @@ std::map<std::string, std::string> probe_results(const std::string& console);
 
 /// Adds a oneshot unit to a kiln disk image's persistent /etc overlay (on its state
 /// partition, written with debugfs; the verified root is untouched) that runs `script`
-/// after multi-user.target on every boot. The script's output goes to the serial console.
-void install_probe(const std::filesystem::path& raw_image, const std::string& script);
+/// after multi-user.target on every boot. The script's output goes to the serial console,
+/// `tty` (ttyAMA0 on arm64 guests).
+void install_probe(const std::filesystem::path& raw_image, const std::string& script,
+                   const std::string& tty = "ttyS0");
 
 /// The same probe for a diskless (netbooted) guest: a cpio to append to its initrd, whose
 /// initrd unit writes the probe into the RAM-backed /etc overlay before switch-root. Stands
