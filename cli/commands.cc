@@ -110,6 +110,12 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
                        "disk.sector_size is " +
                        std::to_string(recipe.disk.sector_size));
     }
+    if (auto format = first_x86_only_output(recipe.outputs);
+        recipe.base.arch != Arch::amd64 && !format.empty()) {
+      throw UsageError("--outputs: '" + std::string(format) +
+                       "' describes an x86-64 virtual machine; this recipe's base.arch is " +
+                       to_string(recipe.base.arch));
+    }
   }
   return recipe;
 }

@@ -31,6 +31,8 @@ struct OutputFormat {
   /// For platforms whose virtual disks have 512-byte sectors (clouds, hypervisors): not
   /// written for a recipe's `disk.sector_size: 4096`.
   bool sectors_512_only = false;
+  /// Describes an x86-64 machine around the disk (an OVF's guest type): not for arm64.
+  bool x86_only = false;
 };
 
 inline constexpr std::array kOutputFormats = {
@@ -56,7 +58,8 @@ inline constexpr std::array kOutputFormats = {
                  .help = "NAME.ova, the VMDK with an OVF descriptor (vSphere, VirtualBox)",
                  .depends_on = "vmdk",
                  .converts_disk = true,
-                 .sectors_512_only = true},
+                 .sectors_512_only = true,
+                 .x86_only = true},
     OutputFormat{.name = "gce",
                  .help = "NAME.gce.tar.gz, Google Compute Engine's image import format",
                  .converts_disk = true,
@@ -87,6 +90,16 @@ std::string_view first_512_sector_output(const Names& outputs) {
   for (const auto& name : outputs) {
     const OutputFormat* format = find_output_format(name);
     if (format && format->sectors_512_only) return format->name;
+  }
+  return {};
+}
+
+/// The first of `outputs` that describes an x86-64 machine, or "".
+template <typename Names>
+std::string_view first_x86_only_output(const Names& outputs) {
+  for (const auto& name : outputs) {
+    const OutputFormat* format = find_output_format(name);
+    if (format && format->x86_only) return format->name;
   }
   return {};
 }

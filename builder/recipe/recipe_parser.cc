@@ -859,6 +859,15 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
                                       format));
     }
   }
+  if (recipe.base.arch != Arch::amd64) {
+    if (auto format = first_x86_only_output(recipe.outputs); !format.empty()) {
+      auto it = recipe.marks.find("base.arch");
+      errors.emplace_back(it == recipe.marks.end() ? top : it->second,
+                          fmt::format("base.arch {}: output '{}' describes an x86-64 virtual "
+                                      "machine; write vmdk (or raw, qcow2) for arm64 hosts",
+                                      to_string(recipe.base.arch), format));
+    }
+  }
   if (!recipe.updates.url.empty() && recipe.updates.trusted_keys.empty()) {
     auto it = recipe.marks.find("updates.url");
     errors.emplace_back(it == recipe.marks.end() ? top : it->second,

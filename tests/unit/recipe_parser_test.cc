@@ -108,6 +108,9 @@ TEST_CASE("each broken recipe is reported at its exact line and column") {
        "sector_size_cloud.yaml:3:16: error: disk.sector_size 4096 is for 4Kn disks flashed from "
        "raw, raw.zst or qcow2; output 'vhd' is for a platform whose disks have 512-byte "
        "sectors"},
+      {"arm64_ova.yaml",
+       "arm64_ova.yaml:3:9: error: base.arch arm64: output 'ova' describes an x86-64 virtual "
+       "machine; write vmdk (or raw, qcow2) for arm64 hosts"},
   }));
   std::string want = dir + expected;
   for (auto [token, value] : {std::pair{"{data}", kRecipes.string()}, std::pair{"{dir}", dir}}) {
