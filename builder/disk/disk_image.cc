@@ -120,9 +120,8 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   });
   DiskContent content;
   fs::path core = work / "core.img";
-  // GRUB's i386-pc core reads 512-byte sectors: a 4Kn disk boots by UEFI only.
   const std::uint64_t sector = plan.recipe.disk.sector_size;
-  const bool bios = plan.recipe.base.arch == Arch::amd64 && sector == 512;
+  const bool bios = boots_by_bios(plan.recipe);
   try {
     content.state_used = tree_usage(state_seed);
     fs::create_directories(work / "config");

@@ -46,8 +46,9 @@ void check_disk_size(const BuildPlan& plan) {
   if (!r.disk.size_bytes) return;
   std::uint64_t slots =
       r.disk.root_bytes ? 2 * (r.disk.root_bytes + verity_hash_size(r.disk.root_bytes)) : 0;
-  std::uint64_t fixed =
-      kMiB + esp_size(r.disk.sector_size) + kBiosBootSize + kConfigSize + state_minimum(r) + kMiB;
+  std::uint64_t fixed = kMiB + esp_size(r.disk.sector_size) +
+                        (boots_by_bios(r) ? kBiosBootSize : 0) + kConfigSize + state_minimum(r) +
+                        kMiB;
   if (r.disk.size_bytes < fixed + slots) {
     throw too_small(plan, "disk.size",
                     fmt::format("disk.size is {} but the boot, config and state partitions "
@@ -101,7 +102,9 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
   const Guid& verity_type =
       arm ? partition_type::root_arm64_verity : partition_type::root_x86_64_verity;
   add("esp", partition_type::esp, derived("esp"), esp);
-  add("bios-boot", partition_type::bios_boot, derived("bios-boot"), kBiosBootSize);
+  // GRUB's BIOS core reads 512-byte sectors on a PC: UEFI-only disks have no room for it.
+  const std::uint64_t bios_boot = boots_by_bios(r) ? kBiosBootSize : 0;
+  if (bios_boot) add("bios-boot", partition_type::bios_boot, derived("bios-boot"), bios_boot);
   add("root", root_type, Guid::from_hex(content.root_hash.substr(0, 32)), slot,
       gpt_attribute::read_only);
   add("root-verity", verity_type, Guid::from_hex(content.root_hash.substr(32, 32)),
@@ -124,7 +127,7 @@ GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content) {
         fmt::format("disk.size is {} but the partitions need {}: boot {}, root slots 2 x {}, "
                     "verity, config {}, state at least {}; raise disk.size or lower disk.state "
                     "/ disk.root_b",
-                    mib(size), mib(needed), mib(esp + kBiosBootSize), mib(slot), mib(kConfigSize),
+                    mib(size), mib(needed), mib(esp + bios_boot), mib(slot), mib(kConfigSize),
                     mib(state_min)));
   }
   if (size % kMiB != 0) {

@@ -33,6 +33,12 @@ constexpr std::uint64_t esp_size(std::uint64_t sector_size) {
   return sector_size == 512 ? kEspSize : kEsp4KSize;
 }
 
+/// Whether the disk also boots by legacy BIOS (GRUB's i386-pc core in a bios-boot
+/// partition): PCs only, and only with 512-byte sectors, which GRUB's core reads.
+constexpr bool boots_by_bios(const Recipe& recipe) {
+  return recipe.base.arch == Arch::amd64 && recipe.disk.sector_size == 512;
+}
+
 /// Bytes of the dm-verity hash tree (plus its superblock) for `data_bytes` of data with 4 KiB
 /// data and hash blocks, as `veritysetup format` lays it out.
 std::uint64_t verity_hash_size(std::uint64_t data_bytes);
@@ -40,10 +46,10 @@ std::uint64_t verity_hash_size(std::uint64_t data_bytes);
 /// Refuses, before any work, a disk.size that cannot hold even the fixed partitions.
 void check_disk_size(const BuildPlan& plan);
 
-/// The GPT of a kiln disk: esp, bios-boot, root, root-verity, root-b, root-b-verity,
-/// kiln-config, state — 1 MiB aligned, UUIDs derived from the recipe (the root pair's from
-/// the root hash, as the Discoverable Partitions Specification asks). Throws an Error with
-/// the numbers and the recipe location when the recipe's sizes cannot hold the content.
+/// The GPT of a kiln disk: esp, bios-boot (BIOS-booting disks only), root, root-verity, root-b,
+/// root-b-verity, kiln-config, state — 1 MiB aligned, UUIDs derived from the recipe (the root
+/// pair's from the root hash, as the Discoverable Partitions Specification asks). Throws an Error
+/// with the numbers and the recipe location when the recipe's sizes cannot hold the content.
 GptDisk plan_disk_layout(const BuildPlan& plan, const DiskContent& content);
 
 }  // namespace kiln

@@ -18,6 +18,6 @@ std::string hash_tree(const std::filesystem::path& root);
 inline constexpr int kBaseStageFormat = 4;
 inline constexpr int kKubernetesStageFormat = 3;
 inline constexpr int kRootfsStageFormat = 13;
-inline constexpr int kDiskStageFormat = 7;
+inline constexpr int kDiskStageFormat = 8;
 
 }  // namespace kiln

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
+#include "builder/rootfs/foreign_arch.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -49,11 +52,11 @@ namespace {
 // Compiling runs beside the Debian bootstrap, which is the longer critical path: let it win.
 constexpr int kBackgroundNice = 10;
 
+/// A string field of `go mod download -json`'s object, or "".
 std::string json_string_field(const std::string& json, const std::string& key) {
-  std::regex pattern("\"" + key + "\"\\s*:\\s*\"([^\"]*)\"");
-  std::smatch match;
-  if (!std::regex_search(json, match, pattern)) return {};
-  return match[1];
+  auto document = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object() || !document.contains(key) || !document[key].is_string()) return {};
+  return document[key].get<std::string>();
 }
 
 std::map<std::string, std::string> go_environment(const BuildPlan& plan, Cache& cache) {
@@ -122,6 +125,11 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
   // The proxy records the release tag's commit; `kubeadm version` reports it like upstream's.
   std::string ldflags = version_ldflags(plan, json_string_field(info, "Hash"));
   std::string parallel = std::to_string(std::max(1, jobs));
+  std::string module_cache =
+      run({"go", "env", "GOMODCACHE"}, {.env = env, .cwd = work, .capture_stdout = true})
+          .stdout_text;
+  while (!module_cache.empty() && std::isspace(static_cast<unsigned char>(module_cache.back())))
+    module_cache.pop_back();
   for (const auto& binary : plan.go_binaries) {
     log::Stage step("go build " + binary.name);
     fs::path output = out_dir / binary.name;
@@ -137,14 +145,19 @@ void build_go_binaries(const BuildPlan& plan, Cache& cache, const fs::path& out_
       std::string cri_ldflags =
           fmt::format("-s -w -buildid= -X sigs.k8s.io/cri-tools/pkg/version.Version={}",
                       plan.cri_tools_module_version);
+      // Go refuses GOBIN for another architecture's binaries: they go to a GOPATH of the
+      // build's own, under bin/GOOS_GOARCH when cross-compiled, with the shared module cache.
       auto install_env = env;
-      install_env["GOBIN"] = out_dir.string();
       install_env.erase("GOFLAGS");
+      install_env["GOPATH"] = (work / "gopath").string();
+      install_env["GOMODCACHE"] = module_cache;
       run({"go", "install", "-p", parallel, "-trimpath", "-ldflags", cri_ldflags,
            binary.package + "@" + plan.cri_tools_module_version},
           {.env = install_env, .cwd = work, .quiet = !log::verbose(), .nice = kBackgroundNice});
-      if (binary.name != "crictl")
-        fs::rename(out_dir / fs::path(binary.package).filename(), output);
+      fs::path bin = work / "gopath/bin";
+      if (plan.recipe.base.arch != host_arch()) bin /= "linux_" + env.at("GOARCH");
+      fs::copy_file(bin / fs::path(binary.package).filename(), output,
+                    fs::copy_options::overwrite_existing);
       origin = "go:" + binary.package + "@" + plan.cri_tools_module_version;
     }
     records.push_back({binary.name, origin, sha256_file(output), "/usr/bin/" + binary.name});

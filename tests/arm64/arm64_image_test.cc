@@ -14,7 +14,6 @@
 #include "builder/disk/guid.h"
 #include "builder/disk/sparse_copy.h"
 #include "builder/join/join_config.h"
-#include "builder/rootfs/netboot_initrd.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "support/control_plane.h"
@@ -90,10 +89,11 @@ TEST_CASE(
   fs::create_directories(root);
   kiln::run({"tar", "-xf", (kImage / "rootfs.tar").string(), "-C", root.string()});
 
-  // Every Kubernetes and kiln binary is built for aarch64.
+  // Every Kubernetes and kiln binary is built for aarch64 (kiln-netroot is in the initrd's
+  // /usr/bin, where dracut's kiln-netroot module puts it).
   fs::path netroot = work.path() / "kiln-netroot";
   kiln::write_file_atomic(netroot,
-                          initrd_member(kImage / "pxe/initrd.img", kiln::kNetrootBinaryPath));
+                          initrd_member(kImage / "pxe/initrd.img", "usr/bin/kiln-netroot"));
   for (const fs::path& binary :
        {root / "usr/bin/kubelet", root / "usr/bin/kubeadm", root / "usr/bin/crictl",
         root / "usr/bin/containerd", root / "usr/sbin/runc", root / "usr/lib/kiln/kiln-firstboot",
