@@ -103,14 +103,14 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
       if (std::find(recipe.outputs.begin(), recipe.outputs.end(), output) == recipe.outputs.end())
         recipe.outputs.push_back(output);
     }
-    if (auto format = first_512_sector_output(recipe.outputs);
+    if (auto format = first_output_with(recipe.outputs, &OutputFormat::sectors_512_only);
         recipe.disk.sector_size != 512 && !format.empty()) {
       throw UsageError("--outputs: '" + std::string(format) +
                        "' is for a platform whose disks have 512-byte sectors; this recipe's "
                        "disk.sector_size is " +
                        std::to_string(recipe.disk.sector_size));
     }
-    if (auto format = first_x86_only_output(recipe.outputs);
+    if (auto format = first_output_with(recipe.outputs, &OutputFormat::x86_only);
         recipe.base.arch != Arch::amd64 && !format.empty()) {
       throw UsageError("--outputs: '" + std::string(format) +
                        "' describes an x86-64 virtual machine; this recipe's base.arch is " +

@@ -84,22 +84,13 @@ constexpr const OutputFormat* find_output_format(std::string_view name) {
   return nullptr;
 }
 
-/// The first of `outputs` that a disk of 4096-byte sectors cannot be written as, or "".
+/// The first of `outputs` whose table row has `restriction` set (e.g.
+/// &OutputFormat::sectors_512_only: not for a disk of 4096-byte sectors), or "".
 template <typename Names>
-std::string_view first_512_sector_output(const Names& outputs) {
+std::string_view first_output_with(const Names& outputs, bool OutputFormat::*restriction) {
   for (const auto& name : outputs) {
     const OutputFormat* format = find_output_format(name);
-    if (format && format->sectors_512_only) return format->name;
-  }
-  return {};
-}
-
-/// The first of `outputs` that describes an x86-64 machine, or "".
-template <typename Names>
-std::string_view first_x86_only_output(const Names& outputs) {
-  for (const auto& name : outputs) {
-    const OutputFormat* format = find_output_format(name);
-    if (format && format->x86_only) return format->name;
+    if (format && format->*restriction) return format->name;
   }
   return {};
 }

@@ -850,7 +850,8 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
   }
   if (recipe.outputs.empty()) recipe.outputs = {"rootfs"};
   if (recipe.disk.sector_size != 512) {
-    if (auto format = first_512_sector_output(recipe.outputs); !format.empty()) {
+    if (auto format = first_output_with(recipe.outputs, &OutputFormat::sectors_512_only);
+        !format.empty()) {
       auto it = recipe.marks.find("disk.sector_size");
       errors.emplace_back(it == recipe.marks.end() ? top : it->second,
                           fmt::format("disk.sector_size 4096 is for 4Kn disks flashed from raw, "
@@ -860,7 +861,7 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
     }
   }
   if (recipe.base.arch != Arch::amd64) {
-    if (auto format = first_x86_only_output(recipe.outputs); !format.empty()) {
+    if (auto format = first_output_with(recipe.outputs, &OutputFormat::x86_only); !format.empty()) {
       auto it = recipe.marks.find("base.arch");
       errors.emplace_back(it == recipe.marks.end() ? top : it->second,
                           fmt::format("base.arch {}: output '{}' describes an x86-64 virtual "
