@@ -21,6 +21,7 @@
 #include "support/root_tamper.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
+#include "support/verified_root_probe.h"
 
 namespace fs = std::filesystem;
 using kiln::test::Firmware;
@@ -63,18 +64,9 @@ std::string initrd_member(const fs::path& initrd, const std::string& name) {
 }
 
 // Runs inside the guest after multi-user.target; the test reads its lines off the console.
-constexpr const char* kProbeScript = R"sh(#!/bin/sh
-say() { echo "KILN-PROBE $1=$2"; }
+const std::string kProbeScript = std::string(kiln::test::kVerifiedRootProbe) + R"sh(
 say machine "$(uname -m)"
 say firmware "$([ -d /sys/firmware/efi ] && echo uefi || echo none)"
-say root_source "$(findmnt -no SOURCE /)"
-say root_fstype "$(findmnt -no FSTYPE /)"
-dm=$(basename "$(readlink -f /dev/mapper/root)")
-say root_dm_uuid "$(cat /sys/block/$dm/dm/uuid)"
-say root_write "$(touch /usr/kiln-probe 2>&1 || true)"
-say var_source "$(readlink -f "$(findmnt -no SOURCE /var)")"
-say state_device "$(readlink -f /dev/disk/by-partlabel/state)"
-say containerd "$(systemctl is-active containerd)"
 say done yes
 )sh";
 
@@ -183,12 +175,7 @@ TEST_CASE(
   auto probe = kiln::test::probe_results(console);
   CHECK(probe.at("machine") == "aarch64");
   CHECK(probe.at("firmware") == "uefi");
-  CHECK(probe.at("root_source") == "/dev/mapper/root");
-  CHECK(probe.at("root_fstype") == "erofs");
-  CHECK(probe.at("root_dm_uuid").rfind("CRYPT-VERITY-", 0) == 0);
-  CHECK_THAT(probe.at("root_write"), Catch::Contains("Read-only file system"));
-  CHECK(probe.at("var_source") == probe.at("state_device"));
-  CHECK(probe.at("containerd") == "active");
+  kiln::test::check_verified_root(probe);
 
   std::smatch match;
   REQUIRE(

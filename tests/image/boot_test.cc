@@ -15,6 +15,7 @@
 #include "support/root_tamper.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
+#include "support/verified_root_probe.h"
 
 namespace fs = std::filesystem;
 using kiln::test::Firmware;
@@ -26,21 +27,10 @@ const fs::path kImage = fs::path(KILN_TEST_IMAGES) / "worker";
 constexpr auto kBootTimeout = std::chrono::seconds(900);
 
 // Runs inside the guest on every boot, prints what it finds, then powers the guest off.
-constexpr const char* kProbeScript = R"sh(#!/bin/sh
-say() { echo "KILN-PROBE $1=$2"; }
+const std::string kProbeScript = std::string(kiln::test::kVerifiedRootProbe) + R"sh(
 say firmware "$([ -d /sys/firmware/efi ] && echo uefi || echo bios)"
 say boot_id "$(cat /proc/sys/kernel/random/boot_id)"
 say machine_id "$(cat /etc/machine-id)"
-say root_source "$(findmnt -no SOURCE /)"
-say root_fstype "$(findmnt -no FSTYPE /)"
-say root_options "$(findmnt -no OPTIONS /)"
-dm=$(basename "$(readlink -f /dev/mapper/root)")
-say root_dm_uuid "$(cat /sys/block/$dm/dm/uuid)"
-say root_write "$(touch /usr/kiln-probe 2>&1 || true)"
-say var_source "$(readlink -f "$(findmnt -no SOURCE /var)")"
-say state_device "$(readlink -f /dev/disk/by-partlabel/state)"
-say etc_fstype "$(findmnt -no FSTYPE /etc)"
-say containerd "$(systemctl is-active containerd)"
 say kubelet_version "$(kubelet --version)"
 say ssh "$(systemctl is-active ssh)"
 say kubelet "$(systemctl is-active kubelet)"
@@ -73,14 +63,7 @@ std::map<std::string, std::string> boot_and_probe(const fs::path& disk, Firmware
 }
 
 void check_verified_node(const std::map<std::string, std::string>& probe) {
-  CHECK(probe.at("root_source") == "/dev/mapper/root");
-  CHECK(probe.at("root_fstype") == "erofs");
-  CHECK(probe.at("root_options").rfind("ro,", 0) == 0);
-  CHECK(probe.at("root_dm_uuid").rfind("CRYPT-VERITY-", 0) == 0);
-  CHECK_THAT(probe.at("root_write"), Catch::Contains("Read-only file system"));
-  CHECK(probe.at("var_source") == probe.at("state_device"));
-  CHECK(probe.at("etc_fstype") == "overlay");
-  CHECK(probe.at("containerd") == "active");
+  kiln::test::check_verified_root(probe);
   CHECK(probe.at("kubelet_version") == "Kubernetes v1.34.12");
   CHECK(probe.at("ssh") == "active");
   // Not joined (nothing stamped): the kubelet waits for kubeadm's configuration.
