@@ -18,49 +18,18 @@ trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 # shellcheck source=tests/bench/lib.sh
 source "$root/tests/bench/lib.sh"
 
-# boot_to_login ARCH DISK: seconds from qemu's start to a login prompt on the console.
-boot_to_login() {
-  local arch=$1 disk=$2 log="$work/console-$1.log" qemu args start end
-  if [ "$arch" = arm64 ]; then
-    cp /usr/share/AAVMF/AAVMF_VARS.fd "$log.vars"
-    qemu=qemu-system-aarch64
-    args=(-machine virt -cpu cortex-a72
-          -drive if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd
-          -drive "if=pflash,format=raw,file=$log.vars")
-  else
-    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$log.vars"
-    qemu=qemu-system-x86_64
-    args=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
-          -drive "if=pflash,format=raw,file=$log.vars")
-  fi
-  start=$(date +%s.%N)
-  "$qemu" -accel tcg -m 2048 -smp 1 -display none -monitor none -serial "file:$log" \
-    -drive "file=$disk,format=raw,if=virtio,snapshot=on" -netdev user,id=n0 \
-    -device virtio-net-pci,netdev=n0 "${args[@]}" >/dev/null 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 3600); do
-    if grep -aq "login: " "$log" 2>/dev/null; then break; fi
-    sleep 0.5
-  done
-  end=$(date +%s.%N)
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-  grep -aq "login: " "$log" || { echo "bench: $disk did not reach a login prompt" >&2; tail -20 "$log" >&2; exit 1; }
-  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }'
-}
-
 build() {  # build RECIPE CACHE OUT: prints seconds; the log is kept as OUT.log
   seconds "$kiln" build "$1" --outputs raw --cache "$2" -o "$3"
   cp "$work/last.log" "$3.log"
 }
-stage_seconds() { sed -n "s/^<== $1 (\([0-9.]*\) s)$/\1/p" "$2" | tail -1; }
 
 echo "kiln arm64 benchmark: $(nproc) cores, host $(uname -m), software emulation for boots"
 amd64_cold=$(build "$root/recipes/worker.yaml" "$work/cache-amd64" "$work/amd64-cold")
 amd64_warm=$(build "$root/recipes/worker.yaml" "$work/cache-amd64" "$work/amd64-warm")
 arm64_cold=$(build "$root/recipes/worker-arm64.yaml" "$work/cache-arm64" "$work/arm64-cold")
 arm64_warm=$(build "$root/recipes/worker-arm64.yaml" "$work/cache-arm64" "$work/arm64-warm")
-amd64_boot=$(boot_to_login amd64 "$work/amd64-cold/worker.raw")
-arm64_boot=$(boot_to_login arm64 "$work/arm64-cold/worker.raw")
+amd64_boot=$(boot_to_login "$work/amd64-cold/worker.raw" uefi)
+arm64_boot=$(boot_to_login "$work/arm64-cold/worker.raw" uefi arm64)
 
 printf '\n%-44s %10s %10s %8s\n' "step" "amd64" "arm64" "ratio"
 printf '%-44s %10s %10s %8s\n' "cold build to raw (empty kiln cache), s" "$amd64_cold" "$arm64_cold" "$(ratio "$arm64_cold" "$amd64_cold")"

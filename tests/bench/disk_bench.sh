@@ -14,31 +14,6 @@ trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # shellcheck source=tests/bench/lib.sh
 source "$root/tests/bench/lib.sh"
-stage_seconds() { sed -n "s/^<== $1 (\([0-9.]*\) s)$/\1/p" "$2" | tail -1; }
-
-# boot_to_login DISK FIRMWARE: seconds from qemu's start to a login prompt on the console.
-boot_to_login() {
-  local disk=$1 firmware=$2 log="$work/console-$RANDOM.log" args=() start
-  if [ "$firmware" = uefi ]; then
-    cp /usr/share/OVMF/OVMF_VARS_4M.fd "$log.vars"
-    args=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
-          -drive "if=pflash,format=raw,file=$log.vars")
-  fi
-  start=$(date +%s.%N)
-  qemu-system-x86_64 -accel tcg -m 2048 -smp 1 -display none -monitor none -serial "file:$log" \
-    -drive "file=$disk,format=raw,if=virtio,snapshot=on" -netdev user,id=n0 \
-    -device virtio-net-pci,netdev=n0 "${args[@]}" >/dev/null 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 1200); do
-    if grep -aq "login: " "$log" 2>/dev/null; then break; fi
-    sleep 0.5
-  done
-  local end
-  end=$(date +%s.%N)
-  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-  grep -aq "login: " "$log" || { echo "bench: $disk did not reach a login prompt" >&2; exit 1; }
-  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }'
-}
 
 echo "kiln disk benchmark: $(nproc) cores, software emulation for boots"
 # Cold: an empty kiln cache (Go's build cache as the machine has it).
