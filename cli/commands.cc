@@ -116,6 +116,12 @@ Recipe load_with_overrides(const ParsedArgs& parsed) {
                        "' describes an x86-64 virtual machine; this recipe's base.arch is " +
                        to_string(recipe.base.arch));
     }
+    if (auto format = first_output_with(recipe.outputs, &OutputFormat::not_for_boards);
+        recipe.board.model != Board::generic && !format.empty()) {
+      throw UsageError("--outputs: '" + std::string(format) + "' is not for a board; this " +
+                       "recipe's board is " + to_string(recipe.board.model) +
+                       ", which boots the raw image (raw, raw.zst)");
+    }
   }
   return recipe;
 }
@@ -162,6 +168,12 @@ std::string plan_json(const BuildPlan& plan) {
               {"packages", plan.packages},
               {"downloads", downloads},
               {"goBinaries", go_binaries},
+              {"board",
+               {{"model", to_string(r.board.model)},
+                {"firmware", plan.board_firmware ? json{{"name", plan.board_firmware->name},
+                                                        {"url", plan.board_firmware->url},
+                                                        {"sha256", plan.board_firmware->sha256}}
+                                                 : json(nullptr)}}},
               {"outputs", r.outputs},
               {"stageKeys",
                {{"base", plan.base_key},

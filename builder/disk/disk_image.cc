@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <future>
+#include <optional>
 #include <sstream>
 
 #include "builder/disk/boot_loaders.h"
 #include "builder/disk/filesystems.h"
 #include "builder/disk/layout.h"
+#include "builder/disk/raspberry_pi.h"
 #include "builder/disk/sparse_copy.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -103,6 +105,10 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
   if (stage.reuse()) return load_artifact(stage.path());
   const long long epoch = plan.source_date_epoch;
   const fs::path& work = stage.scratch();
+  // Fetched first: a download that fails should not cost the EROFS compression.
+  std::optional<RaspiFirmware> pi_firmware;
+  if (const auto& firmware = plan.board_firmware)
+    pi_firmware = read_raspi_firmware(cache.fetch(firmware->url, firmware->sha256, firmware->name));
 
   fs::path root = work / "root", state_seed = work / "state-seed";
   log::info("    unpacking the root file system");
@@ -140,6 +146,10 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
 
   entry.cmdline = kernel_cmdline(plan, content.root_hash);
   populate_esp(work / "esp", root, entry, bios);
+  if (pi_firmware) {
+    log::info("    Raspberry Pi 4 firmware and device trees on the ESP");
+    add_raspberry_pi_boot(work / "esp", root, entry.kernel_version, entry.cmdline, *pi_firmware);
+  }
   // What the image holds, where `kiln inspect` reads it without opening the EROFS root.
   fs::copy_file(rootfs.manifest, work / "esp" / "kiln" / "manifest.json");
   fs::copy_file(rootfs.sbom, work / "esp" / "kiln" / "sbom.spdx.json");

@@ -33,6 +33,9 @@ struct OutputFormat {
   bool sectors_512_only = false;
   /// Describes an x86-64 machine around the disk (an OVF's guest type): not for arm64.
   bool x86_only = false;
+  /// For clouds, hypervisors, netboot or update servers: not for a `board:` that boots a
+  /// flashed disk.
+  bool not_for_boards = false;
 };
 
 inline constexpr std::array kOutputFormats = {
@@ -48,32 +51,39 @@ inline constexpr std::array kOutputFormats = {
     OutputFormat{.name = "vhd",
                  .help = "NAME.vhd, a fixed VHD (Azure)",
                  .converts_disk = true,
-                 .sectors_512_only = true},
+                 .sectors_512_only = true,
+                 .not_for_boards = true},
     OutputFormat{.name = "vmdk",
                  .help = "NAME.vmdk, stream-optimized (VMware)",
                  .converts_disk = true,
                  .long_running = true,
-                 .sectors_512_only = true},
+                 .sectors_512_only = true,
+                 .not_for_boards = true},
     OutputFormat{.name = "ova",
                  .help = "NAME.ova, the VMDK with an OVF descriptor (vSphere, VirtualBox)",
                  .depends_on = "vmdk",
                  .converts_disk = true,
                  .sectors_512_only = true,
-                 .x86_only = true},
+                 .x86_only = true,
+                 .not_for_boards = true},
     OutputFormat{.name = "gce",
                  .help = "NAME.gce.tar.gz, Google Compute Engine's image import format",
                  .converts_disk = true,
                  .long_running = true,
-                 .sectors_512_only = true},
+                 .sectors_512_only = true,
+                 .not_for_boards = true},
     OutputFormat{.name = "ami",
                  .help = "NAME.raw plus NAME.register-ami.json for `aws ec2 register-image`",
                  .depends_on = "raw",
                  .keeps_dependency = true,
                  .converts_disk = true,
-                 .sectors_512_only = true},
-    OutputFormat{.name = "pxe", .help = "pxe/, a netboot folder (iPXE, GRUB)"},
+                 .sectors_512_only = true,
+                 .not_for_boards = true},
+    OutputFormat{
+        .name = "pxe", .help = "pxe/, a netboot folder (iPXE, GRUB)", .not_for_boards = true},
     OutputFormat{.name = "update",
-                 .help = "update/, the signed folder nodes update from (needs --signing-key)"},
+                 .help = "update/, the signed folder nodes update from (needs --signing-key)",
+                 .not_for_boards = true},
 };
 
 /// The table row named `name`, or nullptr.

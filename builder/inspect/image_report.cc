@@ -125,6 +125,24 @@ std::vector<LoaderEntry> parse_grub_entries(std::string_view text) {
   return entries;
 }
 
+std::optional<std::string> raspberry_pi_os_prefix(std::string_view config_txt) {
+  std::optional<std::string_view> prefix;
+  for_each_line(config_txt, [&](std::string_view line) {
+    line = scan::trim(line);
+    if (!prefix && line.substr(0, 10) == "os_prefix=") prefix = scan::trim(line.substr(10));
+  });
+  if (!prefix) return std::string();
+  if (prefix->empty() || prefix->front() == '/' || prefix->find("..") != std::string_view::npos)
+    return std::nullopt;
+  return std::string(*prefix);
+}
+
+LoaderEntry raspberry_pi_entry(std::string_view os_prefix, std::string_view cmdline_txt) {
+  std::string_view first = cmdline_txt.substr(0, cmdline_txt.find('\n'));
+  return {"raspberry-pi", "config.txt os_prefix=" + std::string(os_prefix), "",
+          std::string(scan::trim(first))};
+}
+
 std::optional<LoaderEntry> parse_ipxe_script(std::string_view text) {
   std::optional<LoaderEntry> entry;
   for_each_line(text, [&](std::string_view line) {

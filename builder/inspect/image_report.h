@@ -83,6 +83,13 @@ std::vector<LoaderEntry> parse_grub_entries(std::string_view text);
 /// The first `kernel` line of an iPXE script: its arguments after the kernel's file name.
 std::optional<LoaderEntry> parse_ipxe_script(std::string_view text);
 
+/// The folder a Raspberry Pi's config.txt boots from: its first `os_prefix=` value ("" when
+/// none); nullopt for a prefix that leaves the partition (absolute, or with "..").
+std::optional<std::string> raspberry_pi_os_prefix(std::string_view config_txt);
+
+/// The Raspberry Pi firmware's way of booting: cmdline.txt's first line under `os_prefix`.
+LoaderEntry raspberry_pi_entry(std::string_view os_prefix, std::string_view cmdline_txt);
+
 /// The value of `key=` among a command line's space-separated arguments ("" when absent).
 std::string cmdline_value(std::string_view cmdline, std::string_view key);
 

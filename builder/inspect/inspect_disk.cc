@@ -113,6 +113,12 @@ void read_esp(const FatVolume& esp, const std::string& name, ImageReport& report
   if (auto grub = esp.read("/grub/grub.cfg", kMaxEntryFile)) {
     for (auto& entry : parse_grub_entries(*grub)) report.loader_entries.push_back(std::move(entry));
   }
+  if (auto config = esp.read("/config.txt", kMaxEntryFile)) {
+    auto prefix = raspberry_pi_os_prefix(*config);
+    if (auto cmdline =
+            prefix ? esp.read("/" + *prefix + "cmdline.txt", kMaxEntryFile) : std::nullopt)
+      report.loader_entries.push_back(raspberry_pi_entry(*prefix, *cmdline));
+  }
   if (auto manifest = esp.read("/kiln/manifest.json", kMaxManifest))
     report.manifest = parse_manifest_summary(*manifest, name + ": ESP /kiln/manifest.json");
   if (auto sbom = esp.read("/kiln/sbom.spdx.json", kMaxSbom))

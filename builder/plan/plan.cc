@@ -159,6 +159,28 @@ void plan_kubernetes(BuildPlan& plan, const std::vector<std::string>& components
   }
 }
 
+/// start4.elf before 2025 cannot read a GPT disk once a 2025 or newer Pi 4 EEPROM hands it
+/// the boot partition's number; trixie's raspi-firmware (2024-04) has that bug. forky's
+/// 1.20260408 (Architecture: all) has the fix; kiln takes only the firmware files from it.
+constexpr const char* kRaspiFirmwarePool =
+    "/pool/non-free-firmware/r/raspi-firmware/raspi-firmware_1.20260408+ds-1_all.deb";
+constexpr const char* kRaspiFirmwareSha256 =
+    "9e215abb588e9adadf69a67107736fc2fa108ef3f17fa93589919c5e66ffe209";
+
+void plan_board_firmware(BuildPlan& plan) {
+  const BoardSpec& board = plan.recipe.board;
+  if (board.model != Board::rpi4) return;
+  if (!board.firmware_url.empty()) {
+    plan.board_firmware =
+        RemoteArtifact{"raspi-firmware", board.firmware_url, board.firmware_sha256, ""};
+    return;
+  }
+  std::string mirror = plan.recipe.base.mirror;
+  while (!mirror.empty() && mirror.back() == '/') mirror.pop_back();
+  plan.board_firmware =
+      RemoteArtifact{"raspi-firmware", mirror + kRaspiFirmwarePool, kRaspiFirmwareSha256, ""};
+}
+
 }  // namespace
 
 BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options) {
@@ -180,6 +202,7 @@ BuildPlan make_plan(const Recipe& recipe, const PlanOptions& options) {
   resolve_kubernetes_source(plan, options);
   plan_kubernetes(plan, options.components.empty() ? node_components() : options.components);
   plan.pause_image = pause_image(recipe.kubernetes.version);
+  plan_board_firmware(plan);
   plan.payload = options.payload;
   compute_stage_keys(plan);
   return plan;
@@ -217,6 +240,13 @@ std::string describe_plan(const BuildPlan& plan) {
     out += fmt::format("  file        {} ({:04o} {}:{})\n", file.path, file.mode, file.owner,
                        file.group);
   for (const auto& user : r.users) out += "  user        " + user.name + "\n";
+  if (plan.board_firmware) {
+    out += fmt::format(
+        "\nboard         {}: Pi firmware files from\n  artifact    {:<10} {}\n"
+        "              sha256 {}\n",
+        to_string(r.board.model), plan.board_firmware->name, plan.board_firmware->url,
+        plan.board_firmware->sha256);
+  }
   out += "\noutputs      ";
   for (const auto& output : r.outputs) out += " " + output;
   out += "\n";

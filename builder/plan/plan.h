@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,10 @@ struct BuildPlan {
   std::string pause_image;                ///< containerd's sandbox image for this kubelet
 
   KilnPayload payload;
+
+  /// The Debian raspi-firmware package the disk stage takes a Pi's boot firmware from
+  /// (`board: rpi4`); unset for other boards.
+  std::optional<RemoteArtifact> board_firmware;
 
   /// Stage cache keys: each covers its inputs and the keys before it.
   std::string base_key;

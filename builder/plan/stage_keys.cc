@@ -87,6 +87,9 @@ void compute_stage_keys(BuildPlan& plan) {
                           r.disk.root_b_bytes ? std::to_string(*r.disk.root_b_bytes) : "as-root",
                           r.disk.state_bytes));
   for (const auto& arg : r.kernel.cmdline) disk.update(arg + "\n");
+  if (r.board.model != Board::generic)
+    disk.update(fmt::format("board {}\n", to_string(r.board.model)));
+  if (plan.board_firmware) disk.update("firmware " + plan.board_firmware->sha256 + "\n");
   plan.disk_key = disk.hex();
 }
 

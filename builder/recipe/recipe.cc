@@ -24,6 +24,10 @@ const char* to_string(ContainerdSource source) {
   return source == ContainerdSource::debian ? "debian" : "release";
 }
 
+const char* to_string(Board board) {
+  return board == Board::generic ? "generic" : "rpi4";
+}
+
 const char* to_string(RebootPolicy policy) {
   switch (policy) {
     case RebootPolicy::immediate:

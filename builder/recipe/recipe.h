@@ -116,6 +116,21 @@ struct UpdatesSpec {
   unsigned health_timeout_seconds = 900;  ///< how long a trial boot may take to become healthy
 };
 
+/// The hardware a disk image boots on beyond UEFI and BIOS machines.
+enum class Board {
+  generic,  ///< UEFI (and BIOS on amd64): servers, VMs, clouds
+  rpi4,     ///< Raspberry Pi 4 / 400 / CM4: the Pi firmware loads the kernel from the ESP
+};
+
+/// `board:`, for single-board computers whose firmware is neither UEFI nor BIOS.
+struct BoardSpec {
+  Board model = Board::generic;
+  /// The Debian raspi-firmware package the Pi's start4.elf and fixup4.dat come from; empty
+  /// means kiln's default (a version that boots GPT disks with current Pi 4 EEPROMs).
+  std::string firmware_url;
+  std::string firmware_sha256;
+};
+
 /// A recipe after parsing, include resolution and validation. Plain data.
 struct Recipe {
   std::string name;
@@ -138,6 +153,7 @@ struct Recipe {
   DiskSpec disk;
   PxeSpec pxe;
   UpdatesSpec updates;
+  BoardSpec board;
   /// Where each key was set ("base.suite" -> file:line:col), for checks made after merging.
   std::map<std::string, SourceMark> marks;
   /// Every recipe file read (the top one first, then includes), for hashing and epochs.
@@ -148,5 +164,6 @@ const char* to_string(Arch arch);
 const char* to_string(KubernetesSource source);
 const char* to_string(ContainerdSource source);
 const char* to_string(RebootPolicy policy);
+const char* to_string(Board board);
 
 }  // namespace kiln

@@ -306,6 +306,16 @@ std::vector<Field> kubernetes_fields() {
   };
 }
 
+std::optional<std::string> get_sha256(const YAML::Node& node, ParseContext& ctx) {
+  auto v = get_string(node, ctx);
+  if (!v) return std::nullopt;
+  if (v->size() != 64 || v->find_first_not_of("0123456789abcdef") != std::string::npos) {
+    ctx.error(node, "bad sha256: expected 64 lowercase hex digits");
+    return std::nullopt;
+  }
+  return v;
+}
+
 std::vector<Field> containerd_fields() {
   return {
       {"from", "debian (the suite's package, default) or release (upstream tarball).",
@@ -325,13 +335,7 @@ std::vector<Field> containerd_fields() {
        }},
       {"sha256", "SHA-256 of the release tarball.",
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
-         auto v = get_string(n, c);
-         if (!v) return;
-         if (v->size() != 64 || v->find_first_not_of("0123456789abcdef") != std::string::npos) {
-           c.error(n, "bad sha256: expected 64 lowercase hex digits");
-           return;
-         }
-         r.containerd.sha256 = *v;
+         if (auto v = get_sha256(n, c)) r.containerd.sha256 = *v;
        }},
   };
 }
@@ -392,6 +396,39 @@ std::vector<Field> disk_fields() {
          if (auto v =
                  get_choice<std::uint64_t>(n, c, "sector_size", {{"512", 512}, {"4096", 4096}}))
            r.disk.sector_size = *v;
+       }},
+  };
+}
+
+void parse_board_model(Recipe& recipe, const YAML::Node& node, ParseContext& ctx) {
+  if (node.IsScalar() && node.Scalar() == "rpi5") {
+    ctx.error(node,
+              "board 'rpi5' is not supported: Debian trixie's kernel (6.12) has no driver for "
+              "the Pi 5's SD card and no RP1 (its USB and Ethernet) in its device tree, so the "
+              "root would never be found; use rpi4, or board: generic for arm64 boards with "
+              "UEFI firmware");
+    return;
+  }
+  if (auto v = get_choice<Board>(node, ctx, "board",
+                                 {{"generic", Board::generic}, {"rpi4", Board::rpi4}}))
+    recipe.board.model = *v;
+}
+
+std::vector<Field> board_fields() {
+  return {
+      {"model",
+       "generic (UEFI/BIOS machines, default) or rpi4 (Raspberry Pi 4, 400, CM4; "
+       "base.arch arm64).",
+       parse_board_model},
+      {"firmware_url",
+       "The Debian raspi-firmware .deb the Pi firmware files come from (default: kiln's "
+       "tested version from base.mirror).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_string(n, c)) r.board.firmware_url = *v;
+       }},
+      {"firmware_sha256", "SHA-256 of that .deb.",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_sha256(n, c)) r.board.firmware_sha256 = *v;
        }},
   };
 }
@@ -730,6 +767,16 @@ std::vector<Field> top_fields() {
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, pxe_fields(), "pxe");
        }},
+      {"board",
+       "Hardware beyond UEFI/BIOS machines: `board: rpi4`, or a map. " +
+           section_help("Board", board_fields()),
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (n.IsMap()) {
+           apply_fields(r, n, c, board_fields(), "board");
+         } else {
+           parse_board_model(r, n, c);
+         }
+       }},
       {"updates", section_help("Day-2 updates", updates_fields()),
        [](Recipe& r, const YAML::Node& n, ParseContext& c) {
          apply_fields(r, n, c, updates_fields(), "updates");
@@ -809,6 +856,45 @@ void parse_into(Recipe& recipe, const fs::path& file, std::vector<Error>& errors
 }
 
 /// Checks that need the whole recipe, after includes are merged.
+/// A board's firmware boots one kind of disk: arm64, 512-byte sectors, flashed from raw.
+void validate_board(const Recipe& recipe, const SourceMark& top, std::vector<Error>& errors) {
+  auto mark_of = [&](const char* key) {
+    auto it = recipe.marks.find(key);
+    return it == recipe.marks.end() ? top : it->second;
+  };
+  const char* board = to_string(recipe.board.model);
+  if (recipe.base.arch != Arch::arm64) {
+    errors.emplace_back(mark_of("board"),
+                        fmt::format("board {} boots arm64 images: set base.arch: arm64", board));
+  }
+  if (recipe.disk.sector_size != 512) {
+    errors.emplace_back(mark_of("disk.sector_size"),
+                        fmt::format("board {}: the Pi firmware reads SD cards and USB disks "
+                                    "with 512-byte sectors; remove disk.sector_size",
+                                    board));
+  }
+  if (auto format = first_output_with(recipe.outputs, &OutputFormat::not_for_boards);
+      !format.empty()) {
+    errors.emplace_back(mark_of("board"),
+                        fmt::format("board {}: output '{}' is not for a board; a Pi boots the "
+                                    "raw image (raw, raw.zst for bmaptool copy)",
+                                    board, format));
+  }
+  if (!recipe.updates.url.empty()) {
+    errors.emplace_back(
+        mark_of("updates.url"),
+        fmt::format("board {}: nodes cannot take updates yet: the Pi firmware counts no boot "
+                    "tries, so a failed version could not be rolled back; flash new images "
+                    "instead, and leave updates.url out",
+                    board));
+  }
+  if (recipe.board.firmware_url.empty() != recipe.board.firmware_sha256.empty()) {
+    errors.emplace_back(
+        mark_of(recipe.board.firmware_url.empty() ? "board.firmware_sha256" : "board.firmware_url"),
+        "set both board.firmware_url and board.firmware_sha256, or neither");
+  }
+}
+
 void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& errors) {
   SourceMark top{file.string(), 1, 1};
   if (recipe.name.empty()) errors.emplace_back(top, "recipe needs a 'name'");
@@ -869,6 +955,7 @@ void validate_merged(Recipe& recipe, const fs::path& file, std::vector<Error>& e
                                       to_string(recipe.base.arch), format));
     }
   }
+  if (recipe.board.model != Board::generic) validate_board(recipe, top, errors);
   if (!recipe.updates.url.empty() && recipe.updates.trusted_keys.empty()) {
     auto it = recipe.marks.find("updates.url");
     errors.emplace_back(it == recipe.marks.end() ? top : it->second,

@@ -213,6 +213,11 @@ int check(const NodePaths& paths) {
   // One kiln-update at a time (the timer, an operator, a script): the second waits.
   FileLock lock(paths.state / "lock");
   EspMount esp(paths);
+  if (fs::exists(esp.path() / "config.txt") && fs::exists(esp.path() / "start4.elf")) {
+    throw Refusal(
+        "this node boots through the Raspberry Pi firmware, which counts no boot tries, so a "
+        "version that failed could not be rolled back; flash the new image instead");
+  }
   if (!state.trial_version().empty()) {
     if (entry_exists(esp.path(), state.trial_version())) {
       say("kiln-update: version " + state.trial_version() +

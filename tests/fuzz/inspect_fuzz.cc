@@ -26,6 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             kiln::parse_boot_entry(*text);
             kiln::parse_grub_entries(*text);
             kiln::parse_ipxe_script(*text);
+            if (auto prefix = kiln::raspberry_pi_os_prefix(*text)) {
+              KILN_FUZZ_CHECK(prefix->find("..") == std::string::npos);
+              kiln::raspberry_pi_entry(*prefix, *text);
+            }
             kiln::cmdline_value(*text, "roothash");
           }
         }

@@ -236,6 +236,25 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a node that boots through the Raspberry Pi firmware refuses to stage an update",
+          "[image][update]") {
+  ServedCopy served;
+  FileNode node("0.9", served.url());
+  // What `board: rpi4` adds to the ESP: the firmware loads kiln/ and counts no boot tries.
+  write_file_atomic(node.esp / "config.txt", "os_prefix=kiln/\n");
+  write_file_atomic(node.esp / "start4.elf", "firmware");
+  std::string esp_before = tree_digest(node.esp);
+  auto result = node.run("check");
+  INFO(result.output);
+  CHECK(result.exit_code == 3);
+  CHECK_THAT(result.output, Catch::Contains("REFUSED: this node boots through the Raspberry Pi "
+                                            "firmware") &&
+                                Catch::Contains("flash the new image instead"));
+  CHECK(tree_digest(node.esp) == esp_before);
+  // The slot write starts at its first byte: still the zeros of the empty slot.
+  CHECK(read_at(node.partitions / "root-b", 0, 1 << 20) == std::string(1 << 20, '\0'));
+}
+
 TEST_CASE("a node never installs an older release or one it rolled back", "[image][update]") {
   ServedCopy served;
   FileNode newer("2.0", served.url());

@@ -117,8 +117,10 @@ void concatenate(const fs::path& first, const fs::path& second, const fs::path& 
 
 QemuVm::QemuVm(VmOptions options) : options_(std::move(options)) {
   const bool arm64 = options_.machine == Machine::arm64;
-  if (arm64 && options_.firmware != Firmware::uefi)
-    throw std::invalid_argument("arm64 guests boot by UEFI only");
+  if (arm64 && options_.firmware == Firmware::bios)
+    throw std::invalid_argument("arm64 guests boot by UEFI, or from a kernel handed over");
+  if (options_.firmware == Firmware::none && (!arm64 || options_.kernel.empty()))
+    throw std::invalid_argument("Firmware::none is for a direct kernel boot of an arm64 guest");
   std::vector<std::string> argv = {
       arm64 ? "qemu-system-aarch64" : "qemu-system-x86_64",
       "-accel",

@@ -9,7 +9,9 @@
 
 namespace kiln::test {
 
-enum class Firmware { bios, uefi };
+/// What starts the guest. `none` is for a direct kernel boot on the arm64 `virt` machine, where
+/// qemu loads kernel, initrd and command line itself, as a board's own boot firmware does.
+enum class Firmware { bios, uefi, none };
 
 /// The emulated machine: a PC (qemu-system-x86_64), or an arm64 server board (qemu's `virt`
 /// machine with Cortex-A72 cores, UEFI only; its console is the PL011 UART, ttyAMA0).

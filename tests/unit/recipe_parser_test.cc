@@ -111,6 +111,25 @@ TEST_CASE("each broken recipe is reported at its exact line and column") {
       {"arm64_ova.yaml",
        "arm64_ova.yaml:3:9: error: base.arch arm64: output 'ova' describes an x86-64 virtual "
        "machine; write vmdk (or raw, qcow2) for arm64 hosts"},
+      {"board_rpi5.yaml",
+       "board_rpi5.yaml:4:8: error: board 'rpi5' is not supported: Debian trixie's kernel (6.12) "
+       "has no driver for the Pi 5's SD card and no RP1 (its USB and Ethernet) in its device "
+       "tree, so the root would never be found; use rpi4, or board: generic for arm64 boards "
+       "with UEFI firmware"},
+      {"board_amd64.yaml",
+       "board_amd64.yaml:2:8: error: board rpi4 boots arm64 images: set base.arch: arm64"},
+      {"board_cloud_output.yaml",
+       "board_cloud_output.yaml:5:3: error: board rpi4: output 'ami' is not for a board; a Pi "
+       "boots the raw image (raw, raw.zst for bmaptool copy)"},
+      {"board_updates.yaml",
+       "board_updates.yaml:6:8: error: board rpi4: nodes cannot take updates yet: the Pi "
+       "firmware counts no boot tries, so a failed version could not be rolled back; flash new "
+       "images instead, and leave updates.url out"},
+      {"board_firmware_half.yaml",
+       "board_firmware_half.yaml:6:17: error: set both board.firmware_url and "
+       "board.firmware_sha256, or neither"},
+      {"board_typo.yaml",
+       "board_typo.yaml:5:3: error: unknown key 'modle' in 'board' (did you mean 'model'?)"},
   }));
   std::string want = dir + expected;
   for (auto [token, value] : {std::pair{"{data}", kRecipes.string()}, std::pair{"{dir}", dir}}) {
