@@ -14,6 +14,7 @@ enum class ExitCode {
   invalid_recipe = 3,  ///< the recipe has errors; each is printed as file:line:column
   offline_miss = 4,    ///< --offline and something is not in the cache
   not_verified = 5,    ///< kiln inspect: a root does not match its root hash
+  cloud_refused = 6,   ///< kiln upload: the cloud refused a request (credentials, permissions)
 };
 
 class UsageError : public std::runtime_error {
@@ -30,6 +31,7 @@ ExitCode run_stamp(const std::vector<std::string>& args);
 ExitCode run_serve(const std::vector<std::string>& args);
 ExitCode run_cache(const std::vector<std::string>& args);
 ExitCode run_inspect(const std::vector<std::string>& args);
+ExitCode run_upload(const std::vector<std::string>& args);
 ExitCode run_version(const std::vector<std::string>& args);
 
 }  // namespace kiln::cli

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "builder/recipe/recipe_parser.h"
+#include "builder/upload/aws_client.h"
 #include "builder/util/error.h"
 #include "builder/util/log.h"
 #include "builder/util/signals.h"
@@ -24,6 +25,7 @@ Commands:
   stamp             write a join config into a built raw image (or --show it)
   inspect IMAGE|DIR show what a built image or folder holds and verify its root
   serve DIR         serve a PXE output folder over HTTP (read-only)
+  upload aws DIR    upload a built image to AWS as an AMI (EBS direct APIs)
   cache info|prune  show the build cache, or remove what no build has used for a while
   version           print kiln's version
   help [COMMAND]    show help for a command
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
     if (command == "stamp") return int(kiln::cli::run_stamp(args));
     if (command == "inspect") return int(kiln::cli::run_inspect(args));
     if (command == "serve") return int(kiln::cli::run_serve(args));
+    if (command == "upload") return int(kiln::cli::run_upload(args));
     if (command == "cache") return int(kiln::cli::run_cache(args));
     if (command == "version" || command == "--version") return int(kiln::cli::run_version(args));
     std::fprintf(stderr, "kiln: error: unknown command '%s'\n%s", command.c_str(), kUsage);
@@ -74,6 +77,9 @@ int main(int argc, char** argv) {
   } catch (const kiln::RecipeErrors& e) {
     for (const auto& error : e.errors()) std::fprintf(stderr, "%s\n", error.render().c_str());
     return int(ExitCode::invalid_recipe);
+  } catch (const kiln::aws::CloudRefusal& e) {
+    std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return int(ExitCode::cloud_refused);
   } catch (const kiln::OfflineMiss& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
     return int(ExitCode::offline_miss);

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace kiln::aws {
+
+/// Reads one environment variable (std::getenv in the CLI; a map in tests).
+using Environment = std::function<std::optional<std::string>(const std::string& name)>;
+
+/// The process environment.
+Environment process_environment();
+
+/// Access key, secret and (for temporary credentials) session token. Only `source` may ever
+/// be printed.
+struct Credentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;
+  std::string source;  ///< "environment", "profile ops in ~/.aws/credentials", ...
+};
+
+/// Where kiln sends one service's requests, and in which region it signs them.
+struct AwsSettings {
+  std::string region;
+  std::string region_source;
+  Credentials credentials;
+  /// Per service ("ebs", "ec2"): the endpoint URL without a trailing slash.
+  std::map<std::string, std::string> endpoints;
+
+  /// The endpoint for `service`: AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL or the
+  /// profile's endpoint_url, else https://SERVICE.REGION.amazonaws.com.
+  std::string endpoint(const std::string& service) const;
+};
+
+/// What the command line gave (empty: not given).
+struct AwsOptions {
+  std::string region;
+  std::string profile;
+  /// Dry runs need no credentials: they print requests unsigned.
+  bool need_credentials = true;
+};
+
+/// Resolves region, credentials and endpoints the way AWS's SDKs do, in their order:
+/// credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then the
+/// profile (--profile, AWS_PROFILE, "default") in AWS_SHARED_CREDENTIALS_FILE
+/// (~/.aws/credentials) and AWS_CONFIG_FILE (~/.aws/config); region from --region,
+/// AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`; endpoints from
+/// AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the profile's `endpoint_url`. Throws an
+/// Error that names what is missing and where it was looked for, never a secret.
+AwsSettings resolve_settings(const AwsOptions& options, const Environment& environment);
+
+/// The `[section]` key/value pairs of an AWS shared config or credentials file (INI: `#` and
+/// `;` comments, `key = value`, indented lines continue a nested block and are skipped).
+/// Sections keep their names as written ("default", "profile ops").
+std::map<std::string, std::map<std::string, std::string>> parse_shared_file(
+    const std::string& text);
+
+}  // namespace kiln::aws

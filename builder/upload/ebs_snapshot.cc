@@ -1,0 +1,323 @@
+#include "builder/upload/ebs_snapshot.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "builder/upload/aws_client.h"
+#include "builder/util/base64.h"
+#include "builder/util/error.h"
+#include "builder/util/files.h"
+
+namespace kiln::aws {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kMaxJournalLine = 256;
+
+std::string raw_sha256(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+
+std::string random_token() {
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", random());
+  return token;
+}
+
+bool all_zero(const std::string& block) {
+  return block.find_first_not_of('\0') == std::string::npos;
+}
+
+/// The journal, open for appending; each line is synced before the next block counts as done.
+class JournalWriter {
+ public:
+  explicit JournalWriter(const fs::path& path) {
+    fs::create_directories(path.parent_path());
+    fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw Error("cannot write the upload journal " + path.string());
+  }
+  ~JournalWriter() { ::close(fd_); }
+  void append(const std::string& line) {
+    std::lock_guard lock(mutex_);
+    std::string text = line + "\n";
+    if (::write(fd_, text.data(), text.size()) != ssize_t(text.size()) || ::fdatasync(fd_) != 0)
+      throw Error("cannot write the upload journal");
+  }
+
+ private:
+  int fd_ = -1;
+  std::mutex mutex_;
+};
+
+/// Hands out the next block index holding data, skipping holes without reading them.
+class BlockCursor {
+ public:
+  BlockCursor(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
+  std::optional<std::uint64_t> next() {
+    std::lock_guard lock(mutex_);
+    if (offset_ >= size_) return std::nullopt;
+    off_t data = ::lseek(fd_, off_t(offset_), SEEK_DATA);
+    if (data < 0) {  // ENXIO: only a hole is left
+      offset_ = size_;
+      return std::nullopt;
+    }
+    std::uint64_t index = std::uint64_t(data) / kEbsBlockSize;
+    offset_ = (index + 1) * kEbsBlockSize;
+    return index;
+  }
+  std::uint64_t scanned() {
+    std::lock_guard lock(mutex_);
+    return std::min(offset_, size_);
+  }
+
+ private:
+  int fd_;
+  std::uint64_t size_;
+  std::uint64_t offset_ = 0;
+  std::mutex mutex_;
+};
+
+std::string start_snapshot(Client& client, const SnapshotUpload& upload, std::uint64_t gib,
+                           const std::string& token,
+                           const std::function<void(const std::string&)>& say) {
+  nlohmann::json request = {{"VolumeSize", gib},
+                            {"Description", upload.description},
+                            {"ClientToken", token},
+                            // Minutes a pending snapshot waits for its blocks: the most EBS
+                            // allows, so that an interrupted upload can resume days later.
+                            {"Timeout", 4320}};
+  if (!upload.tags.empty()) {
+    nlohmann::json tags = nlohmann::json::array();
+    for (const auto& [key, value] : upload.tags) tags.push_back({{"Key", key}, {"Value", value}});
+    request["Tags"] = tags;
+  }
+  Reply reply = client.send({.service = "ebs",
+                             .method = "POST",
+                             .path = "/snapshots",
+                             .body = request.dump(),
+                             .content_type = "application/json",
+                             .what = "StartSnapshot"},
+                            8, say);
+  if (!reply.ok()) throw_reply_error(reply);
+  auto doc = nlohmann::json::parse(reply.body, nullptr, false);
+  if (!doc.is_object() || !doc.contains("SnapshotId") || !doc["SnapshotId"].is_string())
+    throw Error("StartSnapshot: the answer names no SnapshotId");
+  std::string id = doc["SnapshotId"];
+  if (id.size() > 64 || id.rfind("snap-", 0) != 0)
+    throw Error("StartSnapshot: unexpected snapshot id '" + id.substr(0, 64) + "'");
+  return id;
+}
+
+}  // namespace
+
+UploadJournal parse_journal(const std::string& text) {
+  UploadJournal journal;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;  // cut short by a crash: not acknowledged
+    std::string_view line(text.data() + start, end - start);
+    start = end + 1;
+    if (line.size() > kMaxJournalLine) continue;
+    std::size_t space = line.find(' ');
+    std::string_view key = line.substr(0, space);
+    std::string_view value = space == std::string_view::npos ? "" : line.substr(space + 1);
+    if (key == "token") {
+      journal.client_token = value;
+    } else if (key == "snapshot") {
+      journal.snapshot_id = value;
+    } else if (key == "completed") {
+      journal.completed = true;
+    } else if (key == "image") {
+      journal.image_id = value;
+    } else if (key == "block") {
+      std::size_t gap = value.find(' ');
+      std::string_view number = value.substr(0, gap);
+      if (gap == std::string_view::npos || number.empty() || number.size() > 12 ||
+          number.find_first_not_of("0123456789") != std::string_view::npos)
+        continue;
+      journal.blocks[std::stoull(std::string(number))] = value.substr(gap + 1);
+    }
+  }
+  return journal;
+}
+
+void journal_append(const fs::path& journal, const std::string& line) {
+  JournalWriter(journal).append(line);
+}
+
+SnapshotResult upload_snapshot(const AwsSettings& settings, const SnapshotUpload& upload,
+                               const std::function<void(const UploadProgress&)>& on_progress,
+                               const std::function<void(const std::string&)>& say) {
+  const auto started = std::chrono::steady_clock::now();
+  UploadJournal journal;
+  std::error_code ec;
+  if (fs::exists(upload.journal, ec)) {
+    if (fs::file_size(upload.journal) > (64u << 20))
+      throw Error(upload.journal.string() + " is too large to be an upload journal");
+    journal = parse_journal(read_file(upload.journal));
+  }
+  JournalWriter writer(upload.journal);
+  SnapshotResult result;
+  const std::uint64_t size = fs::file_size(upload.raw);
+  result.volume_gib = std::max<std::uint64_t>(1, (size + (1ull << 30) - 1) >> 30);
+  result.blocks_total = result.volume_gib * ((1ull << 30) / kEbsBlockSize);
+
+  Client client(settings);
+  if (journal.snapshot_id.empty()) {
+    if (journal.client_token.empty()) {
+      journal.client_token = random_token();
+      writer.append("token " + journal.client_token);
+    }
+    journal.snapshot_id =
+        start_snapshot(client, upload, result.volume_gib, journal.client_token, say);
+    writer.append("snapshot " + journal.snapshot_id);
+    say(fmt::format("started snapshot {} ({} GiB)", journal.snapshot_id, result.volume_gib));
+  } else {
+    say(fmt::format("resuming snapshot {}: {} blocks were acknowledged before", journal.snapshot_id,
+                    journal.blocks.size()));
+  }
+  result.snapshot_id = journal.snapshot_id;
+  result.blocks_resumed = journal.blocks.size();
+
+  if (!journal.completed) {
+    int fd = ::open(upload.raw.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error("cannot open " + upload.raw.string());
+    BlockCursor cursor(fd, size);
+    std::mutex results_mutex;
+    std::map<std::uint64_t, std::string> checksums = journal.blocks;
+    std::string failure;
+    bool refused = false;  // a 4xx answer: the cloud said no
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> sent_bytes{0}, sent_blocks{0};
+    auto worker = [&] {
+      Client own(settings);
+      std::string block(kEbsBlockSize, '\0');
+      while (!stop) {
+        auto index = cursor.next();
+        if (!index) return;
+        if (journal.blocks.count(*index)) continue;
+        std::fill(block.begin(), block.end(), '\0');
+        std::uint64_t offset = *index * kEbsBlockSize;
+        std::size_t length = std::min<std::uint64_t>(kEbsBlockSize, size - offset);
+        bool read = false;
+        try {
+          read = pread_all(fd, block.data(), length, offset, upload.raw);
+        } catch (const Error&) {
+        }
+        if (!read) {
+          std::lock_guard lock(results_mutex);
+          failure = "cannot read " + upload.raw.string();
+          stop = true;
+          return;
+        }
+        if (all_zero(block)) continue;  // a new snapshot reads zeros wherever nothing was put
+        std::string checksum = base64_encode(raw_sha256(block));
+        Reply reply = own.send(
+            {.service = "ebs",
+             .method = "PUT",
+             .path = fmt::format("/snapshots/{}/blocks/{}", journal.snapshot_id, *index),
+             .headers = {fmt::format("x-amz-Data-Length: {}", kEbsBlockSize),
+                         "x-amz-Checksum: " + checksum, "x-amz-Checksum-Algorithm: SHA256"},
+             .body = block,
+             .content_type = "application/octet-stream",
+             .what = fmt::format("PutSnapshotBlock {}", *index)},
+            8, say);
+        if (!reply.ok()) {
+          std::lock_guard lock(results_mutex);
+          if (failure.empty()) {
+            failure = reply.error;
+            refused = reply.status >= 400 && reply.status < 500;
+          }
+          stop = true;
+          return;
+        }
+        try {
+          writer.append(fmt::format("block {} {}", *index, checksum));
+        } catch (const Error& e) {
+          std::lock_guard lock(results_mutex);
+          failure = e.what();
+          stop = true;
+          return;
+        }
+        {
+          std::lock_guard lock(results_mutex);
+          checksums[*index] = checksum;
+        }
+        sent_bytes += kEbsBlockSize;
+        ++sent_blocks;
+      }
+    };
+    std::vector<std::thread> workers;
+    for (int i = 0; i < std::max(1, upload.jobs); ++i) workers.emplace_back(worker);
+    // Progress from this thread while the workers send.
+    std::atomic<bool> done{false};
+    std::thread reporter([&] {
+      while (!done) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        if (on_progress) {
+          on_progress(
+              {cursor.scanned(), size, sent_bytes.load(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
+        }
+      }
+    });
+    for (auto& thread : workers) thread.join();
+    done = true;
+    reporter.join();
+    ::close(fd);
+    if (!failure.empty()) {
+      std::string message = failure +
+                            "\nthe blocks sent so far are kept: run the same command again to "
+                            "resume";
+      if (refused) throw CloudRefusal(message);
+      throw Error(message);
+    }
+    result.blocks_sent = sent_blocks;
+    result.bytes_sent = sent_bytes;
+
+    // The linear aggregate: SHA-256 over every block's SHA-256, in block order.
+    std::string digests;
+    for (const auto& [index, checksum] : checksums) {
+      auto raw = base64_decode(checksum);
+      if (!raw || raw->size() != SHA256_DIGEST_LENGTH)
+        throw Error(upload.journal.string() + " holds a damaged checksum for block " +
+                    std::to_string(index) + "; remove it to upload from the start");
+      digests += *raw;
+    }
+    Reply reply =
+        client.send({.service = "ebs",
+                     .method = "POST",
+                     .path = "/snapshots/completion/" + journal.snapshot_id,
+                     .headers = {fmt::format("x-amz-ChangedBlocksCount: {}", checksums.size()),
+                                 "x-amz-Checksum: " + base64_encode(raw_sha256(digests)),
+                                 "x-amz-Checksum-Algorithm: SHA256",
+                                 "x-amz-Checksum-Aggregation-Method: LINEAR"},
+                     .content_type = "application/json",
+                     .what = "CompleteSnapshot"},
+                    8, say);
+    if (!reply.ok()) throw_reply_error(reply);
+    writer.append("completed");
+    say(fmt::format("completed snapshot {}: {} blocks of {} hold data ({} sent now)",
+                    journal.snapshot_id, checksums.size(), result.blocks_total,
+                    result.blocks_sent));
+  }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace kiln::aws
