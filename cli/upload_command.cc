@@ -118,7 +118,7 @@ void say(const std::string& line) {
 ExitCode dry_run(const BuiltImage& image, const aws::AwsSettings& settings,
                  const aws::ImageRequest& request, const aws::SnapshotUpload& upload) {
   std::uint64_t size = fs::file_size(image.raw);
-  std::uint64_t gib = std::max<std::uint64_t>(1, (size + (1ull << 30) - 1) >> 30);
+  std::uint64_t gib = aws::ebs_volume_gib(size);
   nlohmann::json start = {{"VolumeSize", gib},
                           {"Description", upload.description},
                           {"ClientToken", "<random, kept in the upload journal>"},

@@ -11,11 +11,6 @@
 namespace kiln::http {
 namespace {
 
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 using Easy = std::unique_ptr<CURL, void (*)(CURL*)>;
 
 Easy make_easy(const std::string& url) {
@@ -93,6 +88,11 @@ int on_transfer(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
 }
 
 }  // namespace
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
 
 GetResult download(const std::string& url, const std::filesystem::path& file,
                    const std::function<void(const Progress&)>& on_progress) {

@@ -9,6 +9,9 @@
 
 namespace kiln::http {
 
+/// libcurl's one-time global set-up, for every client of libcurl in kiln.
+void global_init();
+
 struct Progress {
   std::uint64_t received = 0;  ///< bytes in the file so far, resumed part included
   std::uint64_t total = 0;     ///< 0 when the server did not say

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "builder/fetch/http.h"
 #include "builder/util/error.h"
 #include "builder/util/scan.h"
 
@@ -63,11 +63,6 @@ size_t read_header(char* data, size_t size, size_t count, void* user) {
   if (starts_with_nocase(line, "x-amz-request-id:"))
     headers->request_id = value("x-amz-request-id:");
   return size * count;
-}
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 std::string printable(std::string_view text, std::size_t limit = 300) {
@@ -160,7 +155,7 @@ std::string describe(const AwsSettings& settings, const Call& call) {
 }
 
 Client::Client(const AwsSettings& settings) : settings_(settings), handle_(new Handle) {
-  global_init();
+  http::global_init();
 }
 
 Client::~Client() = default;

@@ -173,7 +173,7 @@ SnapshotResult upload_snapshot(const AwsSettings& settings, const SnapshotUpload
   JournalWriter writer(upload.journal);
   SnapshotResult result;
   const std::uint64_t size = fs::file_size(upload.raw);
-  result.volume_gib = std::max<std::uint64_t>(1, (size + (1ull << 30) - 1) >> 30);
+  result.volume_gib = ebs_volume_gib(size);
   result.blocks_total = result.volume_gib * ((1ull << 30) / kEbsBlockSize);
 
   Client client(settings);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -15,6 +16,11 @@ namespace kiln::aws {
 
 /// EBS snapshots are made of 512 KiB blocks (EBS direct APIs).
 inline constexpr std::uint64_t kEbsBlockSize = 512 * 1024;
+
+/// The snapshot volume for an image of `bytes`: whole GiB, at least one.
+inline std::uint64_t ebs_volume_gib(std::uint64_t bytes) {
+  return std::max<std::uint64_t>(1, (bytes + (1ull << 30) - 1) >> 30);
+}
 
 /// What an upload has done so far, kept in a journal file so that running the same command
 /// again resumes it: the StartSnapshot idempotency token, the snapshot, each block EBS
