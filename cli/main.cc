@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "builder/recipe/recipe_parser.h"
-#include "builder/upload/aws_client.h"
+#include "builder/upload/rest_session.h"
 #include "builder/util/error.h"
 #include "builder/util/log.h"
 #include "builder/util/signals.h"
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   } catch (const kiln::RecipeErrors& e) {
     for (const auto& error : e.errors()) std::fprintf(stderr, "%s\n", error.render().c_str());
     return int(ExitCode::invalid_recipe);
-  } catch (const kiln::aws::CloudRefusal& e) {
+  } catch (const kiln::upload::CloudRefusal& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
     return int(ExitCode::cloud_refused);
   } catch (const kiln::OfflineMiss& e) {

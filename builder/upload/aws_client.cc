@@ -53,6 +53,7 @@ bool starts_with_nocase(std::string_view line, std::string_view name) {
 size_t read_header(char* data, size_t size, size_t count, void* user) {
   auto* headers = static_cast<Headers*>(user);
   std::string_view line(data, size * count);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   auto value = [&](std::string_view name) {
     return std::string(scan::trim(line.substr(name.size())));
   };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "builder/upload/aws_settings.h"
+#include "builder/upload/rest_session.h"
 #include "builder/util/error.h"
 
 namespace kiln::aws {
@@ -31,11 +32,7 @@ struct Reply {
   bool ok() const { return error.empty(); }
 };
 
-/// The cloud refused a request for a reason retrying does not change (credentials,
-/// permissions, a bad parameter, a quota): the CLI exits with its own code for it.
-struct CloudRefusal : Error {
-  using Error::Error;
-};
+using upload::CloudRefusal;
 
 /// Throws the reply's error: CloudRefusal for a 4xx answer, Error otherwise.
 [[noreturn]] void throw_reply_error(const Reply& reply);

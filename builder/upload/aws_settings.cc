@@ -49,14 +49,6 @@ std::string without_trailing_slash(std::string url) {
 
 }  // namespace
 
-Environment process_environment() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* value = std::getenv(name.c_str());
-    if (!value || !*value) return std::nullopt;
-    return std::string(value);
-  };
-}
-
 std::map<std::string, std::map<std::string, std::string>> parse_shared_file(
     const std::string& text) {
   std::map<std::string, std::map<std::string, std::string>> sections;

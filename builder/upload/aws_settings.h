@@ -5,13 +5,12 @@
 #include <optional>
 #include <string>
 
+#include "builder/util/environment.h"
+
 namespace kiln::aws {
 
-/// Reads one environment variable (std::getenv in the CLI; a map in tests).
-using Environment = std::function<std::optional<std::string>(const std::string& name)>;
-
-/// The process environment.
-Environment process_environment();
+using kiln::Environment;
+using kiln::process_environment;
 
 /// Access key, secret and (for temporary credentials) session token. Only `source` may ever
 /// be printed.

@@ -42,6 +42,15 @@ std::string read_file(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+std::string read_file_prefix(const fs::path& path, std::size_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string() + ": " + errno_text());
+  std::string out(limit, '\0');
+  in.read(out.data(), std::streamsize(limit));
+  out.resize(std::size_t(in.gcount()));
+  return out;
+}
+
 fs::path temp_sibling(const fs::path& path) {
   std::uint64_t random[2] = {};
   if (::getrandom(random, sizeof random, 0) != sizeof random) {

@@ -13,6 +13,10 @@ namespace kiln {
 /// Reads a whole file; throws kiln::Error naming the path on failure.
 std::string read_file(const std::filesystem::path& path);
 
+/// Reads at most the first `limit` bytes of a file (a header, or a file that may have grown
+/// beyond what its reader accepts); throws kiln::Error naming the path on failure.
+std::string read_file_prefix(const std::filesystem::path& path, std::size_t limit);
+
 /// Writes through a temporary sibling, fsyncs, then renames: readers see the old file or the
 /// complete new one, never a torn write. The temporary is created exclusively (never through a
 /// planted symlink) and 0600, so secrets are never exposed on the way; `mode` applies to the

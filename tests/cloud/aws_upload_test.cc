@@ -20,6 +20,7 @@
 #include "builder/upload/aws_client.h"
 #include "builder/util/base64.h"
 #include "builder/util/files.h"
+#include "cloud/cloud_test_support.h"
 #include "cloud/moto_server.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
@@ -34,10 +35,9 @@ constexpr std::uint64_t kBlock = 512 * 1024;
 const std::string kSecret = "kiln-test-secret-Zq9Xv2Lm7Pw4";
 const std::string kSessionToken = "kiln-test-session-Hk3Rt8Yn1Bc6";
 
-/// The AWS settings a kiln child process inherits, as a user's shell would export them; the
-/// test's own environment is restored afterwards. HOME is a fresh folder: no ~/.aws of the
-/// machine's is read.
-class AwsEnvironment {
+/// The AWS settings a kiln child process inherits, as a user's shell would export them. HOME
+/// is a fresh folder: no ~/.aws of the machine's is read.
+class AwsEnvironment : public kiln::test::ScopedEnvironment {
  public:
   AwsEnvironment(const std::string& endpoint, const fs::path& home, bool credentials = true) {
     set("HOME", home.string());
@@ -50,23 +50,6 @@ class AwsEnvironment {
       set("AWS_SESSION_TOKEN", kSessionToken);
     }
   }
-  ~AwsEnvironment() {
-    for (const auto& [name, value] : saved_) {
-      if (value) {
-        ::setenv(name.c_str(), value->c_str(), 1);
-      } else {
-        ::unsetenv(name.c_str());
-      }
-    }
-  }
-
- private:
-  void set(const std::string& name, const std::string& value) {
-    const char* old = std::getenv(name.c_str());
-    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
 std::string upload_command(const std::string& args) {
@@ -181,42 +164,11 @@ std::map<std::uint64_t, int> block_puts(const std::vector<nlohmann::json>& reque
   return puts;
 }
 
-/// Files under `dir` that contain `needle`.
-std::vector<std::string> files_containing(const fs::path& dir, const std::string& needle) {
-  std::vector<std::string> hits;
-  if (!fs::exists(dir)) return hits;
-  if (fs::is_regular_file(dir)) {
-    if (kiln::read_file(dir).find(needle) != std::string::npos) hits.push_back(dir.string());
-    return hits;
-  }
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file() || entry.file_size() > (64u << 20)) continue;
-    if (kiln::read_file(entry.path()).find(needle) != std::string::npos)
-      hits.push_back(entry.path().string());
-  }
-  return hits;
-}
-
-/// Command lines of running processes that contain `needle`.
-std::vector<std::string> argv_containing(const std::string& needle) {
-  std::vector<std::string> hits;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    std::string pid = entry.path().filename();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find(needle) != std::string::npos) hits.push_back(pid);
-  }
-  return hits;
-}
-
-nlohmann::json parse_result(const kiln::test::CommandResult& run) {
-  INFO(run.output);
-  REQUIRE(run.exit_code == 0);
-  return nlohmann::json::parse(run.output);
-}
-
 }  // namespace
+
+using kiln::test::argv_containing;
+using kiln::test::files_containing;
+using kiln::test::parse_result;
 
 TEST_CASE(
     "kiln upload aws sends the raw image's non-zero blocks as an EBS snapshot equal to the "

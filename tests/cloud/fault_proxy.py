@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An HTTP proxy in front of a cloud API server (moto) for kiln's upload tests.
+"""An HTTP proxy in front of a cloud API server (moto, Glance) for kiln's upload tests.
 
 It forwards every request unchanged and logs it as one JSON line (method, path, status, and
 the body of every request that is not a disk block), so that tests assert on what kiln sent.
@@ -44,13 +44,18 @@ def main():
             if self.headers.get("Content-Type", "") != "application/octet-stream":
                 entry["body"] = body.decode("utf-8", "replace")
             entry["headers"] = {k: v for k, v in self.headers.items()
-                                if k.lower() not in ("authorization",)}
+                                if k.lower() not in ("authorization", "x-auth-token")}
             if fault:
                 entry["fault"] = fault
             with lock:
                 log.write(json.dumps(entry) + "\n")
 
         def forward(self):
+            if self.path == "/fault-proxy/ready":  # the tests' readiness probe, not forwarded
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             length = int(self.headers.get("Content-Length", 0))
             # The test's readiness probes (moto's own /moto-api/) are not kiln's requests.
             probe = self.path.startswith("/moto-api/")

@@ -83,7 +83,7 @@ class FaultProxy {
       : port_(free_port()), log_(log) {
     pid_ = ::fork();
     if (pid_ == 0) {
-      std::string python = std::string(KILN_MOTO_DIR) + "/bin/python3";
+      std::string python = "/usr/bin/python3";  // the proxy needs only the standard library
       std::string script = std::string(KILN_SOURCE_DIR) + "/tests/cloud/fault_proxy.py";
       std::string port = std::to_string(port_);
       std::vector<const char*> argv = {python.c_str(), script.c_str(), port.c_str(),
@@ -95,7 +95,7 @@ class FaultProxy {
     }
     for (int i = 0; i < 300; ++i) {
       std::string body;
-      if (kiln::http::get_text(url() + "/moto-api/data.json", body, 2).ok()) return;
+      if (kiln::http::get_text(url() + "/fault-proxy/ready", body, 2).ok()) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     FAIL("fault_proxy.py did not answer on port " << port_);
