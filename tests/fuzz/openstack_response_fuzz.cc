@@ -12,7 +12,7 @@
 #include "fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  std::string body = kiln::fuzz::as_text(data, size);
+  std::string body(kiln::fuzz::as_text(data, size));
   try {
     std::string url = kiln::openstack::image_endpoint_from_catalog(body, "public", "RegionOne");
     KILN_FUZZ_CHECK(url.size() <= body.size());
