@@ -11,6 +11,7 @@
 #include "builder/disk/gpt.h"
 #include "builder/fetch/cache.h"
 #include "builder/upload/aws_client.h"
+#include "builder/upload/aws_credentials.h"
 #include "builder/upload/ebs_snapshot.h"
 #include "builder/upload/ec2_image.h"
 #include "builder/util/error.h"
@@ -157,6 +158,7 @@ ExitCode run_upload_aws(const std::vector<std::string>& args) {
   if (fs::exists(upload.journal)) journal = aws::parse_journal(read_file(upload.journal));
   log::Stage stage(fmt::format("upload {} to AWS {} as {}", image.raw.filename().string(),
                                settings.region, request.name));
+  aws::obtain_credentials(settings, say);
   log::info("    credentials from {}; region from {}", settings.credentials.source,
             settings.region_source);
   aws::SnapshotResult snapshot;

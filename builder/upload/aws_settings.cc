@@ -119,6 +119,20 @@ AwsSettings resolve_settings(const AwsOptions& options, const Environment& env) 
     creds.source = "the environment (AWS_ACCESS_KEY_ID)";
     if (creds.secret_access_key.empty())
       throw Error("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+  } else if (std::string token_file = non_empty(env, "AWS_WEB_IDENTITY_TOKEN_FILE");
+             !token_file.empty() || !setting("web_identity_token_file").first.empty()) {
+    bool from_env = !token_file.empty();
+    creds.pending = Credentials::Pending::web_identity;
+    creds.web_identity_token_file =
+        from_env ? token_file : setting("web_identity_token_file").first;
+    creds.role_arn = from_env ? non_empty(env, "AWS_ROLE_ARN") : setting("role_arn").first;
+    creds.role_session_name =
+        from_env ? non_empty(env, "AWS_ROLE_SESSION_NAME") : setting("role_session_name").first;
+    if (creds.role_session_name.empty()) creds.role_session_name = "kiln-upload";
+    creds.source = from_env ? "a web identity (AWS_WEB_IDENTITY_TOKEN_FILE)"
+                            : fmt::format("a web identity (profile {})", profile);
+    if (creds.role_arn.empty())
+      throw Error(creds.source + " is given but no role to assume (AWS_ROLE_ARN or role_arn)");
   } else if (auto [key_id, where] = setting("aws_access_key_id"); !key_id.empty()) {
     creds.access_key_id = key_id;
     creds.secret_access_key = setting("aws_secret_access_key").first;
@@ -127,11 +141,18 @@ AwsSettings resolve_settings(const AwsOptions& options, const Environment& env) 
     if (creds.secret_access_key.empty())
       throw Error(fmt::format("profile {} in {} has aws_access_key_id but no aws_secret_access_key",
                               profile, where));
+  } else if (non_empty(env, "AWS_EC2_METADATA_DISABLED") != "true") {
+    creds.pending = Credentials::Pending::instance_role;
+    creds.metadata_endpoint = non_empty(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    if (creds.metadata_endpoint.empty()) creds.metadata_endpoint = "http://169.254.169.254";
+    creds.metadata_endpoint = without_trailing_slash(creds.metadata_endpoint);
+    creds.source = "the instance role (instance metadata service)";
   } else if (options.need_credentials) {
     throw Error(fmt::format(
         "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and "
-        "AWS_SESSION_TOKEN for temporary ones), or give profile {} keys in {} (--profile or "
-        "AWS_PROFILE picks another profile)",
+        "AWS_SESSION_TOKEN for temporary ones), AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, "
+        "or give profile {} keys in {} (--profile or AWS_PROFILE picks another profile); the "
+        "instance role is not asked because AWS_EC2_METADATA_DISABLED=true",
         profile, credentials_file.string()));
   }
 

@@ -19,6 +19,14 @@ struct Credentials {
   std::string secret_access_key;
   std::string session_token;
   std::string source;  ///< "environment", "profile ops in ~/.aws/credentials", ...
+
+  /// Where the keys still have to come from, when they are not given directly: a role
+  /// assumed with a web identity token (EKS service accounts, CI OIDC), or the instance's role
+  /// from the instance metadata service. obtain_credentials() fetches them.
+  enum class Pending { none, web_identity, instance_role };
+  Pending pending = Pending::none;
+  std::string role_arn, web_identity_token_file, role_session_name;  ///< web identity
+  std::string metadata_endpoint;                                     ///< instance role
 };
 
 /// Where kiln sends one service's requests, and in which region it signs them.
@@ -43,9 +51,12 @@ struct AwsOptions {
 };
 
 /// Resolves region, credentials and endpoints the way AWS's SDKs do, in their order:
-/// credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then the
-/// profile (--profile, AWS_PROFILE, "default") in AWS_SHARED_CREDENTIALS_FILE
-/// (~/.aws/credentials) and AWS_CONFIG_FILE (~/.aws/config); region from --region,
+/// credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then a web
+/// identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, or the profile's
+/// web_identity_token_file and role_arn), then the profile's keys (--profile, AWS_PROFILE,
+/// "default") in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and AWS_CONFIG_FILE
+/// (~/.aws/config), then the instance role (unless AWS_EC2_METADATA_DISABLED=true; the
+/// service at AWS_EC2_METADATA_SERVICE_ENDPOINT or 169.254.169.254); region from --region,
 /// AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`; endpoints from
 /// AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the profile's `endpoint_url`. Throws an
 /// Error that names what is missing and where it was looked for, never a secret.

@@ -108,7 +108,7 @@ RestReply RestSession::send_once(const RestRequest& request, std::size_t max_rep
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // a token never follows a redirect
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, request.connect_timeout_seconds);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "kiln/" KILN_VERSION);
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   if (!tls_.verify) {

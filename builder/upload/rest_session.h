@@ -38,6 +38,7 @@ struct RestRequest {
   const FileBody* file = nullptr;  ///< streamed instead of `body`
   std::string what;                ///< "create image", for messages
   long timeout_seconds = 300;      ///< for the whole request; a file upload gets its own
+  long connect_timeout_seconds = 20;
 };
 
 struct RestReply {

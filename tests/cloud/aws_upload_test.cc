@@ -44,6 +44,7 @@ class AwsEnvironment : public kiln::test::ScopedEnvironment {
     set("KILN_CACHE", (home / "cache").string());
     set("AWS_REGION", "eu-west-1");
     set("AWS_ENDPOINT_URL", endpoint);
+    set("AWS_EC2_METADATA_DISABLED", "true");  // a test never asks a real instance's role
     if (credentials) {
       set("AWS_ACCESS_KEY_ID", "AKIAKILNTEST0000");
       set("AWS_SECRET_ACCESS_KEY", kSecret);
@@ -379,4 +380,75 @@ TEST_CASE("--dry-run prints the requests without credentials and sends nothing",
   auto real = kiln::test::run_command(upload_command("--name kiln-test-dry"));
   CHECK(real.exit_code == 1);
   CHECK_THAT(real.output, Catch::Contains("no AWS credentials"));
+}
+
+TEST_CASE(
+    "temporary keys from a web identity (STS AssumeRoleWithWebIdentity) or the instance role "
+    "(IMDSv2) sign kiln's requests, and the identity token is never printed",
+    "[cloud][aws]") {
+  kiln::test::TempDir work;
+  kiln::test::MotoServer moto;
+  kiln::test::FaultProxy proxy(moto.url(), (work.path() / "requests.log").string());
+  // The first run uploads with the web identity's keys; the second, from another cache (no
+  // journal), finds the name taken and stops (exit 6) after its first signed request.
+  const std::string name = "kiln-test-identity";
+  const std::string identity_token = "eyJhbGciOiJSUzI1NiJ9.kiln-test-identity-Vb7Qx2.sig";
+  const std::string role = "arn:aws:iam::123456789012:role/kiln-builder";
+  {
+    AwsEnvironment env(proxy.url(), work.path(), /*credentials=*/false);
+    kiln::write_file_atomic(work.path() / "token", identity_token + "\n", 0600);
+    env.set("AWS_WEB_IDENTITY_TOKEN_FILE", (work.path() / "token").string());
+    env.set("AWS_ROLE_ARN", role);
+    auto run = kiln::test::run_command(upload_command("--name " + name));
+    INFO(run.output);
+    CHECK(run.exit_code == 0);
+    CHECK_THAT(run.output, Catch::Contains("credentials from a web identity "
+                                           "(AWS_WEB_IDENTITY_TOKEN_FILE), role " +
+                                           role));
+    CHECK(run.output.find(identity_token) == std::string::npos);
+    CHECK(files_containing(work.path() / "cache", identity_token).empty());
+  }
+  auto requests = proxy.requests();
+  REQUIRE(requests.size() >= 2);
+  std::string assume = requests[0].value("body", "");
+  CHECK(requests[0]["method"] == "POST");
+  CHECK_THAT(assume, Catch::Contains("Action=AssumeRoleWithWebIdentity") &&
+                         Catch::Contains(
+                             "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkiln-builder") &&
+                         Catch::Contains("WebIdentityToken=" + identity_token));
+  CHECK_FALSE(requests[0].contains("credential"));  // STS takes the token, unsigned
+  CHECK_THAT(requests[1].value("body", ""), Catch::Contains("Action=DescribeImages"));
+  std::string assumed_key = requests[1].value("credential", "");
+  CHECK(assumed_key.rfind("ASIA", 0) == 0);  // STS's temporary key, not a configured one
+  CHECK(requests[1]["headers"].contains("X-Amz-Security-Token"));
+
+  {
+    AwsEnvironment env(proxy.url(), work.path() / "second", /*credentials=*/false);
+    env.set("AWS_EC2_METADATA_DISABLED", "false");
+    env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", proxy.url());
+    auto run = kiln::test::run_command(upload_command("--name " + name));
+    INFO(run.output);
+    CHECK(run.exit_code == 6);
+    CHECK_THAT(run.output, Catch::Contains("credentials from the instance role default-role "
+                                           "(instance metadata)") &&
+                               Catch::Contains("already exists"));
+  }
+  requests = proxy.requests();
+  std::vector<std::string> metadata;
+  std::string signed_with;
+  for (const auto& request : requests) {
+    std::string path = request["path"];
+    if (path.rfind("/latest/", 0) == 0) {
+      metadata.push_back(request["method"].get<std::string>() + " " + path);
+      if (request["method"] == "GET")
+        CHECK(request["headers"].contains("X-aws-ec2-metadata-token"));
+    } else if (!metadata.empty() && signed_with.empty()) {
+      signed_with = request.value("credential", "");
+    }
+  }
+  CHECK(metadata == std::vector<std::string>{
+                        "PUT /latest/api/token", "GET /latest/meta-data/iam/security-credentials/",
+                        "GET /latest/meta-data/iam/security-credentials/default-role"});
+  CHECK(!signed_with.empty());
+  CHECK(signed_with != assumed_key);
 }

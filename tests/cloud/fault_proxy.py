@@ -45,6 +45,10 @@ def main():
                 entry["body"] = body.decode("utf-8", "replace")
             entry["headers"] = {k: v for k, v in self.headers.items()
                                 if k.lower() not in ("authorization", "x-auth-token")}
+            # Which access key signed it (an id, not a secret): "Credential=AKIA…/date/…".
+            signature = self.headers.get("Authorization", "")
+            if "Credential=" in signature:
+                entry["credential"] = signature.split("Credential=", 1)[1].split("/", 1)[0]
             if fault:
                 entry["fault"] = fault
             with lock:

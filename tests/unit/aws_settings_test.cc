@@ -73,7 +73,8 @@ TEST_CASE("AWS credentials come from the environment first, then the profile's f
 TEST_CASE("missing AWS settings are named, and no secret is ever part of a message") {
   kiln::test::TempDir home;
   std::map<std::string, std::string> vars = {{"HOME", home.path().string()},
-                                             {"AWS_REGION", "eu-west-1"}};
+                                             {"AWS_REGION", "eu-west-1"},
+                                             {"AWS_EC2_METADATA_DISABLED", "true"}};
   CHECK_THAT(error_of({}, env_of(vars)),
              Catch::StartsWith("no AWS credentials: set AWS_ACCESS_KEY_ID and "
                                "AWS_SECRET_ACCESS_KEY"));
@@ -116,4 +117,40 @@ TEST_CASE("AWS's error answers give their code and message, in XML, JSON or a he
   CHECK(kiln::aws::retryable({.status = 400, .error = "x", .error_code = "ThrottlingException"}));
   CHECK_FALSE(kiln::aws::retryable({.status = 403, .error = "x", .error_code = "AuthFailure"}));
   CHECK(kiln::aws::retryable({.status = 0, .error = "connection reset"}));
+}
+
+TEST_CASE("without keys, AWS credentials come from a web identity, else from the instance role") {
+  kiln::test::TempDir home;
+  std::map<std::string, std::string> vars = {{"HOME", home.path().string()},
+                                             {"AWS_REGION", "eu-west-1"},
+                                             {"AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"},
+                                             {"AWS_ROLE_ARN", "arn:aws:iam::1:role/builder"}};
+  using Pending = kiln::aws::Credentials::Pending;
+  auto web = kiln::aws::resolve_settings({}, env_of(vars)).credentials;
+  CHECK(web.pending == Pending::web_identity);
+  CHECK(web.role_arn == "arn:aws:iam::1:role/builder");
+  CHECK(web.role_session_name == "kiln-upload");
+  CHECK(web.source == "a web identity (AWS_WEB_IDENTITY_TOKEN_FILE)");
+  vars.erase("AWS_ROLE_ARN");
+  CHECK_THAT(error_of({}, env_of(vars)), Catch::Contains("no role to assume"));
+  // Keys in the environment win over a web identity.
+  vars["AWS_ACCESS_KEY_ID"] = "AKIAENV";
+  vars["AWS_SECRET_ACCESS_KEY"] = "s";
+  CHECK(kiln::aws::resolve_settings({}, env_of(vars)).credentials.pending == Pending::none);
+
+  // The profile may name the web identity too.
+  kiln::write_file_atomic(home.path() / ".aws/config",
+                          "[profile ci]\nweb_identity_token_file = /t\nrole_arn = arn:r\n"
+                          "role_session_name = run-7\n");
+  auto profile = kiln::aws::resolve_settings(
+      {.profile = "ci"}, env_of({{"HOME", home.path().string()}, {"AWS_REGION", "eu-west-1"}}));
+  CHECK(profile.credentials.pending == Pending::web_identity);
+  CHECK(profile.credentials.role_session_name == "run-7");
+
+  auto instance = kiln::aws::resolve_settings(
+      {}, env_of({{"HOME", home.path().string()},
+                  {"AWS_REGION", "eu-west-1"},
+                  {"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1338/"}}));
+  CHECK(instance.credentials.pending == Pending::instance_role);
+  CHECK(instance.credentials.metadata_endpoint == "http://127.0.0.1:1338");
 }
