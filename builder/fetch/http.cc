@@ -47,23 +47,6 @@ size_t write_to_string(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-/// An API response body, refused past `max` bytes (a short write makes curl stop).
-struct CappedSink {
-  std::string* body;
-  std::size_t max;
-  bool over = false;
-};
-
-size_t write_capped(char* data, size_t size, size_t count, void* user) {
-  auto* sink = static_cast<CappedSink*>(user);
-  if (size * count > sink->max - sink->body->size()) {
-    sink->over = true;
-    return 0;
-  }
-  sink->body->append(data, size * count);
-  return size * count;
-}
-
 /// `text` when it is short printable ASCII (safe to quote in a message), else "".
 std::string printable(const char* text) {
   std::string out = text ? text : "";
@@ -139,6 +122,16 @@ GetResult get_text(const std::string& url, std::string& body, long timeout_secon
   if (code != CURLE_OK) return {status, curl_easy_strerror(code)};
   if (status != 200) return {status, "HTTP status " + std::to_string(status)};
   return {status, {}};
+}
+
+size_t write_capped(char* data, size_t size, size_t count, void* user) {
+  auto* sink = static_cast<CappedSink*>(user);
+  if (size * count > sink->max - sink->body->size()) {
+    sink->over = true;
+    return 0;
+  }
+  sink->body->append(data, size * count);
+  return size * count;
 }
 
 Response request(const Request& spec) {

@@ -12,6 +12,15 @@ namespace kiln::http {
 /// libcurl's one-time global set-up, for every client of libcurl in kiln.
 void global_init();
 
+/// A response body kept in memory and refused past `max` bytes: `write_capped` is its
+/// CURLOPT_WRITEFUNCTION (a short write makes curl stop; `over` tells why).
+struct CappedSink {
+  std::string* body;
+  std::size_t max;
+  bool over = false;
+};
+size_t write_capped(char* data, size_t size, size_t count, void* user);
+
 struct Progress {
   std::uint64_t received = 0;  ///< bytes in the file so far, resumed part included
   std::uint64_t total = 0;     ///< 0 when the server did not say

@@ -22,22 +22,6 @@ constexpr std::size_t kMaxReplyBytes = 4 << 20;
 constexpr std::size_t kMaxErrorScan = 64 << 10;
 constexpr long kRequestTimeoutSeconds = 300;
 
-struct Sink {
-  std::string* body;
-  bool over = false;
-};
-
-size_t write_capped(char* data, size_t size, size_t count, void* user) {
-  auto* sink = static_cast<Sink*>(user);
-  size_t bytes = size * count;
-  if (sink->body->size() + bytes > kMaxReplyBytes) {
-    sink->over = true;
-    return 0;
-  }
-  sink->body->append(data, bytes);
-  return bytes;
-}
-
 struct Headers {
   std::string error_type, request_id;
 };
@@ -198,8 +182,8 @@ Reply Client::send_once(const Call& call) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(call.body.size()));
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-  Sink sink{&reply.body};
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_capped);
+  http::CappedSink sink{&reply.body, kMaxReplyBytes};
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http::write_capped);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   Headers answer;
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
@@ -230,9 +214,7 @@ Reply Client::send(const Call& call, int attempts,
   for (int attempt = 1; attempt <= attempts; ++attempt) {
     reply = send_once(call);
     if (!retryable(reply) || attempt == attempts) break;
-    // Exponential back-off with full jitter, as AWS's SDKs do: 0.5 s, 1 s, 2 s ... 20 s.
-    double cap = std::min(20.0, 0.5 * double(1 << std::min(attempt - 1, 6)));
-    double wait = std::uniform_real_distribution<double>(cap / 2, cap)(jitter);
+    double wait = upload::backoff_seconds(attempt, jitter);
     if (on_retry)
       on_retry(fmt::format("{}; retrying in {:.1f} s ({}/{})", reply.error, wait, attempt,
                            attempts - 1));

@@ -23,23 +23,6 @@ constexpr std::size_t kMaxHeaderValue = 8 << 10;
 // whole request has a deadline of at least 10 minutes, more for a large file (256 KiB/s).
 constexpr long kStalledSeconds = 120;
 
-struct Sink {
-  std::string* body;
-  std::size_t limit;
-  bool over = false;
-};
-
-size_t write_capped(char* data, size_t size, size_t count, void* user) {
-  auto* sink = static_cast<Sink*>(user);
-  size_t bytes = size * count;
-  if (sink->body->size() + bytes > sink->limit) {
-    sink->over = true;
-    return 0;
-  }
-  sink->body->append(data, bytes);
-  return bytes;
-}
-
 struct HeaderSink {
   const std::vector<std::string>* kept;
   std::map<std::string, std::string>* out;
@@ -156,8 +139,8 @@ RestReply RestSession::send_once(const RestRequest& request, std::size_t max_rep
     }
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
-  Sink sink{&reply.body, max_reply_bytes};
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_capped);
+  http::CappedSink sink{&reply.body, max_reply_bytes};
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http::write_capped);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   HeaderSink header_sink{&kept_headers_, &reply.headers};
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
