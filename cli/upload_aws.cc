@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,9 @@ const std::vector<Flag> kAwsFlags = {
      "boot by BIOS, else uefi)"},
     {"--description", "TEXT", "the AMI's and snapshot's description"},
     {"--tags", "LIST", "key=value,... set on the snapshot and the AMI"},
+    {"--public-regions", "LIST",
+     "region,... to copy the AMI to and make public there (the upload's own region, when "
+     "listed, is made public without a copy)"},
     {"--jobs", "N", "blocks uploaded at once (default 8)"},
     {"--dry-run", "", "print every request it would send (no credentials are read), send none"},
     {"--json", "", "print the result as one JSON document"},
@@ -53,8 +57,58 @@ void show_progress(const aws::UploadProgress& p) {
   show_transfer(p.scanned, p.size, p.sent, p.seconds);
 }
 
+/// --public-regions: AWS region names, checked, without repeats, in the order given.
+std::vector<std::string> parse_regions(const std::string& text) {
+  std::vector<std::string> regions;
+  for (const auto& region : split_list(text)) {
+    bool plain =
+        !region.empty() && region.size() <= 32 &&
+        region.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+    if (!plain) throw UsageError("--public-regions: '" + region + "' is not an AWS region name");
+    if (std::find(regions.begin(), regions.end(), region) == regions.end())
+      regions.push_back(region);
+  }
+  return regions;
+}
+
+/// Copies the AMI into each region (the home region keeps its own) and makes each public,
+/// journaling every step so that running the command again continues where it stopped.
+std::map<std::string, std::string> publish(const aws::AwsSettings& home,
+                                           const std::string& image_id,
+                                           const aws::ImageRequest& request,
+                                           const std::vector<std::string>& regions,
+                                           const aws::UploadJournal& journal,
+                                           const fs::path& journal_file) {
+  std::map<std::string, std::string> published;
+  for (const auto& region : regions) {
+    aws::AwsSettings there = home;
+    there.region = region;
+    aws::Client client(there);
+    std::string id = image_id;
+    if (region != home.region) {
+      if (auto it = journal.copies.find(region); it != journal.copies.end()) {
+        id = it->second;
+      } else {
+        id = aws::copy_image(client, home.region, image_id, request,
+                             sha256_hex(image_id + " " + region).substr(0, 32), say);
+        aws::journal_append(journal_file, "copy " + region + " " + id);
+        say(fmt::format("copying {} to {} as {}", image_id, region, id));
+      }
+    }
+    if (!journal.public_in.count(region)) {
+      aws::wait_for_image(client, id, std::chrono::hours(2), say);
+      aws::make_public(client, id, say);
+      aws::journal_append(journal_file, "public " + region);
+      say(fmt::format("{} is public in {}", id, region));
+    }
+    published[region] = id;
+  }
+  return published;
+}
+
 ExitCode dry_run(const BuiltImage& image, const aws::AwsSettings& settings,
-                 const aws::ImageRequest& request, const aws::SnapshotUpload& upload) {
+                 const aws::ImageRequest& request, const aws::SnapshotUpload& upload,
+                 const std::vector<std::string>& public_regions) {
   std::uint64_t size = fs::file_size(image.raw);
   std::uint64_t gib = aws::ebs_volume_gib(size);
   nlohmann::json start = {{"VolumeSize", gib},
@@ -82,6 +136,20 @@ ExitCode dry_run(const BuiltImage& image, const aws::AwsSettings& settings,
   aws::ImageRequest shown = request;
   shown.snapshot_id = "SNAPSHOT_ID";
   std::printf("%s", aws::describe(settings, aws::register_image_call(shown)).c_str());
+  for (const auto& region : public_regions) {
+    aws::AwsSettings there = settings;
+    there.region = region;
+    if (region != settings.region) {
+      std::printf(
+          "POST %s/ Action=CopyImage SourceRegion=%s SourceImageId=AMI_ID Name=%s "
+          "CopyImageTags=true\n",
+          there.endpoint("ec2").c_str(), settings.region.c_str(), request.name.c_str());
+    }
+    std::printf(
+        "POST %s/ Action=DescribeImages until available, then Action=ModifyImageAttribute "
+        "LaunchPermission.Add.1.Group=all\n",
+        there.endpoint("ec2").c_str());
+  }
   return ExitCode::ok;
 }
 
@@ -133,6 +201,8 @@ ExitCode run_upload_aws(const std::vector<std::string>& args) {
   request.description = parsed.get(
       "description", fmt::format("kiln {} {} ({})", image.name, image.version, image.arch));
   if (parsed.has("tags")) request.tags = parse_key_values(parsed.get("tags"), "--tags");
+  std::vector<std::string> public_regions;
+  if (parsed.has("public-regions")) public_regions = parse_regions(parsed.get("public-regions"));
 
   aws::SnapshotUpload upload;
   upload.raw = image.raw;
@@ -151,7 +221,7 @@ ExitCode run_upload_aws(const std::vector<std::string>& args) {
   aws::AwsSettings settings = aws::resolve_settings(
       {.region = parsed.get("region"), .profile = parsed.get("profile"), .need_credentials = !dry},
       aws::process_environment());
-  if (dry) return dry_run(image, settings, request, upload);
+  if (dry) return dry_run(image, settings, request, upload, public_regions);
 
   upload.journal = aws_journal(image, settings, request.name);
   aws::UploadJournal journal;
@@ -182,6 +252,7 @@ ExitCode run_upload_aws(const std::vector<std::string>& args) {
     snapshot.snapshot_id = journal.snapshot_id;
     say(fmt::format("already uploaded and registered as {}", image_id));
   }
+  auto published = publish(settings, image_id, request, public_regions, journal, upload.journal);
   std::uint64_t size = fs::file_size(image.raw);
   if (parsed.has("json")) {
     nlohmann::json doc = {{"cloud", "aws"},
@@ -195,7 +266,8 @@ ExitCode run_upload_aws(const std::vector<std::string>& args) {
                           {"bytesSent", snapshot.bytes_sent},
                           {"blocksSent", snapshot.blocks_sent},
                           {"blocksResumed", snapshot.blocks_resumed},
-                          {"seconds", snapshot.seconds}};
+                          {"seconds", snapshot.seconds},
+                          {"publicImages", published}};
     std::printf("%s\n", doc.dump(2).c_str());
   } else {
     std::printf("%s\n", image_id.c_str());

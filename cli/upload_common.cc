@@ -78,6 +78,16 @@ std::vector<std::pair<std::string, std::string>> parse_key_values(const std::str
   return pairs;
 }
 
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = std::min(text.find(',', start), text.size());
+    if (end > start) items.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return items;
+}
+
 void say(const std::string& line) {
   if (::isatty(STDERR_FILENO)) std::fputs("\r\033[K", stderr);
   log::info("    {}", line);

@@ -33,6 +33,9 @@ std::vector<std::pair<std::string, std::string>> parse_key_values(const std::str
                                                                   const std::string& what,
                                                                   std::size_t max_key = 128);
 
+/// "a,b,,c" into its non-empty items.
+std::vector<std::string> split_list(const std::string& text);
+
 /// One step line ("    created image …"), clearing a progress line first on a terminal.
 void say(const std::string& line);
 

@@ -266,14 +266,7 @@ ExitCode run_upload_openstack(const std::vector<std::string>& args) {
     for (auto& [key, value] : parse_key_values(parsed.get("property"), "--property", 255))
       request.properties[key] = value;
   }
-  if (parsed.has("tags")) {
-    std::string tags = parsed.get("tags");
-    for (std::size_t start = 0; start < tags.size();) {
-      std::size_t end = std::min(tags.find(',', start), tags.size());
-      if (end > start) request.tags.push_back(tags.substr(start, end - start));
-      start = end + 1;
-    }
-  }
+  if (parsed.has("tags")) request.tags = split_list(parsed.get("tags"));
 
   const bool dry = parsed.has("dry-run");
   openstack::CloudSettings settings =

@@ -143,6 +143,12 @@ UploadJournal parse_journal(const std::string& text) {
       journal.completed = true;
     } else if (key == "image") {
       journal.image_id = value;
+    } else if (key == "copy") {  // "copy REGION ami-…"
+      std::size_t gap = value.find(' ');
+      if (gap != std::string_view::npos && gap > 0)
+        journal.copies[std::string(value.substr(0, gap))] = value.substr(gap + 1);
+    } else if (key == "public" && !value.empty()) {
+      journal.public_in.insert(std::string(value));
     } else if (key == "block") {
       std::size_t gap = value.find(' ');
       std::string_view number = value.substr(0, gap);

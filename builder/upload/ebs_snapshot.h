@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,10 @@ struct UploadJournal {
   std::map<std::uint64_t, std::string> blocks;  ///< index -> base64 SHA-256 of the block
   bool completed = false;
   std::string image_id;
+  /// --public-regions: the image's copy in each region (the home region's is the image), and
+  /// the regions where it was made public.
+  std::map<std::string, std::string> copies;
+  std::set<std::string> public_in;
 };
 
 /// Parses a journal; lines it does not know, and a last line cut short by a crash, are

@@ -102,4 +102,51 @@ std::string register_image(Client& client, const ImageRequest& request,
   return id;
 }
 
+std::string copy_image(Client& client, const std::string& source_region,
+                       const std::string& image_id, const ImageRequest& request,
+                       const std::string& token,
+                       const std::function<void(const std::string&)>& say) {
+  Reply reply = client.send(query("CopyImage", {{"SourceRegion", source_region},
+                                                {"SourceImageId", image_id},
+                                                {"Name", request.name},
+                                                {"Description", request.description},
+                                                {"CopyImageTags", "true"},
+                                                {"ClientToken", token}}),
+                            8, say);
+  if (!reply.ok()) throw_reply_error(reply);
+  std::string id = xml_value(reply.body, "imageId");
+  if (!is_aws_id(id, "ami-")) throw Error("CopyImage: the answer names no image id");
+  return id;
+}
+
+void wait_for_image(Client& client, const std::string& image_id, std::chrono::seconds deadline,
+                    const std::function<void(const std::string&)>& say) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  for (bool said = false;; said = true) {
+    Reply reply = client.send(query("DescribeImages", {{"ImageId.1", image_id}}), 8, say);
+    if (!reply.ok()) throw_reply_error(reply);
+    std::string state = xml_value(reply.body, "imageState");
+    if (state == "available") return;
+    if (state == "failed" || state == "error" || state == "invalid")
+      throw Error(fmt::format("image {} is {} in {}", image_id, state, client.settings().region));
+    if (!said)
+      say(fmt::format("waiting for {} in {} to be available", image_id, client.settings().region));
+    if (std::chrono::steady_clock::now() > until) {
+      throw Error(
+          fmt::format("image {} in {} was not available within {} s; run the same "
+                      "command again to keep waiting",
+                      image_id, client.settings().region, deadline.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+  }
+}
+
+void make_public(Client& client, const std::string& image_id,
+                 const std::function<void(const std::string&)>& say) {
+  Reply reply = client.send(query("ModifyImageAttribute",
+                                  {{"ImageId", image_id}, {"LaunchPermission.Add.1.Group", "all"}}),
+                            8, say);
+  if (!reply.ok()) throw_reply_error(reply);
+}
+
 }  // namespace kiln::aws

@@ -38,4 +38,20 @@ std::string find_image(Client& client, const std::string& name,
 std::string register_image(Client& client, const ImageRequest& request,
                            const std::function<void(const std::string&)>& say);
 
+/// Copies the home region's image `image_id` into `client`'s region (CopyImage, with its
+/// tags); returns the copy's id. `token` makes the request idempotent across runs.
+std::string copy_image(Client& client, const std::string& source_region,
+                       const std::string& image_id, const ImageRequest& request,
+                       const std::string& token,
+                       const std::function<void(const std::string&)>& say);
+
+/// Waits until the image is `available` (a copy takes minutes); throws on `failed` or the
+/// deadline.
+void wait_for_image(Client& client, const std::string& image_id, std::chrono::seconds deadline,
+                    const std::function<void(const std::string&)>& say);
+
+/// Lets every account launch the image (ModifyImageAttribute, launch permission group "all").
+void make_public(Client& client, const std::string& image_id,
+                 const std::function<void(const std::string&)>& say);
+
 }  // namespace kiln::aws

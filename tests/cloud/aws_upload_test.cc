@@ -84,16 +84,17 @@ std::string image_block(std::uint64_t index) {
 
 /// A client for reading back what moto holds (moto tells services apart by the signature's
 /// scope, so these requests are signed too).
-kiln::aws::Client moto_client(const std::string& moto) {
+kiln::aws::Client moto_client(const std::string& moto, const std::string& region = "eu-west-1") {
   kiln::aws::AwsSettings settings;
-  settings.region = "eu-west-1";
+  settings.region = region;
   settings.credentials = {"AKIAKILNTEST0000", "reader", "", "test"};
   settings.endpoints = {{"ebs", moto}, {"ec2", moto}};
   return kiln::aws::Client(settings);
 }
 
-std::string moto_get(const std::string& moto, const std::string& service, const std::string& path) {
-  kiln::aws::Client client = moto_client(moto);
+std::string moto_get(const std::string& moto, const std::string& service, const std::string& path,
+                     const std::string& region = "eu-west-1") {
+  kiln::aws::Client client = moto_client(moto, region);
   kiln::aws::Reply reply = client.send({.service = service, .path = path, .what = path});
   INFO(reply.error);
   REQUIRE(reply.ok());
@@ -183,7 +184,8 @@ TEST_CASE(
   // Watches every process's arguments while the upload runs.
   auto upload = std::async(std::launch::async, [&] {
     return kiln::test::run_stdout(
-        upload_command("--name kiln-test-worker --tags pool=edge,team=platform --json 2> " +
+        upload_command("--name kiln-test-worker --tags pool=edge,team=platform "
+                       "--public-regions eu-west-1,us-east-2 --json 2> " +
                        (work.path() / "upload.err").string()));
   });
   std::set<std::string> argv_hits;
@@ -239,6 +241,37 @@ TEST_CASE(
   std::string images =
       moto_get(moto.url(), "ec2", "/?Action=DescribeImages&Version=2016-11-15&ImageId.1=" + image);
   CHECK_THAT(images, Catch::Contains("<name>kiln-test-worker</name>"));
+
+  // --public-regions: the AMI itself is public at home; us-east-2 has a public copy.
+  std::string copy = result["publicImages"].value("us-east-2", "");
+  CHECK(result["publicImages"]["eu-west-1"] == image);
+  CHECK(copy.rfind("ami-", 0) == 0);
+  CHECK(copy != image);
+  std::vector<std::map<std::string, std::string>> copies, launch_permissions;
+  for (const auto& r : requests) {
+    std::string body = r.value("body", "");
+    if (body.rfind("Action=CopyImage", 0) == 0) copies.push_back(form_fields(body));
+    if (body.rfind("Action=ModifyImageAttribute", 0) == 0)
+      launch_permissions.push_back(form_fields(body));
+  }
+  REQUIRE(copies.size() == 1);
+  CHECK(copies[0]["SourceRegion"] == "eu-west-1");
+  CHECK(copies[0]["SourceImageId"] == image);
+  CHECK(copies[0]["Name"] == "kiln-test-worker");
+  CHECK(copies[0]["CopyImageTags"] == "true");
+  REQUIRE(launch_permissions.size() == 2);
+  std::set<std::string> made_public;
+  for (auto& fields : launch_permissions) {
+    CHECK(fields["LaunchPermission.Add.1.Group"] == "all");
+    made_public.insert(fields["ImageId"]);
+  }
+  CHECK(made_public == std::set<std::string>{image, copy});
+  CHECK_THAT(images, Catch::Contains("<isPublic>true</isPublic>"));
+  std::string copied =
+      moto_get(moto.url(), "ec2", "/?Action=DescribeImages&Version=2016-11-15&ImageId.1=" + copy,
+               "us-east-2");
+  CHECK_THAT(copied, Catch::Contains("<name>kiln-test-worker</name>") &&
+                         Catch::Contains("<isPublic>true</isPublic>"));
 
   // No secret in what kiln printed, in its cache (the upload journal), or in any argv.
   std::string printed = result.dump() + kiln::read_file(work.path() / "upload.err");

@@ -99,6 +99,11 @@ TEST_CASE("an upload journal cut short by a crash keeps only its complete lines"
   CHECK(journal.blocks == std::map<std::uint64_t, std::string>{{7, "aGFzaA=="}, {12, "c3Vt"}});
   CHECK_FALSE(journal.completed);
   CHECK(kiln::aws::parse_journal("snapshot snap-1\ncompleted\nimage ami-2\n").image_id == "ami-2");
+  // --public-regions' steps: each copy, and each region where the image was made public.
+  auto published = kiln::aws::parse_journal(
+      "image ami-2\ncopy us-east-2 ami-3\ncopy nospace\npublic eu-west-1\npublic us-east-2");
+  CHECK(published.copies == std::map<std::string, std::string>{{"us-east-2", "ami-3"}});
+  CHECK(published.public_in == std::set<std::string>{"eu-west-1"});  // the last line was cut
 }
 
 TEST_CASE("AWS's error answers give their code and message, in XML, JSON or a header") {
