@@ -137,16 +137,6 @@ ExitCode dry_run(const openstack::CloudSettings& settings, const openstack::Imag
   return ExitCode::ok;
 }
 
-void journal_append(const fs::path& path, const std::string& line) {
-  fs::create_directories(path.parent_path());
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error("cannot write the upload journal " + path.string());
-  std::string text = line + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == ssize_t(text.size()) && ::fdatasync(fd) == 0;
-  ::close(fd);
-  if (!ok) throw Error("cannot write the upload journal " + path.string());
-}
-
 /// Waits while another request still holds the image in "saving" (Glance puts it back to
 /// "queued" when an upload breaks off).
 std::optional<openstack::GlanceImage> settle(openstack::ImageClient& client,
@@ -318,7 +308,7 @@ ExitCode run_upload_openstack(const std::vector<std::string>& args) {
                         request.name, same_name.front().id));
       }
       id = client.create(request).id;
-      journal_append(journal_file, "image " + id);
+      append_line_synced(journal_file, "image " + id);
       say(fmt::format("created image {} ({}, {})", id, request.disk_format,
                       request.properties["architecture"]));
     }
@@ -334,7 +324,7 @@ ExitCode run_upload_openstack(const std::vector<std::string>& args) {
           "on the way; delete the image and run again",
           id, file.filename().string()));
     }
-    journal_append(journal_file, "verified");
+    append_line_synced(journal_file, "verified");
     say(fmt::format(
         "uploaded and verified ({} {})", uploaded->hash_algo.empty() ? "md5" : uploaded->hash_algo,
         (uploaded->hash_value.empty() ? uploaded->checksum : uploaded->hash_value).substr(0, 16)));

@@ -162,7 +162,7 @@ UploadJournal parse_journal(const std::string& text) {
 }
 
 void journal_append(const fs::path& journal, const std::string& line) {
-  JournalWriter(journal).append(line);
+  append_line_synced(journal, line);
 }
 
 SnapshotResult upload_snapshot(const AwsSettings& settings, const SnapshotUpload& upload,

@@ -99,9 +99,6 @@ UploadJournal parse_journal(std::string_view text) {
     std::string_view line = text.substr(start, end - start);
     if (line.starts_with("image ") && valid_id(std::string(line.substr(6)))) {
       journal.image_id = std::string(line.substr(6));
-      journal.verified = false;
-    } else if (line == "verified" && !journal.image_id.empty()) {
-      journal.verified = true;
     }
     start = end + 1;
   }

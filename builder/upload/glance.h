@@ -43,12 +43,11 @@ struct ImageRequest {
 /// The JSON body of POST /v2/images for `request`.
 std::string create_image_body(const ImageRequest& request);
 
-/// What an earlier run of the same upload left in its journal: the image it created, and
-/// whether that image was verified. Lines it does not know, and a last line a crash cut
-/// short, are ignored; bounded and linear.
+/// What an earlier run of the same upload left in its journal: the image it created (the
+/// last one named). Glance's own state of that image says how far the run got. Lines it does
+/// not know, and a last line a crash cut short, are ignored; bounded and linear.
 struct UploadJournal {
   std::string image_id;
-  bool verified = false;
 };
 UploadJournal parse_journal(std::string_view text);
 

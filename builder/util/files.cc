@@ -51,6 +51,17 @@ std::string read_file_prefix(const fs::path& path, std::size_t limit) {
   return out;
 }
 
+void append_line_synced(const fs::path& path, std::string_view line) {
+  fs::create_directories(path.parent_path());
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error("cannot write " + path.string() + ": " + errno_text());
+  std::string text = std::string(line) + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == ssize_t(text.size()) && ::fdatasync(fd) == 0;
+  std::string why = ok ? "" : errno_text();
+  ::close(fd);
+  if (!ok) throw Error("cannot write " + path.string() + ": " + why);
+}
+
 fs::path temp_sibling(const fs::path& path) {
   std::uint64_t random[2] = {};
   if (::getrandom(random, sizeof random, 0) != sizeof random) {

@@ -17,6 +17,11 @@ std::string read_file(const std::filesystem::path& path);
 /// beyond what its reader accepts); throws kiln::Error naming the path on failure.
 std::string read_file_prefix(const std::filesystem::path& path, std::size_t limit);
 
+/// Appends one line to a log-like file kiln keeps for itself (an upload journal), creating it
+/// (0600) and its folder, and syncs it before returning: a line that was appended survives a
+/// crash. Throws kiln::Error naming the path.
+void append_line_synced(const std::filesystem::path& path, std::string_view line);
+
 /// Writes through a temporary sibling, fsyncs, then renames: readers see the old file or the
 /// complete new one, never a torn write. The temporary is created exclusively (never through a
 /// planted symlink) and 0600, so secrets are never exposed on the way; `mode` applies to the
