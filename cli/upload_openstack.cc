@@ -75,9 +75,8 @@ std::pair<std::string, std::string> file_digests(const fs::path& file) {
 /// The disk's size as a guest sees it: a raw file's length, a qcow2's header field.
 std::uint64_t virtual_size(const fs::path& file, const std::string& format) {
   if (format == "raw") return fs::file_size(file);
-  std::string header = read_file_prefix(file, 32);
-  if (header.size() < 32 || header.compare(0, 4, "QFI\xfb") != 0)
-    throw Error(file.string() + " is not a qcow2 image");
+  std::string header = read_at(file, 0, 32);
+  if (header.compare(0, 4, "QFI\xfb") != 0) throw Error(file.string() + " is not a qcow2 image");
   std::uint64_t size = 0;
   for (int i = 24; i < 32; ++i) size = (size << 8) | static_cast<unsigned char>(header[i]);
   return size;
@@ -110,19 +109,12 @@ std::map<std::string, std::string> boot_properties(const BuiltImage& image,
 
 ExitCode dry_run(const openstack::CloudSettings& settings, const openstack::ImageRequest& request,
                  const fs::path& file) {
-  std::string image_url = "<the catalog's image endpoint>";
-  if (settings.auth.type == "none") {
-    image_url = openstack::image_api_base(settings.image_endpoint_override.empty()
-                                              ? settings.auth.endpoint
-                                              : settings.image_endpoint_override);
-  } else {
-    std::string url = settings.auth.auth_url;
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    if (!url.ends_with("/v3")) url += "/v3";
-    std::printf("POST %s/auth/tokens\n  Content-Type: application/json\n  %s\n", url.c_str(),
+  std::string image_url = openstack::image_url_without_catalog(settings);
+  if (image_url.empty()) image_url = "<the catalog's image endpoint>";
+  if (settings.auth.type != "none") {
+    std::printf("POST %s/auth/tokens\n  Content-Type: application/json\n  %s\n",
+                openstack::identity_url(settings.auth).c_str(),
                 openstack::token_request_body(settings.auth, true).c_str());
-    if (!settings.image_endpoint_override.empty())
-      image_url = openstack::image_api_base(settings.image_endpoint_override);
   }
   std::printf("GET %s/images?name=%s\n  X-Auth-Token: <token>\n", image_url.c_str(),
               request.name.c_str());

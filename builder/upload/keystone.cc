@@ -115,6 +115,19 @@ std::string image_api_base(std::string url) {
   return url + "/v2";
 }
 
+std::string identity_url(const Auth& auth) {
+  std::string url = auth.auth_url;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url.ends_with("/v3") ? url : url + "/v3";
+}
+
+std::string image_url_without_catalog(const CloudSettings& settings) {
+  if (!settings.image_endpoint_override.empty())
+    return image_api_base(settings.image_endpoint_override);
+  if (settings.auth.type == "none") return image_api_base(settings.auth.endpoint);
+  return "";
+}
+
 std::string error_text(const std::string& body) {
   std::string_view text(body.data(), std::min<std::size_t>(body.size(), 64 << 10));
   if (!text.empty() && text.front() == '{') {
@@ -161,17 +174,10 @@ void throw_failure(const std::string& what, const upload::RestReply& reply) {
 ImageAccess authenticate(upload::RestSession& session, const CloudSettings& settings,
                          const std::function<void(const std::string&)>& say) {
   ImageAccess access;
-  if (settings.auth.type == "none") {
-    access.image_url =
-        image_api_base(settings.image_endpoint_override.empty() ? settings.auth.endpoint
-                                                                : settings.image_endpoint_override);
-    return access;
-  }
-  std::string url = settings.auth.auth_url;
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  if (!url.ends_with("/v3")) url += "/v3";
+  access.image_url = image_url_without_catalog(settings);
+  if (settings.auth.type == "none") return access;
   upload::RestRequest request{.method = "POST",
-                              .url = url + "/auth/tokens",
+                              .url = identity_url(settings.auth) + "/auth/tokens",
                               .body = token_request_body(settings.auth, false),
                               .what = "Keystone authentication",
                               .timeout_seconds = 60};
@@ -181,14 +187,10 @@ ImageAccess authenticate(upload::RestSession& session, const CloudSettings& sett
   if (token == reply.headers.end() || token->second.empty())
     throw Error("Keystone answered without an X-Subject-Token header");
   access.token = token->second;
-  json doc = json::parse(reply.body, nullptr, false);
-  if (doc.is_object() && doc.contains("token") && doc["token"].is_object() &&
-      doc["token"].contains("project") && doc["token"]["project"].is_object())
-    access.project_id = string_at(doc["token"]["project"], "id");
-  access.image_url = image_api_base(
-      settings.image_endpoint_override.empty()
-          ? image_endpoint_from_catalog(reply.body, settings.interface, settings.region)
-          : settings.image_endpoint_override);
+  if (access.image_url.empty()) {
+    access.image_url = image_api_base(
+        image_endpoint_from_catalog(reply.body, settings.interface, settings.region));
+  }
   return access;
 }
 

@@ -13,7 +13,6 @@ namespace kiln::openstack {
 struct ImageAccess {
   std::string token;      ///< empty for auth type "none"
   std::string image_url;  ///< the image API's base, ending in /v2
-  std::string project_id;
 };
 
 /// The body of Keystone v3's POST /auth/tokens for `auth` (password, application
@@ -31,6 +30,13 @@ std::string image_endpoint_from_catalog(const std::string& token_document,
 /// The image API's base URL: `url` without trailing slashes, with "/v2" appended unless it
 /// already names a v2 version.
 std::string image_api_base(std::string url);
+
+/// Keystone's v3 base: auth_url without trailing slashes, "/v3" appended unless present.
+std::string identity_url(const Auth& auth);
+
+/// The image API's base when it is known without the catalog (the endpoint override, or
+/// auth type "none"'s endpoint); empty when the catalog names it.
+std::string image_url_without_catalog(const CloudSettings& settings);
 
 /// The words of an OpenStack error answer: Keystone's {"error": {"title", "message"}},
 /// Glance's plain text or HTML page (tags dropped), at most 300 printable characters.

@@ -190,6 +190,11 @@ TEST_CASE("the image endpoint is the catalog's image service on the interface an
   CHECK_THROWS(image_endpoint_from_catalog("not json", "public", ""));
   CHECK(kiln::openstack::image_api_base("https://g/image/") == "https://g/image/v2");
   CHECK(kiln::openstack::image_api_base("https://g/v2/") == "https://g/v2");
+  kiln::openstack::Auth auth;
+  auth.auth_url = "https://k:5000/";
+  CHECK(kiln::openstack::identity_url(auth) == "https://k:5000/v3");
+  auth.auth_url = "https://k:5000/v3/";
+  CHECK(kiln::openstack::identity_url(auth) == "https://k:5000/v3");
 }
 
 TEST_CASE("OpenStack's error answers are read as the service's own words, bounded") {
