@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "builder/upload/aws_client.h"
+#include "builder/upload/data_blocks.h"
 #include "builder/util/base64.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
@@ -36,59 +37,6 @@ std::string random_token() {
   for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", random());
   return token;
 }
-
-bool all_zero(const std::string& block) {
-  return block.find_first_not_of('\0') == std::string::npos;
-}
-
-/// The journal, open for appending; each line is synced before the next block counts as done.
-class JournalWriter {
- public:
-  explicit JournalWriter(const fs::path& path) {
-    fs::create_directories(path.parent_path());
-    fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw Error("cannot write the upload journal " + path.string());
-  }
-  ~JournalWriter() { ::close(fd_); }
-  void append(const std::string& line) {
-    std::lock_guard lock(mutex_);
-    std::string text = line + "\n";
-    if (::write(fd_, text.data(), text.size()) != ssize_t(text.size()) || ::fdatasync(fd_) != 0)
-      throw Error("cannot write the upload journal");
-  }
-
- private:
-  int fd_ = -1;
-  std::mutex mutex_;
-};
-
-/// Hands out the next block index holding data, skipping holes without reading them.
-class BlockCursor {
- public:
-  BlockCursor(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
-  std::optional<std::uint64_t> next() {
-    std::lock_guard lock(mutex_);
-    if (offset_ >= size_) return std::nullopt;
-    off_t data = ::lseek(fd_, off_t(offset_), SEEK_DATA);
-    if (data < 0) {  // ENXIO: only a hole is left
-      offset_ = size_;
-      return std::nullopt;
-    }
-    std::uint64_t index = std::uint64_t(data) / kEbsBlockSize;
-    offset_ = (index + 1) * kEbsBlockSize;
-    return index;
-  }
-  std::uint64_t scanned() {
-    std::lock_guard lock(mutex_);
-    return std::min(offset_, size_);
-  }
-
- private:
-  int fd_;
-  std::uint64_t size_;
-  std::uint64_t offset_ = 0;
-  std::mutex mutex_;
-};
 
 std::string start_snapshot(Client& client, const SnapshotUpload& upload, std::uint64_t gib,
                            const std::string& token,
@@ -176,7 +124,7 @@ SnapshotResult upload_snapshot(const AwsSettings& settings, const SnapshotUpload
       throw Error(upload.journal.string() + " is too large to be an upload journal");
     journal = parse_journal(read_file(upload.journal));
   }
-  JournalWriter writer(upload.journal);
+  upload::JournalWriter writer(upload.journal);
   SnapshotResult result;
   const std::uint64_t size = fs::file_size(upload.raw);
   result.volume_gib = ebs_volume_gib(size);
@@ -200,100 +148,41 @@ SnapshotResult upload_snapshot(const AwsSettings& settings, const SnapshotUpload
   result.blocks_resumed = journal.blocks.size();
 
   if (!journal.completed) {
-    int fd = ::open(upload.raw.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error("cannot open " + upload.raw.string());
-    BlockCursor cursor(fd, size);
-    std::mutex results_mutex;
+    std::mutex checksums_mutex;
     std::map<std::uint64_t, std::string> checksums = journal.blocks;
-    std::string failure;
-    bool refused = false;  // a 4xx answer: the cloud said no
-    std::atomic<bool> stop{false};
-    std::atomic<std::uint64_t> sent_bytes{0}, sent_blocks{0};
-    auto worker = [&] {
-      Client own(settings);
-      std::string block(kEbsBlockSize, '\0');
-      while (!stop) {
-        auto index = cursor.next();
-        if (!index) return;
-        if (journal.blocks.count(*index)) continue;
-        std::fill(block.begin(), block.end(), '\0');
-        std::uint64_t offset = *index * kEbsBlockSize;
-        std::size_t length = std::min<std::uint64_t>(kEbsBlockSize, size - offset);
-        bool read = false;
-        try {
-          read = pread_all(fd, block.data(), length, offset, upload.raw);
-        } catch (const Error&) {
-        }
-        if (!read) {
-          std::lock_guard lock(results_mutex);
-          failure = "cannot read " + upload.raw.string();
-          stop = true;
-          return;
-        }
-        if (all_zero(block)) continue;  // a new snapshot reads zeros wherever nothing was put
-        std::string checksum = base64_encode(raw_sha256(block));
-        Reply reply = own.send(
-            {.service = "ebs",
-             .method = "PUT",
-             .path = fmt::format("/snapshots/{}/blocks/{}", journal.snapshot_id, *index),
-             .headers = {fmt::format("x-amz-Data-Length: {}", kEbsBlockSize),
-                         "x-amz-Checksum: " + checksum, "x-amz-Checksum-Algorithm: SHA256"},
-             .body = block,
-             .content_type = "application/octet-stream",
-             .what = fmt::format("PutSnapshotBlock {}", *index)},
-            8, say);
-        if (!reply.ok()) {
-          std::lock_guard lock(results_mutex);
-          if (failure.empty()) {
-            failure = reply.error;
-            refused = reply.status >= 400 && reply.status < 500;
-          }
-          stop = true;
-          return;
-        }
-        try {
-          writer.append(fmt::format("block {} {}", *index, checksum));
-        } catch (const Error& e) {
-          std::lock_guard lock(results_mutex);
-          failure = e.what();
-          stop = true;
-          return;
-        }
-        {
-          std::lock_guard lock(results_mutex);
-          checksums[*index] = checksum;
-        }
-        sent_bytes += kEbsBlockSize;
-        ++sent_blocks;
-      }
-    };
-    std::vector<std::thread> workers;
-    for (int i = 0; i < std::max(1, upload.jobs); ++i) workers.emplace_back(worker);
-    // Progress from this thread while the workers send.
-    std::atomic<bool> done{false};
-    std::thread reporter([&] {
-      while (!done) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        if (on_progress) {
-          on_progress(
-              {cursor.scanned(), size, sent_bytes.load(),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
-        }
-      }
-    });
-    for (auto& thread : workers) thread.join();
-    done = true;
-    reporter.join();
-    ::close(fd);
-    if (!failure.empty()) {
-      std::string message = failure +
-                            "\nthe blocks sent so far are kept: run the same command again to "
-                            "resume";
-      if (refused) throw CloudRefusal(message);
-      throw Error(message);
-    }
-    result.blocks_sent = sent_blocks;
-    result.bytes_sent = sent_bytes;
+    upload::DataBlocks blocks{
+        .file = upload.raw,
+        .block_size = kEbsBlockSize,
+        .jobs = upload.jobs,
+        .already_sent = [&](std::uint64_t index) { return journal.blocks.count(index) > 0; },
+        .make_sender = [&]() -> upload::BlockSender {
+          auto own = std::make_shared<Client>(settings);
+          return [&, own](std::uint64_t index, const std::string& block,
+                          std::uint64_t& bytes_sent) -> std::optional<upload::BlockFailure> {
+            std::string checksum = base64_encode(raw_sha256(block));
+            Reply reply = own->send(
+                {.service = "ebs",
+                 .method = "PUT",
+                 .path = fmt::format("/snapshots/{}/blocks/{}", journal.snapshot_id, index),
+                 .headers = {fmt::format("x-amz-Data-Length: {}", kEbsBlockSize),
+                             "x-amz-Checksum: " + checksum, "x-amz-Checksum-Algorithm: SHA256"},
+                 .body = block,
+                 .content_type = "application/octet-stream",
+                 .what = fmt::format("PutSnapshotBlock {}", index)},
+                8, say);
+            if (!reply.ok())
+              return upload::BlockFailure{reply.error, reply.status >= 400 && reply.status < 500};
+            writer.append(fmt::format("block {} {}", index, checksum));
+            std::lock_guard lock(checksums_mutex);
+            checksums[index] = checksum;
+            bytes_sent = kEbsBlockSize;
+            return std::nullopt;
+          };
+        },
+        .on_progress = on_progress};
+    upload::DataBlocksResult sent = upload::send_data_blocks(blocks);
+    result.blocks_sent = sent.blocks_sent;
+    result.bytes_sent = sent.bytes_sent;
 
     // The linear aggregate: SHA-256 over every block's SHA-256, in block order.
     std::string digests;

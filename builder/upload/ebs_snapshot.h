@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "builder/upload/aws_settings.h"
+#include "builder/upload/data_blocks.h"
 
 namespace kiln::aws {
 
@@ -60,11 +61,7 @@ struct SnapshotResult {
   double seconds = 0;
 };
 
-/// Progress of the block upload: bytes of the image looked at, bytes sent.
-struct UploadProgress {
-  std::uint64_t scanned = 0, size = 0, sent = 0;
-  double seconds = 0;
-};
+using upload::UploadProgress;
 
 /// Uploads a raw disk image as an EBS snapshot through the EBS direct APIs: StartSnapshot,
 /// PutSnapshotBlock for every block that is not all zeros (holes are never read), `jobs` at
