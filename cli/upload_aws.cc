@@ -208,14 +208,7 @@ ExitCode run_upload_aws(const std::vector<std::string>& args) {
   upload.raw = image.raw;
   upload.description = request.description;
   upload.tags = request.tags;
-  if (parsed.has("jobs")) {
-    std::string jobs = parsed.get("jobs");
-    if (jobs.empty() || jobs.size() > 2 ||
-        jobs.find_first_not_of("0123456789") != std::string::npos || std::stoi(jobs) < 1 ||
-        std::stoi(jobs) > 64)
-      throw UsageError("--jobs: expected a number from 1 to 64");
-    upload.jobs = std::stoi(jobs);
-  }
+  upload.jobs = parse_jobs(parsed);
 
   const bool dry = parsed.has("dry-run");
   aws::AwsSettings settings = aws::resolve_settings(

@@ -12,13 +12,18 @@ ExitCode run_upload(const std::vector<std::string>& args) {
         "usage: kiln upload CLOUD DIR [options]\n\nClouds:\n"
         "  aws        an EBS snapshot through the EBS direct APIs, registered as an AMI\n"
         "  openstack  a Glance image (qcow2, else raw) with the properties Nova boots it by\n"
+        "  azure      a page blob of the VHD (data pages only), made a managed image\n"
+        "  gce        the gce.tar.gz in a Cloud Storage bucket, made a Compute Engine image\n"
         "\nRun 'kiln upload CLOUD --help' for a cloud's options.\n");
     return args.empty() ? ExitCode::usage : ExitCode::ok;
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "aws") return run_upload_aws(rest);
   if (args[0] == "openstack") return run_upload_openstack(rest);
-  throw UsageError("unknown cloud '" + args[0] + "': kiln upload supports aws and openstack");
+  if (args[0] == "azure") return run_upload_azure(rest);
+  // GCE
+  throw UsageError("unknown cloud '" + args[0] +
+                   "': kiln upload supports aws, openstack, azure and gce");
 }
 
 }  // namespace kiln::cli

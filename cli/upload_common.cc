@@ -78,6 +78,16 @@ std::vector<std::pair<std::string, std::string>> parse_key_values(const std::str
   return pairs;
 }
 
+int parse_jobs(const ParsedArgs& parsed) {
+  if (!parsed.has("jobs")) return 8;
+  std::string jobs = parsed.get("jobs");
+  if (jobs.empty() || jobs.size() > 2 ||
+      jobs.find_first_not_of("0123456789") != std::string::npos || std::stoi(jobs) < 1 ||
+      std::stoi(jobs) > 64)
+    throw UsageError("--jobs: expected a number from 1 to 64");
+  return std::stoi(jobs);
+}
+
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> items;
   for (std::size_t start = 0; start < text.size();) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 
 namespace kiln::cli {
 
@@ -33,6 +34,9 @@ std::vector<std::pair<std::string, std::string>> parse_key_values(const std::str
                                                                   const std::string& what,
                                                                   std::size_t max_key = 128);
 
+/// --jobs: 1 to 64, 8 when not given.
+int parse_jobs(const ParsedArgs& parsed);
+
 /// "a,b,,c" into its non-empty items.
 std::vector<std::string> split_list(const std::string& text);
 
@@ -48,9 +52,11 @@ void show_transfer(std::uint64_t done, std::uint64_t total, std::uint64_t sent, 
 std::filesystem::path journal_path(const std::string& cloud, const std::filesystem::path& file,
                                    const std::string& target_key);
 
-/// The clouds' commands: `kiln upload aws …`, `kiln upload openstack …` (arguments after
-/// the cloud's name).
+/// The clouds' commands: `kiln upload aws …`, `kiln upload openstack …`, `… azure`,
+/// `… gce` (arguments after the cloud's name).
 ExitCode run_upload_aws(const std::vector<std::string>& args);
 ExitCode run_upload_openstack(const std::vector<std::string>& args);
+ExitCode run_upload_azure(const std::vector<std::string>& args);
+ExitCode run_upload_gce(const std::vector<std::string>& args);
 
 }  // namespace kiln::cli

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "builder/serve/open_beneath.h"
+#include "builder/util/time.h"
 
 namespace kiln {
 namespace {
@@ -129,17 +130,6 @@ std::uint64_t send_file_range(const Sink& sink, int file, std::uint64_t offset,
     sent += n;
   }
   return sent;
-}
-
-/// RFC 9110 IMF-fixdate, spelled out rather than strftime'd so no locale can change it.
-std::string http_date(std::time_t when) {
-  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::tm utc{};
-  ::gmtime_r(&when, &utc);
-  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", kDays[utc.tm_wday], utc.tm_mday,
-                     kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
 }
 
 std::string response_head(int status, const std::string& fields, std::uint64_t content_length,

@@ -116,18 +116,6 @@ bool retryable(const Reply& reply) {
                      [&](const char* code) { return reply.error_code == code; });
 }
 
-std::string form_encode(const std::string& value) {
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
 std::string describe(const AwsSettings& settings, const Call& call) {
   std::string out =
       fmt::format("{} {}{}\n", call.method, settings.endpoint(call.service), call.path);

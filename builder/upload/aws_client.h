@@ -73,8 +73,7 @@ class Client {
   std::unique_ptr<Handle> handle_;
 };
 
-/// `application/x-www-form-urlencoded` encoding of one value.
-std::string form_encode(const std::string& value);
+using upload::form_encode;
 
 /// What `--dry-run` prints for a request: method, URL, headers and body (a block's bytes as
 /// their length and checksum); never credentials, which a dry run does not read.

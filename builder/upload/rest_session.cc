@@ -88,7 +88,10 @@ RestReply RestSession::send_once(const RestRequest& request, std::size_t max_rep
   CURL* curl = handle_->curl;
   curl_easy_reset(curl);
   RestReply reply;
-  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  std::string url = request.url;
+  if (!request.secret_query.empty())
+    url += (url.find('?') == std::string::npos ? "?" : "&") + request.secret_query;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);  // a token never follows a redirect
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, request.connect_timeout_seconds);
@@ -132,6 +135,8 @@ RestReply RestSession::send_once(const RestRequest& request, std::size_t max_rep
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, request.timeout_seconds);
     if (request.method == "GET") {
       curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    } else if (request.method == "HEAD") {
+      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
     } else {
       add("Content-Type: " + request.content_type);
       curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
@@ -179,6 +184,19 @@ RestReply send_with_retries(RestSession& session, const RestRequest& request, in
 double backoff_seconds(int attempt, std::mt19937& random) {
   double cap = std::min(20.0, 0.5 * double(1 << std::clamp(attempt - 1, 0, 6)));
   return std::uniform_real_distribution<double>(cap / 2, cap)(random);
+}
+
+std::string form_encode(const std::string& value) {
+  std::string out;
+  for (unsigned char c : value) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
 }
 
 std::string printable(std::string_view text, std::size_t limit) {

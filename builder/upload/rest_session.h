@@ -30,8 +30,11 @@ struct FileBody {
 /// One call to a cloud's REST API. Credentials ride in `headers` (a token) or are added by
 /// the caller's signing hook; they never go into the URL.
 struct RestRequest {
-  std::string method = "GET";
+  std::string method = "GET";  ///< "HEAD" reads no body
   std::string url;
+  /// Appended to `url` when sending (a shared access signature): never printed, never in a
+  /// message.
+  std::string secret_query;
   std::vector<std::string> headers;  ///< "Name: value"
   std::string body;
   std::string content_type = "application/json";
@@ -84,6 +87,9 @@ RestReply send_with_retries(RestSession& session, const RestRequest& request, in
 
 /// Exponential back-off with full jitter, as cloud SDKs do: about 0.5 s, 1 s, 2 s … 20 s.
 double backoff_seconds(int attempt, std::mt19937& random);
+
+/// `application/x-www-form-urlencoded` encoding of one value (RFC 3986 unreserved kept).
+std::string form_encode(const std::string& value);
 
 /// At most `limit` printable ASCII characters of `text` (answers quoted in messages).
 std::string printable(std::string_view text, std::size_t limit = 300);

@@ -13,6 +13,9 @@ std::string format_utc(long long epoch);
 std::string expiry_text(long long expires, long long now);
 std::optional<long long> parse_utc(const std::string& text);
 
+/// RFC 9110 IMF-fixdate ("Wed, 02 Dec 2026 21:35:14 GMT"), the same in every locale.
+std::string http_date(long long epoch);
+
 /// Seconds since the Unix epoch, now.
 long long unix_now();
 
