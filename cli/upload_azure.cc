@@ -202,35 +202,46 @@ ExitCode run_upload_azure(const std::vector<std::string>& args) {
   fs::path journal =
       journal_path("azure", vhd, fmt::format("{}\n{}\n{}", storage.blob_endpoint, container, blob));
   say(fmt::format("storage account {} ({})", storage.account, storage.source));
-  azure::PageBlobResult uploaded = azure::upload_page_blob(
-      storage,
-      {.vhd = vhd,
-       .container = container,
-       .blob = blob,
-       .journal = journal,
-       .metadata = {{"kilnimage", image.name}, {"kilnversion", image.version}},
-       .jobs = jobs},
-      [](const upload::UploadProgress& p) { show_transfer(p.scanned, p.size, p.sent, p.seconds); },
-      say);
-  if (!uploaded.already_uploaded) {
-    say(fmt::format("uploaded {}: {:.0f} MiB of {:.0f} MiB sent ({} blocks resumed)", uploaded.url,
-                    uploaded.bytes_sent / 1048576.0, uploaded.size / 1048576.0,
-                    uploaded.blocks_resumed));
-  }
+  // Resource Manager first: refused credentials or a taken name end the run before the upload.
+  std::optional<azure::ResourceManager> arm;
   azure::ImageState state;
   if (!blob_only) {
-    azure::ResourceManager arm(*entra, management, say);
-    state = arm.get_image(request);
+    arm.emplace(*entra, management, say);
+    state = arm->get_image(request);
+    say(fmt::format("authenticated ({})", entra->source));
     if (state.exists && state.blob_url != request.blob_url) {
       throw upload::CloudRefusal(fmt::format(
           "an image named '{}' already exists in resource group {} (made from {}): give "
           "another --name",
           request.name, request.resource_group, upload::printable(state.blob_url, 200)));
     }
-    if (state.exists && state.provisioning_state == "Succeeded") {
-      say(fmt::format("image {} already exists from this blob", request.name));
-    } else {
-      state = arm.create_image(request);
+  }
+  azure::PageBlobResult uploaded;
+  if (state.exists && state.provisioning_state == "Succeeded") {
+    say(fmt::format("image {} already exists from {}", request.name, request.blob_url));
+    uploaded.url = request.blob_url;
+    uploaded.size = fs::file_size(vhd);
+    uploaded.already_uploaded = true;
+  } else {
+    uploaded = azure::upload_page_blob(
+        storage,
+        {.vhd = vhd,
+         .container = container,
+         .blob = blob,
+         .journal = journal,
+         .metadata = {{"kilnimage", image.name}, {"kilnversion", image.version}},
+         .jobs = jobs},
+        [](const upload::UploadProgress& p) {
+          show_transfer(p.scanned, p.size, p.sent, p.seconds);
+        },
+        say);
+    if (!uploaded.already_uploaded) {
+      say(fmt::format("uploaded {}: {:.0f} MiB of {:.0f} MiB sent ({} blocks resumed)",
+                      uploaded.url, uploaded.bytes_sent / 1048576.0, uploaded.size / 1048576.0,
+                      uploaded.blocks_resumed));
+    }
+    if (arm) {
+      state = arm->create_image(request);
       say(fmt::format("created image {} ({}, Hyper-V {})", request.name, request.location,
                       request.hyper_v_generation));
     }

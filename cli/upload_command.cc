@@ -21,7 +21,7 @@ ExitCode run_upload(const std::vector<std::string>& args) {
   if (args[0] == "aws") return run_upload_aws(rest);
   if (args[0] == "openstack") return run_upload_openstack(rest);
   if (args[0] == "azure") return run_upload_azure(rest);
-  // GCE
+  if (args[0] == "gce") return run_upload_gce(rest);
   throw UsageError("unknown cloud '" + args[0] +
                    "': kiln upload supports aws, openstack, azure and gce");
 }

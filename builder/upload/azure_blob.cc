@@ -109,8 +109,7 @@ std::string describe_failure(const std::string& what, const upload::RestReply& r
   std::string text = fmt::format("{}: HTTP {}", what, reply.status);
   if (!code.empty()) text += " " + code;
   if (!message.empty()) text += ": " + message;
-  if (reply.status == 403 && code == "AuthenticationFailed")
-    text += " (check the storage account's key or SAS token)";
+  if (reply.status == 403) text += " (check the storage account's key or SAS token)";
   return text;
 }
 
@@ -162,8 +161,9 @@ upload::RestReply BlobClient::send(const BlobCall& call, int attempts,
     double wait = upload::backoff_seconds(attempt, random);
     if (on_retry) {
       auto [code, message] = storage_error(reply);
-      std::string why =
-          reply.answered() ? fmt::format("HTTP {} {}", reply.status, code) : reply.transport_error;
+      std::string why = !reply.answered() ? reply.transport_error
+                        : code.empty()    ? fmt::format("HTTP {}", reply.status)
+                                          : fmt::format("HTTP {} {}", reply.status, code);
       on_retry(fmt::format("{}: {}; retrying in {:.1f} s ({}/{})", call.what, why, wait, attempt,
                            attempts - 1));
     }

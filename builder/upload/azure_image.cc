@@ -61,7 +61,7 @@ std::string token_request_body(const EntraSettings& entra, const std::string& sc
   std::string body =
       "grant_type=client_credentials&client_id=" + upload::form_encode(entra.client_id) +
       "&scope=" + upload::form_encode(scope);
-  if (!entra.client_secret.empty()) {
+  if (!entra.client_secret.empty() || (redact && entra.federated_token_file.empty())) {
     return body +
            "&client_secret=" + (redact ? "<secret>" : upload::form_encode(entra.client_secret));
   }

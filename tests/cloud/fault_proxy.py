@@ -6,7 +6,11 @@ the body of every request that is not a disk block), so that tests assert on wha
 Faults, for the tests of retries and resuming:
   --throttle N   answer the first N requests 503 with EC2's RequestLimitExceeded
   --drop-put N   on the Nth PUT, read half its body, then close the connection unanswered
-Usage: fault_proxy.py PORT UPSTREAM_URL LOG [--throttle N] [--drop-put N]
+  --drop-post N  the same for the Nth POST
+  --refuse M:N   answer the Nth request of method M 400, a refusal no client retries (an
+                 upload stopped mid-way, to be resumed by running the command again)
+Usage: fault_proxy.py PORT UPSTREAM_URL LOG [--throttle N] [--drop-put N] [--drop-post N]
+                      [--refuse METHOD:N]
 """
 import argparse
 import http.client
@@ -27,10 +31,12 @@ def main():
     parser.add_argument("log")
     parser.add_argument("--throttle", type=int, default=0)
     parser.add_argument("--drop-put", type=int, default=0)
+    parser.add_argument("--drop-post", type=int, default=0)
+    parser.add_argument("--refuse", default="")
     args = parser.parse_args()
     upstream = urllib.parse.urlparse(args.upstream)
     lock = threading.Lock()
-    counts = {"requests": 0, "puts": 0}
+    counts = {"requests": 0}
     log = open(args.log, "a", buffering=1)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -66,23 +72,34 @@ def main():
             with lock:
                 counts["requests"] += 0 if probe else 1
                 request_number = 0 if probe else counts["requests"]
-                if self.command == "PUT":
-                    counts["puts"] += 1
-                put_number = counts["puts"] if self.command == "PUT" else 0
-            if args.drop_put and put_number == args.drop_put:
+                counts[self.command] = counts.get(self.command, 0) + 1
+                number = counts[self.command]  # the request's number among its method's
+            drop = {"PUT": args.drop_put, "POST": args.drop_post}.get(self.command, 0)
+            if drop and number == drop:
                 self.rfile.read(length // 2)
                 self.record(0, b"", "dropped")
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
             body = self.rfile.read(length) if length else b""
+            if args.refuse and args.refuse == "%s:%d" % (self.command, number):
+                self.record(400, b"", "refused")
+                refusal = b"refused by the test's fault proxy"
+                self.send_response(400)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(refusal)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(refusal)
+                return
             if 0 < request_number <= args.throttle:
                 self.record(503, body, "throttled")
                 self.send_response(503)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(THROTTLED)))
                 self.end_headers()
-                self.wfile.write(THROTTLED)
+                if self.command != "HEAD":  # a HEAD answer has no body
+                    self.wfile.write(THROTTLED)
                 return
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -96,12 +113,14 @@ def main():
                 if key.lower() not in ("content-length", "connection", "transfer-encoding",
                                        "server", "date"):
                     self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            # A HEAD answer's length is the resource's, not of the (absent) body.
+            size = (answer.getheader("Content-Length") or 0) if self.command == "HEAD" else len(data)
+            self.send_header("Content-Length", str(size))
             self.end_headers()
             self.wfile.write(data)
             connection.close()
 
-        do_GET = do_PUT = do_POST = do_DELETE = forward
+        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = forward
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
