@@ -1,8 +1,6 @@
 // kiln upload openstack DIR: a built image folder to a Glance image Nova can boot.
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -43,24 +41,14 @@ constexpr int kUploadAttempts = 5;
 
 /// The file's MD5 (Glance's `checksum`) and SHA-512 (its `os_hash_value`), in one read.
 std::pair<std::string, std::string> file_digests(const fs::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot read " + file.string());
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md5(EVP_MD_CTX_new(), EVP_MD_CTX_free),
       sha512(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(md5.get(), EVP_md5(), nullptr);
   EVP_DigestInit_ex(sha512.get(), EVP_sha512(), nullptr);
-  std::vector<char> buffer(1 << 20);
-  for (;;) {
-    ssize_t got = ::read(fd, buffer.data(), buffer.size());
-    if (got < 0) {
-      ::close(fd);
-      throw Error("cannot read " + file.string());
-    }
-    if (got == 0) break;
-    EVP_DigestUpdate(md5.get(), buffer.data(), size_t(got));
-    EVP_DigestUpdate(sha512.get(), buffer.data(), size_t(got));
-  }
-  ::close(fd);
+  for_each_piece(file, [&](std::string_view piece) {
+    EVP_DigestUpdate(md5.get(), piece.data(), piece.size());
+    EVP_DigestUpdate(sha512.get(), piece.data(), piece.size());
+  });
   auto hex = [](EVP_MD_CTX* context) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;

@@ -174,28 +174,17 @@ upload::RestReply BlobClient::send(const BlobCall& call, int attempts,
 
 PageBlobJournal parse_page_blob_journal(const std::string& text) {
   PageBlobJournal journal;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) break;  // cut short by a crash: not acknowledged
-    std::string_view line(text.data() + start, end - start);
-    start = end + 1;
-    if (line.size() > kMaxJournalLine) continue;
-    std::size_t space = line.find(' ');
-    std::string_view key = line.substr(0, space);
-    std::string_view value = space == std::string_view::npos ? "" : line.substr(space + 1);
-    if (key == "upload") {  // a new blob: what was written to an older one does not count
-      journal = PageBlobJournal{};
-      journal.token = value;
-    } else if (key == "complete") {
-      journal.complete = true;
-    } else if (key == "block") {
-      if (value.empty() || value.size() > 12 ||
-          value.find_first_not_of("0123456789") != std::string_view::npos)
-        continue;
-      journal.blocks.insert(std::stoull(std::string(value)));
-    }
-  }
+  upload::for_each_journal_line(
+      text, kMaxJournalLine, [&](std::string_view key, std::string_view value) {
+        if (key == "upload") {  // a new blob: what was written to an older one does not count
+          journal = PageBlobJournal{};
+          journal.token = value;
+        } else if (key == "complete") {
+          journal.complete = true;
+        } else if (auto number = upload::journal_number(value); key == "block" && number) {
+          journal.blocks.insert(*number);
+        }
+      });
   return journal;
 }
 

@@ -54,6 +54,28 @@ bool all_zero(const std::string& block) {
 
 }  // namespace
 
+void for_each_journal_line(std::string_view text, std::size_t max_line,
+                           const std::function<void(std::string_view, std::string_view)>& line) {
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) return;  // cut short by a crash: not acknowledged
+    std::string_view whole = text.substr(start, end - start);
+    start = end + 1;
+    if (whole.size() > max_line) continue;
+    std::size_t space = whole.find(' ');
+    line(whole.substr(0, space),
+         space == std::string_view::npos ? std::string_view() : whole.substr(space + 1));
+  }
+}
+
+std::optional<std::uint64_t> journal_number(std::string_view text, std::size_t max_digits) {
+  if (text.empty() || text.size() > max_digits ||
+      text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  return std::stoull(std::string(text));
+}
+
 JournalWriter::JournalWriter(const fs::path& path) {
   fs::create_directories(path.parent_path());
   fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);

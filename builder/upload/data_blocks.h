@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace kiln::upload {
 
@@ -28,6 +29,17 @@ class JournalWriter {
   int fd_ = -1;
   std::mutex mutex_;
 };
+
+/// Calls `line(key, value)` for each complete line "KEY VALUE" of an upload journal, in
+/// order. A last line without its newline (cut short by a crash) and lines longer than
+/// `max_line` are skipped. Bounded and linear: the journal is the uploader's own, but may be
+/// truncated anywhere.
+void for_each_journal_line(
+    std::string_view text, std::size_t max_line,
+    const std::function<void(std::string_view key, std::string_view value)>& line);
+
+/// A block or part number as a journal writes it: 1 to `max_digits` decimal digits.
+std::optional<std::uint64_t> journal_number(std::string_view text, std::size_t max_digits = 12);
 
 /// Progress of a block upload: bytes of the image looked at, bytes sent.
 struct UploadProgress {

@@ -73,39 +73,29 @@ std::string start_snapshot(Client& client, const SnapshotUpload& upload, std::ui
 
 UploadJournal parse_journal(const std::string& text) {
   UploadJournal journal;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) break;  // cut short by a crash: not acknowledged
-    std::string_view line(text.data() + start, end - start);
-    start = end + 1;
-    if (line.size() > kMaxJournalLine) continue;
-    std::size_t space = line.find(' ');
-    std::string_view key = line.substr(0, space);
-    std::string_view value = space == std::string_view::npos ? "" : line.substr(space + 1);
-    if (key == "token") {
-      journal.client_token = value;
-    } else if (key == "snapshot") {
-      journal.snapshot_id = value;
-    } else if (key == "completed") {
-      journal.completed = true;
-    } else if (key == "image") {
-      journal.image_id = value;
-    } else if (key == "copy") {  // "copy REGION ami-…"
-      std::size_t gap = value.find(' ');
-      if (gap != std::string_view::npos && gap > 0)
-        journal.copies[std::string(value.substr(0, gap))] = value.substr(gap + 1);
-    } else if (key == "public" && !value.empty()) {
-      journal.public_in.insert(std::string(value));
-    } else if (key == "block") {
-      std::size_t gap = value.find(' ');
-      std::string_view number = value.substr(0, gap);
-      if (gap == std::string_view::npos || number.empty() || number.size() > 12 ||
-          number.find_first_not_of("0123456789") != std::string_view::npos)
-        continue;
-      journal.blocks[std::stoull(std::string(number))] = value.substr(gap + 1);
-    }
-  }
+  upload::for_each_journal_line(
+      text, kMaxJournalLine, [&](std::string_view key, std::string_view value) {
+        if (key == "token") {
+          journal.client_token = value;
+        } else if (key == "snapshot") {
+          journal.snapshot_id = value;
+        } else if (key == "completed") {
+          journal.completed = true;
+        } else if (key == "image") {
+          journal.image_id = value;
+        } else if (key == "copy") {  // "copy REGION ami-…"
+          std::size_t gap = value.find(' ');
+          if (gap != std::string_view::npos && gap > 0)
+            journal.copies[std::string(value.substr(0, gap))] = value.substr(gap + 1);
+        } else if (key == "public" && !value.empty()) {
+          journal.public_in.insert(std::string(value));
+        } else if (key == "block") {  // "block N CHECKSUM"
+          std::size_t gap = value.find(' ');
+          auto number = upload::journal_number(value.substr(0, gap));
+          if (gap != std::string_view::npos && number)
+            journal.blocks[*number] = value.substr(gap + 1);
+        }
+      });
   return journal;
 }
 

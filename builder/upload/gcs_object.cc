@@ -47,20 +47,8 @@ std::string part_name(const ObjectUpload& upload, const std::string& token, std:
 }
 
 std::uint32_t file_crc32c(const fs::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot read " + file.string());
-  std::vector<char> buffer(1 << 20);
   std::uint32_t crc = 0;
-  for (;;) {
-    ssize_t got = ::read(fd, buffer.data(), buffer.size());
-    if (got < 0) {
-      ::close(fd);
-      throw Error("cannot read " + file.string());
-    }
-    if (got == 0) break;
-    crc = crc32c(crc, std::string_view(buffer.data(), std::size_t(got)));
-  }
-  ::close(fd);
+  for_each_piece(file, [&](std::string_view piece) { crc = crc32c(crc, piece); });
   return crc;
 }
 
@@ -107,28 +95,18 @@ std::uint64_t part_size_for(std::uint64_t file_size) {
 
 ObjectJournal parse_object_journal(const std::string& text) {
   ObjectJournal journal;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) break;
-    std::string_view line(text.data() + start, end - start);
-    start = end + 1;
-    if (line.size() > kMaxJournalLine) continue;
-    std::size_t space = line.find(' ');
-    std::string_view key = line.substr(0, space);
-    std::string_view value = space == std::string_view::npos ? "" : line.substr(space + 1);
-    if (key == "upload") {
-      journal = ObjectJournal{};
-      journal.token = value;
-    } else if (key == "part") {  // "part N CRC"
-      std::size_t gap = value.find(' ');
-      std::string_view number = value.substr(0, gap);
-      if (gap == std::string_view::npos || number.empty() || number.size() > 3 ||
-          number.find_first_not_of("0123456789") != std::string_view::npos)
-        continue;
-      journal.parts[std::stoull(std::string(number))] = value.substr(gap + 1);
-    }
-  }
+  upload::for_each_journal_line(text, kMaxJournalLine,
+                                [&](std::string_view key, std::string_view value) {
+                                  if (key == "upload") {
+                                    journal = ObjectJournal{};
+                                    journal.token = value;
+                                  } else if (key == "part") {  // "part N CRC32C"
+                                    std::size_t gap = value.find(' ');
+                                    auto number = upload::journal_number(value.substr(0, gap), 3);
+                                    if (gap != std::string_view::npos && number)
+                                      journal.parts[*number] = value.substr(gap + 1);
+                                  }
+                                });
   return journal;
 }
 

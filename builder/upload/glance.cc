@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "builder/upload/data_blocks.h"
 #include "builder/util/error.h"
 #include "builder/util/scan.h"
 
@@ -92,16 +93,9 @@ std::string create_image_body(const ImageRequest& request) {
 
 UploadJournal parse_journal(std::string_view text) {
   UploadJournal journal;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) break;  // a line cut short by a crash
-    std::string_view line = text.substr(start, end - start);
-    if (line.starts_with("image ") && valid_id(std::string(line.substr(6)))) {
-      journal.image_id = std::string(line.substr(6));
-    }
-    start = end + 1;
-  }
+  upload::for_each_journal_line(text, 256, [&](std::string_view key, std::string_view value) {
+    if (key == "image" && valid_id(std::string(value))) journal.image_id = value;
+  });
   return journal;
 }
 

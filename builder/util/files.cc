@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <memory>
 
 #include "builder/util/error.h"
 #include "builder/util/log.h"
@@ -100,6 +101,21 @@ bool pread_all(int fd, void* data, std::size_t size, std::uint64_t offset, const
     offset += static_cast<std::uint64_t>(n);
   }
   return true;
+}
+
+void for_each_piece(const std::filesystem::path& path,
+                    const std::function<void(std::string_view piece)>& piece) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
+  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* open_fd) { ::close(*open_fd); });
+  std::string buffer(1 << 20, '\0');
+  for (;;) {
+    ssize_t got = ::read(fd, buffer.data(), buffer.size());
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
+    if (got == 0) return;
+    piece(std::string_view(buffer.data(), std::size_t(got)));
+  }
 }
 
 std::string read_at(const fs::path& path, std::uint64_t offset, std::size_t size) {

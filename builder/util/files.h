@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,11 @@ std::filesystem::path temp_sibling(const std::filesystem::path& path);
 
 /// Reads `size` bytes at `offset` of an existing file; throws naming the file when short.
 std::string read_at(const std::filesystem::path& path, std::uint64_t offset, std::size_t size);
+
+/// Reads the whole file in 1 MiB pieces, handing each to `piece` (checksums of large
+/// images without holding them). Throws Error when the file cannot be read.
+void for_each_piece(const std::filesystem::path& path,
+                    const std::function<void(std::string_view piece)>& piece);
 
 /// Writes `data` at `offset` into an existing file in place and fsyncs it.
 void write_at(const std::filesystem::path& path, std::string_view data, std::uint64_t offset);
