@@ -25,7 +25,7 @@ Commands:
   stamp             write a join config into a built raw image (or --show it)
   inspect IMAGE|DIR show what a built image or folder holds and verify its root
   serve DIR         serve a PXE output folder over HTTP (read-only)
-  upload aws DIR    upload a built image to AWS as an AMI (EBS direct APIs)
+  upload CLOUD DIR  upload a built image to aws, openstack, azure or gce as a bootable image
   cache info|prune  show the build cache, or remove what no build has used for a while
   version           print kiln's version
   help [COMMAND]    show help for a command

@@ -177,8 +177,11 @@ ExitCode run_upload_azure(const std::vector<std::string>& args) {
         parsed.get("subscription", process_environment()("AZURE_SUBSCRIPTION_ID").value_or(""));
     if (request.subscription.empty() && !dry)
       throw UsageError("--subscription is required (or AZURE_SUBSCRIPTION_ID)");
-    if (request.subscription.empty()) request.subscription = "<AZURE_SUBSCRIPTION_ID>";
-    check_resource_name(request.subscription, "--subscription", "<>");
+    if (request.subscription.empty()) {
+      request.subscription = "<AZURE_SUBSCRIPTION_ID>";  // a dry run's placeholder
+    } else {
+      check_resource_name(request.subscription, "--subscription", "");
+    }
     request.tags = {{"kiln-image", image.name}, {"kiln-version", image.version}};
     if (parsed.has("tags")) {
       for (auto& [key, value] : parse_key_values(parsed.get("tags"), "--tags", 512))

@@ -128,9 +128,6 @@ std::string BlobClient::url(const std::string& path) const {
 
 upload::RestReply BlobClient::send(const BlobCall& call, int attempts,
                                    const std::function<void(const std::string&)>& on_retry) {
-  BlobCall signed_call = call;
-  signed_call.headers.emplace_back("x-ms-date", http_date(unix_now()));
-  signed_call.headers.emplace_back("x-ms-version", kStorageVersion);
   std::string query;
   for (const auto& [key, value] : call.query)
     query += (query.empty() ? "?" : "&") + key + "=" + upload::form_encode(value);
@@ -145,8 +142,10 @@ upload::RestReply BlobClient::send(const BlobCall& call, int attempts,
   std::mt19937 random(std::random_device{}());
   upload::RestReply reply;
   for (int attempt = 1; attempt <= attempts; ++attempt) {
+    BlobCall signed_call = call;
+    signed_call.headers.emplace_back("x-ms-date", http_date(unix_now()));
+    signed_call.headers.emplace_back("x-ms-version", kStorageVersion);
     request.headers.clear();
-    signed_call.headers[signed_call.headers.size() - 2].second = http_date(unix_now());
     for (const auto& [key, value] : signed_call.headers)
       request.headers.push_back(key + ": " + value);
     if (!settings_.account_key.empty()) {

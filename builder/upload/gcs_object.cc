@@ -73,6 +73,19 @@ class Storage {
   upload::RestSession session_;
 };
 
+void delete_parts(Storage& storage, const ObjectUpload& upload, const std::string& token,
+                  std::uint64_t parts, const std::function<void(const std::string&)>& say) {
+  for (std::uint64_t index = 0; index < parts; ++index) {
+    std::string name = part_name(upload, token, index);
+    auto removed = storage.send({.method = "DELETE",
+                                 .url = object_path(upload.bucket, name),
+                                 .what = fmt::format("delete part {}", index)},
+                                3);
+    if (!removed.success() && removed.status != 404)
+      say(fmt::format("could not delete part {} (HTTP {}); it is {}", index, removed.status, name));
+  }
+}
+
 }  // namespace
 
 std::uint32_t crc32c(std::uint32_t crc, std::string_view data) {
@@ -145,13 +158,20 @@ ObjectResult upload_object(const StorageAccess& access, const ObjectUpload& uplo
   say("reading " + upload.file.filename().string() + " for its CRC32C");
   result.crc32c = crc32c_base64(file_crc32c(upload.file));
   Storage storage(access, say);
+  const std::uint64_t part_size = part_size_for(result.size);
+  result.parts = std::max<std::uint64_t>(1, (result.size + part_size - 1) / part_size);
 
+  ObjectJournal journal;
+  if (fs::exists(upload.journal))
+    journal = parse_object_journal(read_file_prefix(upload.journal, 1 << 20));
   auto existing = storage.send(
       {.url = object_path(upload.bucket, upload.object), .what = "read object " + upload.object});
   if (existing.success()) {
     ObjectInfo info = parse_object_info(existing.body);
     if (info.valid && info.crc32c == result.crc32c && info.size == result.size) {
       say(fmt::format("already uploaded: gs://{}/{}", upload.bucket, upload.object));
+      // A run stopped between compose and cleanup left its parts: remove them now.
+      if (!journal.parts.empty()) delete_parts(storage, upload, journal.token, result.parts, say);
       result.already_uploaded = true;
       return result;
     }
@@ -161,16 +181,11 @@ ObjectResult upload_object(const StorageAccess& access, const ObjectUpload& uplo
   }
   if (existing.status != 404) throw_failure("read object " + upload.object, existing);
 
-  ObjectJournal journal;
-  if (fs::exists(upload.journal))
-    journal = parse_object_journal(read_file_prefix(upload.journal, 1 << 20));
   upload::JournalWriter writer(upload.journal);
   if (journal.token.empty()) {
     journal.token = random_token();
     writer.append("upload " + journal.token);
   }
-  const std::uint64_t part_size = part_size_for(result.size);
-  result.parts = std::max<std::uint64_t>(1, (result.size + part_size - 1) / part_size);
 
   // A part from an earlier run counts only if the bucket still holds it, unchanged.
   std::map<std::uint64_t, std::string> done;
@@ -293,16 +308,7 @@ ObjectResult upload_object(const StorageAccess& access, const ObjectUpload& uplo
         "compose {}: the object's CRC32C ({}) or size ({}) differs from the file's ({}, {})",
         upload.object, upload::printable(info.crc32c, 16), info.size, result.crc32c, result.size));
   }
-  for (std::uint64_t index = 0; index < result.parts; ++index) {
-    auto removed =
-        storage.send({.method = "DELETE",
-                      .url = object_path(upload.bucket, part_name(upload, journal.token, index)),
-                      .what = fmt::format("delete part {}", index)},
-                     3);
-    if (!removed.success() && removed.status != 404)
-      say(fmt::format("could not delete part {} (HTTP {}); it is {}", index, removed.status,
-                      part_name(upload, journal.token, index)));
-  }
+  delete_parts(storage, upload, journal.token, result.parts, say);
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;

@@ -80,8 +80,11 @@ Credentials find_credentials(const Environment& environment) {
     file = *path;
     source = "GOOGLE_APPLICATION_CREDENTIALS (" + file.string() + ")";
     if (!fs::exists(file)) throw Error(source + " does not exist");
-  } else if (auto home = environment("HOME")) {
-    fs::path well_known = fs::path(*home) / ".config/gcloud/application_default_credentials.json";
+  } else if (auto config = environment("CLOUDSDK_CONFIG")
+                               .value_or(environment("HOME").value_or("") + "/.config/gcloud");
+             config != "/.config/gcloud") {
+    // gcloud auth application-default login writes it into gcloud's configuration folder.
+    fs::path well_known = fs::path(config) / "application_default_credentials.json";
     if (fs::exists(well_known)) {
       file = well_known;
       source = well_known.string();

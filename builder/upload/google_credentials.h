@@ -26,7 +26,8 @@ struct Credentials {
 };
 
 /// CLOUDSDK_AUTH_ACCESS_TOKEN; else the JSON file at GOOGLE_APPLICATION_CREDENTIALS or
-/// ~/.config/gcloud/application_default_credentials.json; else the metadata server
+/// application_default_credentials.json in gcloud's folder (CLOUDSDK_CONFIG, else
+/// ~/.config/gcloud); else the metadata server
 /// (GCE_METADATA_HOST overrides its address). Throws Error naming the file and the field
 /// that is wrong, never a secret.
 Credentials find_credentials(const Environment& environment);
