@@ -57,13 +57,6 @@ std::string header_value(const BlobCall& call, std::string_view name) {
   return "";
 }
 
-std::string random_token() {
-  std::random_device random;
-  std::string token;
-  for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", random());
-  return token;
-}
-
 }  // namespace
 
 std::string shared_key_string_to_sign(const std::string& account, const std::string& url_path,
@@ -237,7 +230,7 @@ PageBlobResult upload_page_blob(
                     journal.blocks.size()));
   } else {
     journal = PageBlobJournal{};
-    journal.token = random_token();
+    journal.token = upload::random_token();
     BlobCall create{.method = "PUT",
                     .path = path,
                     .headers = {{"x-ms-blob-type", "PageBlob"},

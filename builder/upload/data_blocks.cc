@@ -1,12 +1,14 @@
 #include "builder/upload/data_blocks.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -53,6 +55,13 @@ bool all_zero(const std::string& block) {
 }
 
 }  // namespace
+
+std::string random_token(int bytes) {
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < bytes; i += 4) token += fmt::format("{:08x}", random());
+  return token.substr(0, std::size_t(bytes) * 2);
+}
 
 void for_each_journal_line(std::string_view text, std::size_t max_line,
                            const std::function<void(std::string_view, std::string_view)>& line) {

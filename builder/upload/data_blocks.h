@@ -30,6 +30,10 @@ class JournalWriter {
   std::mutex mutex_;
 };
 
+/// `bytes` random bytes as lower-case hex: the tokens that name an upload in its journal
+/// (and in the cloud, as an idempotency token, blob metadata or part names).
+std::string random_token(int bytes = 16);
+
 /// Calls `line(key, value)` for each complete line "KEY VALUE" of an upload journal, in
 /// order. A last line without its newline (cut short by a crash) and lines longer than
 /// `max_line` are skipped. Bounded and linear: the journal is the uploader's own, but may be

@@ -31,13 +31,6 @@ std::string raw_sha256(std::string_view data) {
   return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
 }
 
-std::string random_token() {
-  std::random_device random;
-  std::string token;
-  for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", random());
-  return token;
-}
-
 std::string start_snapshot(Client& client, const SnapshotUpload& upload, std::uint64_t gib,
                            const std::string& token,
                            const std::function<void(const std::string&)>& say) {
@@ -123,7 +116,7 @@ SnapshotResult upload_snapshot(const AwsSettings& settings, const SnapshotUpload
   Client client(settings);
   if (journal.snapshot_id.empty()) {
     if (journal.client_token.empty()) {
-      journal.client_token = random_token();
+      journal.client_token = upload::random_token();
       writer.append("token " + journal.client_token);
     }
     journal.snapshot_id =

@@ -37,11 +37,6 @@ std::array<std::uint32_t, 256> crc32c_table() {
   return table;
 }
 
-std::string random_token() {
-  std::random_device random;
-  return fmt::format("{:08x}{:08x}", random(), random());
-}
-
 std::string part_name(const ObjectUpload& upload, const std::string& token, std::uint64_t index) {
   return fmt::format("{}.kiln-part-{}-{:02}", upload.object, token, index);
 }
@@ -183,7 +178,7 @@ ObjectResult upload_object(const StorageAccess& access, const ObjectUpload& uplo
 
   upload::JournalWriter writer(upload.journal);
   if (journal.token.empty()) {
-    journal.token = random_token();
+    journal.token = upload::random_token(8);
     writer.append("upload " + journal.token);
   }
 
