@@ -27,7 +27,15 @@ image: kiln
 # Two at a time: the slow tests each keep one core busy emulating a guest (see tests/CMakeLists.txt).
 TEST_JOBS ?= 2
 
+# Every run adds stage outputs to the kiln cache (a changed recipe or kiln makes new ones, and
+# one overlay test's are new by design), so the cache is first brought within a budget, least
+# recently used out first: a runner's disk never fills up. TEST_CACHE_BUDGET= skips it.
+TEST_CACHE_BUDGET ?= 24G
+
 test: kiln
+	@if [ -n "$(TEST_CACHE_BUDGET)" ]; then \
+	  $(BUILD_DIR)/kiln cache prune --max-size $(TEST_CACHE_BUDGET) > $(BUILD_DIR)/cache-prune.log && \
+	  tail -n 1 $(BUILD_DIR)/cache-prune.log; fi
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 3600 --parallel $(TEST_JOBS)
 
 format:

@@ -9,6 +9,7 @@
 #include "builder/fetch/cache.h"
 #include "builder/fetch/cache_prune.h"
 #include "builder/util/log.h"
+#include "builder/util/scan.h"
 #include "builder/util/time.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -22,6 +23,8 @@ const std::vector<Flag> kCacheFlags = {
      "the cache (default $KILN_CACHE, else $XDG_CACHE_HOME/kiln or ~/.cache/kiln)"},
     {"--unused-for", "DURATION",
      "prune: remove what no build has used for this long, e.g. 12h, 14d (default 14d)"},
+    {"--max-size", "SIZE",
+     "prune: then remove the least recently used until the cache takes at most SIZE, e.g. 30G"},
     {"--dry-run", "", "prune: list what would be removed and remove nothing"},
     {"--json", "", "info: print one JSON document"},
 };
@@ -29,8 +32,9 @@ const std::vector<Flag> kCacheFlags = {
 constexpr const char* kCacheHelp =
     "info    shows how much each kind of entry takes\n"
     "prune   removes stage outputs, downloads and package archives that no build has used\n"
-    "        for --unused-for; refuses while a kiln command is using the cache. A pruned\n"
-    "        entry is made again (downloaded or rebuilt) when a build needs it.";
+    "        for --unused-for, then, with --max-size, the least recently used until the rest\n"
+    "        fits; refuses while a kiln command is using the cache. A pruned entry is made\n"
+    "        again (downloaded or rebuilt) when a build needs it.";
 
 std::string age(std::chrono::system_clock::time_point when) {
   auto minutes =
@@ -104,18 +108,26 @@ ExitCode show_info(const fs::path& root) {
 
 ExitCode prune(const fs::path& root, const ParsedArgs& parsed) {
   std::string window = parsed.get("unused-for", "14d");
-  auto unused_for = std::chrono::seconds(parse_duration("--unused-for", window));
-  bool dry_run = parsed.has("dry-run");
-  PruneResult result = prune_cache(root, unused_for, dry_run);
+  PruneRules rules{std::chrono::seconds(parse_duration("--unused-for", window)), std::nullopt,
+                   parsed.has("dry-run")};
+  if (parsed.has("max-size")) {
+    std::string text = parsed.get("max-size");
+    rules.max_bytes = scan::parse_byte_size(text);
+    if (!rules.max_bytes)
+      throw UsageError("--max-size '" + text + "': expected a size like 30G or 512M");
+  }
+  PruneResult result = prune_cache(root, rules);
   for (const auto& entry : result.removed) {
-    std::printf("%s %s (%s, %s, last used %s)\n", dry_run ? "would remove" : "removed",
+    std::printf("%s %s (%s, %s, last used %s)\n", rules.dry_run ? "would remove" : "removed",
                 fs::relative(entry.path, root).c_str(), entry.kind.c_str(),
                 log::human_bytes(double(entry.bytes)).c_str(), age(entry.last_used).c_str());
   }
-  std::printf("kiln: %s %zu entries (%s); kept %zu (%s) used within %s\n",
-              dry_run ? "would remove" : "removed", result.removed.size(),
+  std::string kept_because = "used within " + window;
+  if (rules.max_bytes) kept_because += ", within " + log::human_bytes(double(*rules.max_bytes));
+  std::printf("kiln: %s %zu entries (%s); kept %zu (%s) %s\n",
+              rules.dry_run ? "would remove" : "removed", result.removed.size(),
               log::human_bytes(double(total_bytes(result.removed))).c_str(), result.kept.size(),
-              log::human_bytes(double(total_bytes(result.kept))).c_str(), window.c_str());
+              log::human_bytes(double(total_bytes(result.kept))).c_str(), kept_because.c_str());
   return ExitCode::ok;
 }
 
@@ -133,8 +145,8 @@ ExitCode run_cache(const std::vector<std::string>& args) {
     throw UsageError("kiln cache needs one action: info or prune");
   fs::path root = parsed.has("cache") ? fs::path(parsed.get("cache")) : default_cache_dir();
   if (parsed.positional[0] == "info") {
-    if (parsed.has("unused-for") || parsed.has("dry-run"))
-      throw UsageError("--unused-for and --dry-run go with prune, not info");
+    if (parsed.has("unused-for") || parsed.has("max-size") || parsed.has("dry-run"))
+      throw UsageError("--unused-for, --max-size and --dry-run go with prune, not info");
     return parsed.has("json") ? show_info_json(root) : show_info(root);
   }
   if (parsed.has("json")) throw UsageError("--json goes with info, not prune");

@@ -87,19 +87,28 @@ std::vector<CacheEntry> list_cache_entries(const fs::path& root) {
   return entries;
 }
 
-PruneResult prune_cache(const fs::path& root, std::chrono::seconds unused_for, bool dry_run) {
+PruneResult prune_cache(const fs::path& root, const PruneRules& rules) {
+  // A cache no build has made yet has nothing to prune; a folder that is not one is refused.
+  if (!fs::exists(root)) return {};
   if (!fs::is_directory(root / "stages"))
     throw Error(root.string() + " is not a kiln cache (it has no stages/ folder)");
   ExclusiveCacheLock lock(root);
-  const auto cutoff = std::chrono::system_clock::now() - unused_for;
+  const auto cutoff = std::chrono::system_clock::now() - rules.unused_for;
+  auto entries = list_cache_entries(root);  // least recently used first
+  std::uint64_t kept_bytes = 0;
+  for (const auto& entry : entries)
+    if (entry.last_used >= cutoff) kept_bytes += entry.bytes;
   PruneResult result;
   int removed = 0;
-  for (auto& entry : list_cache_entries(root)) {
-    if (entry.last_used >= cutoff) {
+  for (auto& entry : entries) {
+    bool stale = entry.last_used < cutoff;
+    bool over_budget = !stale && rules.max_bytes && kept_bytes > *rules.max_bytes;
+    if (!stale && !over_budget) {
       result.kept.push_back(std::move(entry));
       continue;
     }
-    if (!dry_run) {
+    if (over_budget) kept_bytes -= entry.bytes;
+    if (!rules.dry_run) {
       // Out of sight in one rename; deleting the contents may take a while.
       fs::path doomed = root / "scratch" /
                         ("pruned" + std::to_string(removed++) + "-" + std::to_string(::getpid()));

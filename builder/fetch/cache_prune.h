@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,19 @@ struct PruneResult {
   std::vector<CacheEntry> kept;
 };
 
-/// Removes the entries last used more than `unused_for` ago. Takes the cache's exclusive
-/// lock first, so it never removes what a running build may still read: with a build running
-/// it throws kiln::Error saying so. Each entry is moved into scratch/ before it is deleted,
-/// so an interrupted prune leaves no half-removed entry (the next kiln run clears scratch/).
-PruneResult prune_cache(const std::filesystem::path& root, std::chrono::seconds unused_for,
-                        bool dry_run);
+struct PruneRules {
+  std::chrono::seconds unused_for;  ///< remove what no build has used for this long
+  /// Then, when what is left takes more than this, remove the least recently used until it
+  /// fits (CI runners and laptops with a disk budget).
+  std::optional<std::uint64_t> max_bytes;
+  bool dry_run = false;
+};
+
+/// Removes the entries `rules` select. Takes the cache's exclusive lock first, so it never
+/// removes what a running build may still read: with a build running it throws kiln::Error
+/// saying so. Each entry is moved into scratch/ before it is deleted, so an interrupted prune
+/// leaves no half-removed entry (the next kiln run clears scratch/).
+/// A `root` that does not exist yet is an empty cache: nothing is removed.
+PruneResult prune_cache(const std::filesystem::path& root, const PruneRules& rules);
 
 }  // namespace kiln

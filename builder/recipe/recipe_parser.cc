@@ -125,19 +125,6 @@ std::optional<Version> get_version(const YAML::Node& node, const ParseContext& c
   return version;
 }
 
-/// The shift of a size unit: "" or B bytes; K, M, G, T, optionally followed by i and/or B.
-std::optional<int> size_unit_shift(std::string_view unit) {
-  if (unit.empty() || unit == "B") return 0;
-  static constexpr std::string_view kPrefixes = "KMGT";
-  auto prefix = kPrefixes.find(unit.front());
-  if (prefix == std::string_view::npos) return std::nullopt;
-  std::string_view rest = unit.substr(1);
-  if (!rest.empty() && rest.front() == 'i') rest.remove_prefix(1);
-  if (!rest.empty() && rest.front() == 'B') rest.remove_prefix(1);
-  if (!rest.empty()) return std::nullopt;
-  return int(prefix) * 10 + 10;
-}
-
 using scan::is_lower_alnum;
 
 /// A DNS label: 1-63 of [a-z0-9-], starting and ending with a letter or digit.
@@ -188,7 +175,7 @@ std::optional<std::uint64_t> get_size(const YAML::Node& node, const ParseContext
   while (unit_at < digits.size() && scan::is_digit(digits[unit_at])) ++unit_at;
   std::string_view unit = digits.substr(unit_at);
   auto value = scan::parse_unsigned(digits.substr(0, unit_at));
-  auto shift = size_unit_shift(unit);
+  auto shift = scan::byte_unit_shift(unit);
   if (value && shift) {
     if (*shift > 0 && *value > (std::numeric_limits<std::uint64_t>::max() >> *shift)) {
       ctx.error(node, fmt::format("size '{}' is too large", *text));

@@ -52,6 +52,31 @@ std::optional<T> parse_unsigned(std::string_view text, int base = 10) {
   return value;
 }
 
+/// The shift of a size unit: "" or B for bytes; K, M, G or T, each optionally followed by
+/// "i" and/or "B" (all binary: 4G and 4GiB are both 4 << 30). nullopt for anything else.
+inline std::optional<int> byte_unit_shift(std::string_view unit) {
+  if (unit.empty() || unit == "B") return 0;
+  constexpr std::string_view kPrefixes = "KMGT";
+  auto prefix = kPrefixes.find(unit.front());
+  if (prefix == std::string_view::npos) return std::nullopt;
+  unit.remove_prefix(1);
+  if (!unit.empty() && unit.front() == 'i') unit.remove_prefix(1);
+  if (!unit.empty() && unit.front() == 'B') unit.remove_prefix(1);
+  if (!unit.empty()) return std::nullopt;
+  return int(prefix) * 10 + 10;
+}
+
+/// A size like "512M", "4G" or "1073741824" (digits, then a unit byte_unit_shift accepts);
+/// nullopt when malformed or beyond 64 bits.
+inline std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+  std::size_t unit_at = 0;
+  while (unit_at < text.size() && is_digit(text[unit_at])) ++unit_at;
+  auto value = parse_unsigned(text.substr(0, unit_at));
+  auto shift = byte_unit_shift(text.substr(unit_at));
+  if (!value || !shift || *value > (UINT64_MAX >> *shift)) return std::nullopt;
+  return *value << *shift;
+}
+
 /// Exactly `length` lowercase hex digits (how kiln writes SHA-256 digests).
 inline bool is_lower_hex(std::string_view text, std::size_t length) {
   return text.size() == length && all_of(text, is_lower_hex_digit);

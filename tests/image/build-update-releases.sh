@@ -21,14 +21,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 next_kubernetes=v1.35.4
 mkdir -p "$out"
 cd "$out"
-[ -f release.key ] || (umask 077 && openssl genpkey -algorithm ed25519 -out release.key)
+# The signing key comes from a fixed seed and the include is relative, so that every checkout
+# writes the same recipes and a warm cache serves their stages instead of adding new ones on
+# each run. The key signs nothing but these test releases.
+if [ ! -f release.key ]; then
+    seed=$(printf 'kiln update test releases' | sha256sum | cut -c1-64)
+    # PKCS#8 of an Ed25519 private key: a fixed 16-byte prefix, then the 32-byte seed.
+    (umask 077 && python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' \
+        "302e020100300506032b657004220420$seed" | openssl pkey -inform DER -out release.key)
+fi
 openssl pkey -in release.key -pubout -out release.pub
+include=$(realpath --relative-to=. "$recipe")
 for version in 1.0.0 2.0.0 3.0.0 4.0.0 5.0.0; do
     outputs=update tries=2 health_timeout=600
     [ "$version" = 1.0.0 ] && outputs="raw, update" tries=1
     [ "$version" = 3.0.0 ] && health_timeout=30
     {
-        echo "include: $recipe"
+        echo "include: $include"
         echo "version: $version"
         if [ "$version" != 1.0.0 ]; then
             echo "kubernetes:"

@@ -9,6 +9,7 @@
 #include "builder/fetch/cache.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
+#include "builder/util/scan.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -55,11 +56,11 @@ TEST_CASE("cache prune removes what no build used within the window and keeps th
   const std::vector<std::string> old = {"apt-archives/old_1.0_amd64.deb", "blobs/sha256/0ld",
                                         "stages/base-old"};
 
-  auto dry = prune_cache(root, kTwoWeeks, /*dry_run=*/true);
+  auto dry = prune_cache(root, {kTwoWeeks, std::nullopt, /*dry_run=*/true});
   CHECK(names(dry.removed, root) == old);
   for (const auto& name : old) CHECK(fs::exists(root / name));
 
-  auto pruned = prune_cache(root, kTwoWeeks, /*dry_run=*/false);
+  auto pruned = prune_cache(root, {kTwoWeeks});
   CHECK(names(pruned.removed, root) == old);
   CHECK(names(pruned.kept, root) ==
         std::vector<std::string>{"blobs/sha256/new", "partial/new", "stages/disk-new"});
@@ -78,10 +79,39 @@ TEST_CASE("a stage a build took from the cache counts as used from then on") {
     kiln::Cache cache(root, false);
     cache.mark_used(root / "stages/base-old");
   }
-  auto pruned = prune_cache(root, kTwoWeeks, false);
+  auto pruned = prune_cache(root, {kTwoWeeks});
   CHECK(fs::exists(root / "stages/base-old/base.tar"));
   CHECK(names(pruned.removed, root) ==
         std::vector<std::string>{"apt-archives/old_1.0_amd64.deb", "blobs/sha256/0ld"});
+}
+
+TEST_CASE("cache prune --max-size removes the least recently used until the rest fits") {
+  kiln::test::TempDir dir;
+  fs::path root = populated_cache(dir.path() / "cache");
+  auto entries = kiln::list_cache_entries(root);  // least recently used first
+  REQUIRE(entries.size() == 6);
+  std::uint64_t newest_three = 0;
+  for (std::size_t i = 3; i < entries.size(); ++i) newest_three += entries[i].bytes;
+  const std::vector<std::string> oldest = {"apt-archives/old_1.0_amd64.deb", "blobs/sha256/0ld",
+                                           "stages/base-old"};
+
+  // No entry is older than a year, so only the budget removes anything.
+  auto pruned = prune_cache(root, {std::chrono::hours(24 * 365), newest_three});
+  CHECK(names(pruned.removed, root) == oldest);
+  CHECK(names(pruned.kept, root) ==
+        std::vector<std::string>{"blobs/sha256/new", "partial/new", "stages/disk-new"});
+  for (const auto& name : oldest) CHECK_FALSE(fs::exists(root / name));
+
+  // A budget the cache already fits removes nothing.
+  auto again = prune_cache(root, {std::chrono::hours(24 * 365), newest_three});
+  CHECK(again.removed.empty());
+  CHECK(again.kept.size() == 3);
+
+  auto bad_size = kiln::test::run_command(std::string(KILN_BINARY) +
+                                          " cache prune --max-size 30X --cache " + root.string());
+  CHECK(bad_size.exit_code == 2);
+  CHECK_THAT(bad_size.output,
+             Catch::Contains("--max-size '30X': expected a size like 30G or 512M"));
 }
 
 TEST_CASE("cache prune refuses while a kiln command is using the cache, and removes nothing") {
@@ -89,21 +119,28 @@ TEST_CASE("cache prune refuses while a kiln command is using the cache, and remo
   fs::path root = populated_cache(dir.path() / "cache");
   std::optional<kiln::Cache> running_build;
   running_build.emplace(root, false);
-  CHECK_THROWS_WITH(prune_cache(root, kTwoWeeks, false),
+  CHECK_THROWS_WITH(prune_cache(root, {kTwoWeeks}),
                     "the cache " + root.string() +
                         " is in use by a running kiln command; prune it when that has finished");
   CHECK(fs::exists(root / "stages/base-old"));
   running_build.reset();
-  CHECK_NOTHROW(prune_cache(root, kTwoWeeks, false));
+  CHECK_NOTHROW(prune_cache(root, {kTwoWeeks}));
 }
 
-TEST_CASE("kiln cache refuses a folder that is not a cache and a malformed --unused-for") {
+TEST_CASE(
+    "kiln cache refuses a folder that is not a cache and a malformed --unused-for, and finds "
+    "nothing to prune where no cache was made yet") {
   kiln::test::TempDir dir;
   std::string kiln = KILN_BINARY;
   auto not_cache = kiln::test::run_command(kiln + " cache prune --cache " + dir.path().string());
   CHECK(not_cache.exit_code == 1);
   CHECK_THAT(not_cache.output, Catch::Contains(dir.path().string() +
                                                " is not a kiln cache (it has no stages/ folder)"));
+
+  auto never_made = kiln::test::run_command(kiln + " cache prune --max-size 1G --cache " +
+                                            (dir.path() / "no-cache-yet").string());
+  CHECK(never_made.exit_code == 0);
+  CHECK_THAT(never_made.output, Catch::Contains("removed 0 entries"));
 
   auto bad_window =
       kiln::test::run_command(kiln + " cache prune --unused-for 2w --cache " + dir.path().string());
@@ -142,4 +179,20 @@ TEST_CASE("kiln cache info --json counts each kind of entry in one JSON document
   CHECK(kiln::test::run_command(std::string(KILN_BINARY) + " cache prune --json --cache " +
                                 root.string())
             .exit_code == 2);
+}
+
+TEST_CASE("sizes are read in binary units, and a malformed or overflowing one is refused") {
+  using kiln::scan::parse_byte_size;
+  CHECK(parse_byte_size("1073741824") == 1073741824u);
+  CHECK(parse_byte_size("512M") == 512ull << 20);
+  CHECK(parse_byte_size("24G") == 24ull << 30);
+  CHECK(parse_byte_size("24GiB") == 24ull << 30);
+  CHECK(parse_byte_size("2TB") == 2ull << 40);
+  CHECK(parse_byte_size("16777215T") == 16777215ull << 40);
+  CHECK_FALSE(parse_byte_size("16777216T"));  // 2^64
+  CHECK_FALSE(parse_byte_size(""));
+  CHECK_FALSE(parse_byte_size("G"));
+  CHECK_FALSE(parse_byte_size("30X"));
+  CHECK_FALSE(parse_byte_size("30GB "));
+  CHECK_FALSE(parse_byte_size("-1G"));
 }
