@@ -170,22 +170,14 @@ bool is_sysctl_key(std::string_view text) {
 std::optional<std::uint64_t> get_size(const YAML::Node& node, const ParseContext& ctx) {
   auto text = get_string(node, ctx);
   if (!text) return std::nullopt;
-  std::string_view digits(*text);
-  std::size_t unit_at = 0;
-  while (unit_at < digits.size() && scan::is_digit(digits[unit_at])) ++unit_at;
-  std::string_view unit = digits.substr(unit_at);
-  auto value = scan::parse_unsigned(digits.substr(0, unit_at));
-  auto shift = scan::byte_unit_shift(unit);
-  if (value && shift) {
-    if (*shift > 0 && *value > (std::numeric_limits<std::uint64_t>::max() >> *shift)) {
-      ctx.error(node, fmt::format("size '{}' is too large", *text));
-      return std::nullopt;
-    }
-    return *value << *shift;
-  }
-  ctx.error(node,
-            fmt::format("bad size '{}': expected a number with an optional unit, like 4G or 512M",
-                        *text));
+  bool too_large = false;
+  if (auto bytes = scan::parse_byte_size(*text, &too_large)) return bytes;
+  if (too_large)
+    ctx.error(node, fmt::format("size '{}' is too large", *text));
+  else
+    ctx.error(node,
+              fmt::format("bad size '{}': expected a number with an optional unit, like 4G or 512M",
+                          *text));
   return std::nullopt;
 }
 

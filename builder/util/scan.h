@@ -67,13 +67,19 @@ inline std::optional<int> byte_unit_shift(std::string_view unit) {
 }
 
 /// A size like "512M", "4G" or "1073741824" (digits, then a unit byte_unit_shift accepts);
-/// nullopt when malformed or beyond 64 bits.
-inline std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
+/// nullopt when malformed or beyond 64 bits, and then `*too_large` (if given) says which.
+inline std::optional<std::uint64_t> parse_byte_size(std::string_view text,
+                                                    bool* too_large = nullptr) {
+  if (too_large) *too_large = false;
   std::size_t unit_at = 0;
   while (unit_at < text.size() && is_digit(text[unit_at])) ++unit_at;
   auto value = parse_unsigned(text.substr(0, unit_at));
   auto shift = byte_unit_shift(text.substr(unit_at));
-  if (!value || !shift || *value > (UINT64_MAX >> *shift)) return std::nullopt;
+  if (!value || !shift) return std::nullopt;
+  if (*value > (UINT64_MAX >> *shift)) {
+    if (too_large) *too_large = true;
+    return std::nullopt;
+  }
   return *value << *shift;
 }
 

@@ -195,4 +195,11 @@ TEST_CASE("sizes are read in binary units, and a malformed or overflowing one is
   CHECK_FALSE(parse_byte_size("30X"));
   CHECK_FALSE(parse_byte_size("30GB "));
   CHECK_FALSE(parse_byte_size("-1G"));
+
+  // Which of the two it was, for callers that word the errors apart.
+  bool too_large = false;
+  CHECK_FALSE(parse_byte_size("16777216T", &too_large));
+  CHECK(too_large);
+  CHECK_FALSE(parse_byte_size("30X", &too_large));
+  CHECK_FALSE(too_large);
 }
