@@ -36,14 +36,13 @@ const std::vector<std::string>& base_packages() {
       "util-linux",
       "procps",
       // Booting the immutable disk image: dracut builds the initrd that opens the dm-verity
-      // root; systemd-boot for UEFI; growpart grows the state partition on first boot.
+      // root; systemd-boot for UEFI; sfdisk (fdisk) grows the state partition on first boot.
       "dracut",
       "systemd-cryptsetup",
       "systemd-boot-efi",
       "systemd-resolved",
       "zstd",
-      "cloud-guest-utils",
-      "gdisk",
+      "fdisk",
   };
   return packages;
 }

@@ -15,9 +15,9 @@ void compute_stage_keys(BuildPlan& plan);
 std::string hash_tree(const std::filesystem::path& root);
 
 /// Bumped whenever a stage's code changes what it produces, so old cache entries are not reused.
-inline constexpr int kBaseStageFormat = 4;
+inline constexpr int kBaseStageFormat = 5;
 inline constexpr int kKubernetesStageFormat = 3;
-inline constexpr int kRootfsStageFormat = 13;
+inline constexpr int kRootfsStageFormat = 14;
 inline constexpr int kDiskStageFormat = 8;
 
 }  // namespace kiln

@@ -23,14 +23,21 @@ constexpr const char* kGrowStateScript = R"sh(#!/bin/sh
 set -eu
 part=$(readlink -f /dev/disk/by-partlabel/state)
 name=${part##*/}
-disk=/dev/$(basename "$(readlink -f "/sys/class/block/$name/..")")
+disk_name=$(basename "$(readlink -f "/sys/class/block/$name/..")")
+disk=/dev/$disk_name
 number=$(cat "/sys/class/block/$name/partition")
-# growpart exits 1 when there is nothing to grow.
-rc=0
-growpart "$disk" "$number" || rc=$?
-if [ "$rc" -gt 1 ]; then
-    echo "kiln: growing $part failed (growpart exit $rc)" >&2
-    exit "$rc"
+# sysfs counts 512-byte units whatever the sector size. Past the partition there is at most a
+# MiB of alignment and the backup GPT unless the disk grew; checking first means the partition
+# table is written only on the boot that finds a larger disk.
+start=$(cat "/sys/class/block/$name/start")
+size=$(cat "/sys/class/block/$name/size")
+disk_size=$(cat "/sys/class/block/$disk_name/size")
+if [ $((disk_size - start - size)) -gt 4096 ]; then
+    # The backup GPT moves to the disk's new end, then the partition takes the space before it;
+    # the kernel learns the new size of the partition in use without a re-read of the table.
+    sfdisk --quiet --no-reread --no-tell-kernel --relocate gpt-bak-std "$disk"
+    echo ", +" | sfdisk --quiet --no-reread --no-tell-kernel -N "$number" "$disk"
+    partx --update --nr "$number" "$disk"
 fi
 resize2fs "$part"
 )sh";
@@ -82,6 +89,9 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan& plan) {
                   read_file(firstboot.network_unit));
   enable_unit(tree, "kiln-network.service", "systemd-networkd.service");
 
+  // A virtual machine's floppy controller makes udev load the driver, which then probes for
+  // a drive on the boot's critical path; no node boots from or stores anything on a floppy.
+  tree.write_file("/usr/lib/modprobe.d/kiln-no-floppy.conf", "blacklist floppy\n");
   tree.write_file("/usr/lib/kiln/grow-state", kGrowStateScript, 0755);
   tree.write_file("/usr/lib/systemd/system/kiln-grow-state.service", kGrowStateUnit);
   enable_unit(tree, "kiln-grow-state.service", "multi-user.target");

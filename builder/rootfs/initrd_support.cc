@@ -10,7 +10,9 @@ constexpr const char* kDracutConfig =
     R"(# kiln: one generic initrd for every machine the image boots on.
 hostonly="no"
 reproducible="yes"
-compress="zstd"
+# dracut's own zstd default is level 15: five more seconds of every cold build for an initrd
+# 0.5% smaller (most of it is already-compressed kernel modules).
+compress="zstd -9 -q -T0"
 add_dracutmodules+=" systemd systemd-veritysetup dm kiln-state kiln-netroot "
 # Root file system, its verity target, the state partition and the disks they live on.
 add_drivers+=" erofs dm-verity overlay ext4 virtio_blk virtio_scsi virtio_pci nvme ahci sd_mod "
@@ -23,6 +25,9 @@ filesystems=" erofs ext4 overlay "
 # a quarter, which the firmware loads and the kernel unpacks on every boot.
 omit_dracutmodules+=" hwdb crypt systemd-cryptsetup fido2 pkcs11 tpm2-tss systemd-pcrphase "
 omit_dracutmodules+=" systemd-battery-check nvdimm lunmask terminfo virtfs virtiofs "
+# No root is ever on a floppy or an optical disc; loading their drivers first only delays the
+# disk the initrd waits for.
+omit_drivers+=" floppy sr_mod cdrom "
 )";
 
 constexpr const char* kModuleSetup = R"(#!/bin/bash
@@ -113,11 +118,17 @@ const std::vector<std::pair<std::string, std::string>>& initrd_support_files() {
 
 std::string initrd_build_script(const std::vector<std::string>& omit_modules) {
   std::string script =
-      "set -eu\nfor dir in /usr/lib/modules/*/; do\n  version=$(basename \"$dir\")\n";
-  // The recipe parser only lets plain relative paths through, so quoting them is enough.
-  for (const auto& path : omit_modules) script += "  rm -rf \"$dir/kernel/" + path + "\"\n";
+      "set -eu\nfor dir in /usr/lib/modules/*/; do\n  version=$(basename \"$dir\")\n"
+      "  pruned=\n";
+  // The bootstrap never unpacks omitted modules, so this finds nothing unless a package put
+  // them in place some other way; depmod (seconds) runs again only then. The recipe parser
+  // only lets plain relative paths through, so quoting them is enough.
+  for (const auto& path : omit_modules) {
+    script += "  if [ -e \"$dir/kernel/" + path + "\" ]; then rm -rf \"$dir/kernel/" + path +
+              "\"; pruned=yes; fi\n";
+  }
   script +=
-      "  depmod -a \"$version\"\n"
+      "  if [ -n \"$pruned\" ]; then depmod -a \"$version\"; fi\n"
       "  dracut --quiet --force --kver \"$version\" \"/boot/initrd.img-$version\"\n"
       "done\n";
   return script;
