@@ -101,6 +101,9 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan& plan) {
   // /usr never changes under a booted image and ld.so.cache is built with it, so the
   // first boot need not rebuild it (ConditionNeedsUpdate=/etc compares this stamp with /usr).
   tree.write_file("/etc/.updated", "");
+  // Likewise the journal's message catalog, built into /var (the state partition's seed) when
+  // systemd was installed: the first boot skips rebuilding it and systemd-update-done.
+  tree.write_file("/var/.updated", "");
 
   // The kubelet creates its FlexVolume directory at start; /usr is read-only.
   tree.write_file("/etc/default/kubelet",

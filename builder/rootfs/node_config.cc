@@ -117,6 +117,9 @@ OOMScoreAdjust=-999
 WantedBy=multi-user.target
 )";
 
+// Ed25519 and ECDSA only: an RSA-3072 key took most of ten seconds of a first boot's CPU
+// under emulation (and seconds on a small edge board), and every OpenSSH client since 6.5
+// takes Ed25519; ECDSA serves FIPS-mode clients.
 constexpr const char* kSshHostKeysUnit = R"([Unit]
 Description=Generate this node's SSH host keys
 Before=ssh.service
@@ -124,8 +127,15 @@ ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N "" -f /etc/ssh/ssh_host_ecdsa_key
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
 )";
+
+// Without HostKey lines sshd tries its default list, RSA first, and logs the missing key.
+constexpr const char* kSshHostKeysConfig =
+    "# kiln: the host keys ssh-host-keys.service makes on first boot (no RSA key).\n"
+    "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+    "HostKey /etc/ssh/ssh_host_ecdsa_key\n";
 
 std::string sysctl_config(const BuildPlan& plan) {
   std::map<std::string, std::string> settings = {
@@ -268,6 +278,7 @@ void remove_per_node_secrets(RootTree& tree) {
   for (const auto& key : keys) tree.remove(key);
   if (!tree.contains("/usr/lib/systemd/system/ssh.service")) return;
   tree.write_file("/usr/lib/systemd/system/ssh-host-keys.service", kSshHostKeysUnit);
+  tree.write_file("/etc/ssh/sshd_config.d/10-kiln-host-keys.conf", kSshHostKeysConfig);
   tree.make_symlink("/etc/systemd/system/ssh.service.wants/ssh-host-keys.service",
                     "/usr/lib/systemd/system/ssh-host-keys.service");
 }

@@ -33,11 +33,14 @@ say boot_id "$(cat /proc/sys/kernel/random/boot_id)"
 say machine_id "$(cat /etc/machine-id)"
 say kubelet_version "$(kubelet --version)"
 say ssh "$(systemctl is-active ssh)"
+say ssh_host_keys "$(cd /etc/ssh && echo ssh_host_*_key)"
 say kubelet "$(systemctl is-active kubelet)"
 say kubelet_condition "$(systemctl show -p ConditionResult --value kubelet)"
 say grow_state "$(systemctl is-active kiln-grow-state)"
 say ldconfig_condition "$(systemctl show -p ConditionResult --value ldconfig)"
+say catalog_condition "$(systemctl show -p ConditionResult --value systemd-journal-catalog-update)"
 say vsock_modules "$(grep -c vsock /proc/modules)"
+say floppy_module "$(grep -c '^floppy ' /proc/modules)"
 say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
 say logical_block_size "$(cat /sys/block/vda/queue/logical_block_size)"
 part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
@@ -66,6 +69,8 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
   kiln::test::check_verified_root(probe);
   CHECK(probe.at("kubelet_version") == "Kubernetes v1.34.12");
   CHECK(probe.at("ssh") == "active");
+  // Made on the first boot, and sshd serves exactly these (no RSA key to spend boot time on).
+  CHECK(probe.at("ssh_host_keys") == "ssh_host_ecdsa_key ssh_host_ed25519_key");
   // Not joined (nothing stamped): the kubelet waits for kubeadm's configuration.
   CHECK(probe.at("kubelet") == "inactive");
   CHECK(probe.at("kubelet_condition") == "no");
@@ -73,7 +78,10 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
   // The image's ld.so.cache is current (its /etc/.updated stamp), and no masked generator
   // probed for a hypervisor socket.
   CHECK(probe.at("ldconfig_condition") == "no");
+  CHECK(probe.at("catalog_condition") == "no");
   CHECK(probe.at("vsock_modules") == "0");
+  // qemu's PC has a floppy controller; neither the initrd nor the root loads its driver.
+  CHECK(probe.at("floppy_module") == "0");
 }
 
 }  // namespace
