@@ -4,11 +4,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
 
 #include "builder/util/error.h"
 #include "builder/util/files.h"
+#include "builder/util/sha256.h"
 #include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -82,4 +84,26 @@ TEST_CASE("write_at and read_at move exactly the bytes asked for, in place") {
   CHECK(fs::file_size(file) == 8192);
   CHECK_THROWS_WITH(kiln::read_at(file, 8000, 500),
                     "cannot read 500 bytes at 8000 of " + file.string() + ": the file ends first");
+}
+
+TEST_CASE("a sparse file hashes exactly as its bytes do, holes read as zeros") {
+  kiln::test::TempDir dir;
+  fs::path file = dir.path() / "sparse.raw";
+  // Data, a hole of several hashing buffers, data, and a hole to the end.
+  const std::uint64_t size = 9ull << 20;
+  const std::uint64_t second = (6ull << 20) + 12345;
+  kiln::write_file_atomic(file, std::string(5000, 'x'));
+  fs::resize_file(file, size);
+  kiln::write_at(file, std::string(70000, 'y'), second);
+  std::string bytes(size, '\0');
+  std::fill_n(bytes.begin(), 5000, 'x');
+  std::fill_n(bytes.begin() + second, 70000, 'y');
+  CHECK(kiln::sha256_file(file) == kiln::sha256_hex(bytes));
+  // Filled in, the same bytes give the same digest.
+  fs::path dense = dir.path() / "dense.raw";
+  kiln::write_file_atomic(dense, bytes);
+  CHECK(kiln::sha256_file(dense) == kiln::sha256_hex(bytes));
+  fs::path empty = dir.path() / "empty";
+  kiln::write_file_atomic(empty, "");
+  CHECK(kiln::sha256_file(empty) == kiln::sha256_hex(""));
 }
