@@ -122,8 +122,17 @@ TEST_CASE("kernel modules, sysctls, swap and identity are set for kubeadm's pref
   CHECK(fs::read_symlink(extracted_root() /
                          "etc/systemd/system/ssh.service.wants/ssh-host-keys.service") ==
         "/usr/lib/systemd/system/ssh-host-keys.service");
-  CHECK_THAT(image_file("/usr/lib/systemd/system/ssh-host-keys.service"),
-             Catch::Contains("ExecStart=/usr/bin/ssh-keygen -A"));
+  // Ed25519 and ECDSA keys only, and sshd told to serve exactly those.
+  std::string host_keys_unit = image_file("/usr/lib/systemd/system/ssh-host-keys.service");
+  CHECK_THAT(host_keys_unit, Catch::Contains("ssh-keygen -q -t ed25519 -N \"\" -f "
+                                             "/etc/ssh/ssh_host_ed25519_key\n"));
+  CHECK_THAT(host_keys_unit, Catch::Contains("ssh-keygen -q -t ecdsa -N \"\" -f "
+                                             "/etc/ssh/ssh_host_ecdsa_key\n"));
+  CHECK_THAT(host_keys_unit, !Catch::Contains("rsa") && !Catch::Contains(" -A"));
+  CHECK(
+      image_file("/etc/ssh/sshd_config.d/10-kiln-host-keys.conf")
+          .find("\nHostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n") !=
+      std::string::npos);
   CHECK(image_file("/etc/crictl.yaml")
             .rfind("runtime-endpoint: unix:///run/containerd/containerd.sock\n", 0) == 0);
   // CNI plugin installers write to /opt/cni/bin: it leads to writable /var.
