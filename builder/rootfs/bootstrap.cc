@@ -83,8 +83,8 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
   std::string include;
   for (const auto& package : plan.packages) include += (include.empty() ? "" : ",") + package;
   const Recipe& r = plan.recipe;
-  // Modules the recipe leaves out are never unpacked (the initrd script removes them too, for
-  // files a path-exclude pattern cannot name).
+  // Modules the recipe leaves out are never unpacked, so the kernel's own depmod is already
+  // right (the initrd script still removes any it finds, and only then runs depmod again).
   std::vector<std::string> omit_modules;
   for (const auto& path : r.kernel.omit_modules) {
     omit_modules.push_back("--dpkgopt=path-exclude=/usr/lib/modules/*/kernel/" + path);

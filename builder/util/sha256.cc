@@ -51,13 +51,22 @@ std::string sha256_file(const std::filesystem::path& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0)
     throw Error("cannot read " + path.string() + ": " + std::strerror(errno));
+  std::string buffer(1 << 20, '\0');
+  Sha256 hasher;
+  if (!S_ISREG(st.st_mode)) {  // a device or a pipe: no size to trust, no holes to skip
+    for (;;) {
+      ssize_t n = ::read(fd, buffer.data(), buffer.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error("cannot read " + path.string() + ": " + std::strerror(errno));
+      if (n == 0) return hasher.hex();
+      hasher.update(std::string_view(buffer.data(), n));
+    }
+  }
   const off_t size = st.st_size;
 
   // A disk image is mostly holes. Reading one makes the kernel fill page after page with
   // zeros (a 3 GiB image took 7 s); hashing the same zeros from memory takes none of that.
   static const std::string zeros(1 << 20, '\0');
-  std::string buffer(1 << 20, '\0');
-  Sha256 hasher;
   off_t position = 0;
   while (position < size) {
     off_t data = ::lseek(fd, position, SEEK_DATA);
