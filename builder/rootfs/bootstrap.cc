@@ -26,8 +26,9 @@ std::vector<std::pair<std::string, std::string>> read_package_list(const fs::pat
 }
 
 // share-debs.sh FROM TO: every .deb in FROM that TO lacks, hard-linked into TO, or copied
-// when the two are on different file systems. A copy lands under a temporary name first, so
-// an interrupted build never leaves a truncated package in the cache.
+// when the two are on different file systems. A copy lands under a temporary name of its own
+// first, so neither an interrupted build nor a concurrent one leaves a truncated package in
+// the cache.
 constexpr const char* kShareDebsScript = R"sh(set -eu
 mkdir -p "$2"
 for deb in "$1"/*.deb; do
@@ -35,8 +36,8 @@ for deb in "$1"/*.deb; do
     name=${deb##*/}
     [ -e "$2/$name" ] && continue
     if ! ln "$deb" "$2/$name" 2>/dev/null; then
-        cp "$deb" "$2/.$name.partial"
-        mv "$2/.$name.partial" "$2/$name"
+        cp "$deb" "$2/.$name.$$.partial"
+        mv "$2/.$name.$$.partial" "$2/$name"
     fi
 done
 )sh";
