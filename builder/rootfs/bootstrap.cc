@@ -42,13 +42,6 @@ for deb in "$1"/*.deb; do
 done
 )sh";
 
-// A path as one word of a hook's shell command.
-std::string sh_quote(const fs::path& path) {
-  std::string quoted = "'";
-  for (char c : path.string()) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
 std::string mirror_uri(const std::string& mirror) {
   if (mirror.find("://") != std::string::npos) return mirror;
   return "file://" + fs::absolute(mirror).string();
@@ -114,10 +107,10 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
       // Reuse downloaded .debs across builds, shared by hard link rather than copied (the
       // copies cost seconds per build); nothing in the tree writes to a .deb.
       "--skip=essential/unlink",
-      "--setup-hook=sh " + sh_quote(work / "share-debs.sh") + " " + sh_quote(debs) +
-          " \"$1\"/var/cache/apt/archives",
-      "--customize-hook=sh " + sh_quote(work / "share-debs.sh") +
-          " \"$1\"/var/cache/apt/archives " + sh_quote(debs),
+      "--setup-hook=sh " + shell_quote((work / "share-debs.sh").string()) + " " +
+          shell_quote(debs.string()) + " \"$1\"/var/cache/apt/archives",
+      "--customize-hook=sh " + shell_quote((work / "share-debs.sh").string()) +
+          " \"$1\"/var/cache/apt/archives " + shell_quote(debs.string()),
       "--customize-hook=cp -a " + support.string() + "/. \"$1\"/",
       "--customize-hook=chroot \"$1\" sh -s < " + (work / "build-initrd.sh").string(),
       "--customize-hook=chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > " +

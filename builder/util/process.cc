@@ -19,16 +19,6 @@ extern char** environ;
 namespace kiln {
 namespace {
 
-std::string quote_arg(const std::string& arg) {
-  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                            "0123456789-_./=:,+@%") == std::string::npos) {
-    return arg;
-  }
-  std::string out = "'";
-  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 std::vector<std::string> merged_environment(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> env;
   for (char** entry = environ; *entry; ++entry) {
@@ -143,9 +133,19 @@ void stop_all(int signal, int timeout_ms) noexcept {
 
 }  // namespace running_children
 
+std::string shell_quote(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789-_./=:,+@%") == std::string::npos) {
+    return arg;
+  }
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 std::string quote_command(const std::vector<std::string>& argv) {
   std::string out;
-  for (const auto& arg : argv) out += (out.empty() ? "" : " ") + quote_arg(arg);
+  for (const auto& arg : argv) out += (out.empty() ? "" : " ") + shell_quote(arg);
   return out;
 }
 

@@ -58,6 +58,9 @@ void remove(int pid);
 void stop_all(int signal, int timeout_ms) noexcept;
 }  // namespace running_children
 
+/// One word as a shell would need it typed: as is when plainly safe, else single-quoted.
+std::string shell_quote(const std::string& arg);
+
 /// The command as a shell would need it typed, for logs and errors.
 std::string quote_command(const std::vector<std::string>& argv);
 
