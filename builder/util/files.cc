@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -108,13 +109,44 @@ void for_each_piece(const std::filesystem::path& path,
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
   std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* open_fd) { ::close(*open_fd); });
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error("cannot read " + path.string() + ": " + errno_text());
   std::string buffer(1 << 20, '\0');
-  for (;;) {
-    ssize_t got = ::read(fd, buffer.data(), buffer.size());
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
-    if (got == 0) return;
-    piece(std::string_view(buffer.data(), std::size_t(got)));
+  if (!S_ISREG(st.st_mode)) {  // a device or a pipe: no size to trust, no holes to skip
+    for (;;) {
+      ssize_t got = ::read(fd, buffer.data(), buffer.size());
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
+      if (got == 0) return;
+      piece(std::string_view(buffer.data(), std::size_t(got)));
+    }
+  }
+
+  // A disk image is mostly holes. Reading one makes the kernel fill page after page with
+  // zeros (a 3 GiB image took 7 s); handing out the same zeros from memory takes none of that.
+  static const std::string zeros(1 << 20, '\0');
+  const off_t size = st.st_size;
+  off_t position = 0;
+  while (position < size) {
+    off_t data = ::lseek(fd, position, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) data = size;       // only a hole remains
+    if (data < 0 && errno == EINVAL) data = position;  // no hole support: read it all
+    if (data < 0) throw Error("cannot read " + path.string() + ": " + errno_text());
+    for (off_t left = data - position; left > 0;) {
+      std::size_t n = std::size_t(std::min<off_t>(left, off_t(zeros.size())));
+      piece(std::string_view(zeros.data(), n));
+      left -= off_t(n);
+    }
+    off_t hole = data < size ? ::lseek(fd, data, SEEK_HOLE) : size;
+    if (hole < 0 || hole > size) hole = size;
+    for (off_t at = data; at < hole;) {
+      std::size_t n = std::size_t(std::min<off_t>(hole - at, off_t(buffer.size())));
+      if (!pread_all(fd, buffer.data(), n, std::uint64_t(at), path))
+        throw Error(path.string() + " shrank while it was being read");
+      piece(std::string_view(buffer.data(), n));
+      at += off_t(n);
+    }
+    position = hole;
   }
 }
 

@@ -41,8 +41,9 @@ std::filesystem::path temp_sibling(const std::filesystem::path& path);
 /// Reads `size` bytes at `offset` of an existing file; throws naming the file when short.
 std::string read_at(const std::filesystem::path& path, std::uint64_t offset, std::size_t size);
 
-/// Reads the whole file in 1 MiB pieces, handing each to `piece` (checksums of large
-/// images without holding them). Throws Error when the file cannot be read.
+/// Reads the whole file in pieces of at most 1 MiB, handing each to `piece` (checksums of
+/// large images without holding them). A regular file's holes are handed over as zeros
+/// without being read. Throws Error when the file cannot be read.
 void for_each_piece(const std::filesystem::path& path,
                     const std::function<void(std::string_view piece)>& piece);
 
