@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 
 VENV = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
+SERVERS = []  # the gunicorn processes started, stopped however this script ends
 
 
 def write(path, text):
@@ -44,16 +45,29 @@ def call(url, method="GET", body=None, token=None, expect=(200, 201, 204)):
         raise SystemExit(f"{method} {url}: HTTP {error.code}: {error.read()[:500]!r}")
 
 
-def wait_for(url, seconds=120):
+def wait_for(url, server, key, seconds=120):
+    """Waits until SERVER answers URL with a JSON document that has KEY.
+
+    Any other answer means another server holds the port, so it is an error, not success.
+    """
     deadline = time.time() + seconds
     while time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server for {url} exited; see servers.log")
         try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except urllib.error.HTTPError:
-            return  # answering at all is enough
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                text = answer.read()
+        except urllib.error.HTTPError as error:  # Glance answers /versions with 300
+            text = error.read()
         except OSError:
             time.sleep(0.2)
+            continue
+        try:
+            if key in json.loads(text):
+                return
+        except ValueError:
+            pass
+        raise SystemExit(f"{url} answered, but not as the expected service: {text[:200]!r}")
     raise SystemExit(f"{url} did not answer in {seconds} s")
 
 
@@ -107,8 +121,9 @@ key_repository = {state}/keystone/credential
                   "--bootstrap-internal-url", f"{keystone_url}/v3"]):
         subprocess.run(manage + args, check=True, stdout=log, stderr=subprocess.STDOUT)
     env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=f"{state}/keystone/keystone.conf")
-    servers = [gunicorn("keystone.wsgi.api:application", keystone_port, env, log,
-                        f"{state}/keystone")]
+    servers = SERVERS
+    servers.append(gunicorn("keystone.wsgi.api:application", keystone_port, env, log,
+                            f"{state}/keystone"))
 
     def stop(*unused):
         for server in servers:
@@ -118,7 +133,7 @@ key_repository = {state}/keystone/credential
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    wait_for(f"{keystone_url}/v3")
+    wait_for(f"{keystone_url}/v3", servers[0], "version")
 
     def password_auth(name, password, project):
         body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
@@ -190,7 +205,7 @@ password = {glance_password}
     env = dict(os.environ, OS_GLANCE_CONFIG_DIR=f"{state}/glance")
     servers.append(gunicorn("glance.wsgi.api:application", glance_port, env, log,
                             f"{state}/glance"))
-    wait_for(f"{glance_url}/versions")
+    wait_for(f"{glance_url}/versions", servers[-1], "versions")
 
     cloud = {
         "auth_url": f"{keystone_url}/v3",
@@ -215,4 +230,8 @@ password = {glance_password}
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for running in SERVERS:
+            running.terminate()
