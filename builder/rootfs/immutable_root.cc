@@ -71,6 +71,16 @@ constexpr const char* kMaskedGenerators[] = {
     "systemd-tpm2-generator",              // the node does not seal anything to a TPM
 };
 
+// apt's and dpkg's daily timers look after a mutable Debian system. On a kiln node apt can
+// install nothing into the read-only /usr, yet apt-daily would still download the package
+// lists of every Debian mirror in sources.list onto the state partition each day (and fail
+// daily on an isolated network), and dpkg-db-backup would copy a database that never changes.
+constexpr const char* kMaskedTimers[] = {
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+};
+
 }  // namespace
 
 void write_immutable_root_config(RootTree& tree, const BuildPlan& plan) {
@@ -98,6 +108,10 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan& plan) {
 
   for (const char* generator : kMaskedGenerators)
     tree.make_symlink(std::string("/etc/systemd/system-generators/") + generator, "/dev/null");
+  for (const char* timer : kMaskedTimers) {
+    tree.remove(std::string("/etc/systemd/system/timers.target.wants/") + timer);
+    tree.make_symlink(std::string("/etc/systemd/system/") + timer, "/dev/null");
+  }
   // /usr never changes under a booted image and ld.so.cache is built with it, so the
   // first boot need not rebuild it (ConditionNeedsUpdate=/etc compares this stamp with /usr).
   tree.write_file("/etc/.updated", "");

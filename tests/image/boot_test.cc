@@ -41,6 +41,8 @@ say ldconfig_condition "$(systemctl show -p ConditionResult --value ldconfig)"
 say catalog_condition "$(systemctl show -p ConditionResult --value systemd-journal-catalog-update)"
 say vsock_modules "$(grep -c vsock /proc/modules)"
 say floppy_module "$(grep -c '^floppy ' /proc/modules)"
+say apt_timers "$(systemctl list-timers --no-legend | grep -c -e apt- -e dpkg-)"
+say apt_daily "$(systemctl is-enabled apt-daily.timer)"
 say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
 say logical_block_size "$(cat /sys/block/vda/queue/logical_block_size)"
 part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
@@ -82,6 +84,9 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
   CHECK(probe.at("vsock_modules") == "0");
   // qemu's PC has a floppy controller; neither the initrd nor the root loads its driver.
   CHECK(probe.at("floppy_module") == "0");
+  // apt cannot change the read-only /usr: no node fetches package lists every day.
+  CHECK(probe.at("apt_daily") == "masked");
+  CHECK(probe.at("apt_timers") == "0");
 }
 
 }  // namespace

@@ -116,6 +116,13 @@ TEST_CASE("kernel modules, sysctls, swap and identity are set for kubeadm's pref
   CHECK_THAT(module_list, Catch::Contains("br_netfilter.ko"));
   CHECK_THAT(module_list, Catch::Contains("overlay.ko"));
   CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system/swap.target") == "/dev/null");
+  // apt's and dpkg's daily timers are masked and no longer wanted by timers.target.
+  for (const char* timer : {"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer"}) {
+    INFO(timer);
+    CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system" / timer) == "/dev/null");
+    CHECK(!fs::exists(
+        fs::symlink_status(extracted_root() / "etc/systemd/system/timers.target.wants" / timer)));
+  }
   CHECK(fs::file_size(extracted_root() / "etc/machine-id") == 0);
   // No per-node secrets baked in: SSH host keys are made on first boot.
   CHECK(in_root({"sh", "-c", "ls /etc/ssh/ | grep ssh_host_ || true"}).empty());
