@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -337,8 +338,11 @@ std::vector<Field> kernel_fields() {
          auto v = get_string_list(n, c);
          if (!v) return;
          for (const auto& path : *v) {
+           // Each path becomes a line of dpkg's configuration: no control characters.
+           bool control = std::any_of(path.begin(), path.end(),
+                                      [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; });
            if (path.empty() || path[0] == '/' || path.find("..") != std::string::npos ||
-               path.find_first_of(" *?[\\'\"$") != std::string::npos) {
+               path.find_first_of(" *?[\\'\"$") != std::string::npos || control) {
              c.error(n, "bad module path '" + path +
                             "': give a plain path relative to the kernel's kernel/ directory, "
                             "e.g. drivers/gpu");

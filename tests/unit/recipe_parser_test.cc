@@ -269,3 +269,11 @@ TEST_CASE("an arm64 build on a host without qemu-user says what to install and e
   // The host's own architecture needs nothing.
   CHECK_NOTHROW(kiln::require_foreign_arch_support(kiln::Arch::amd64, binfmt.path()));
 }
+
+TEST_CASE("a module path that would add a line to dpkg's configuration is refused") {
+  // Each omitted module path becomes a path-exclude line in the bootstrap's dpkg configuration.
+  std::string errors =
+      text_errors("name: w\nkernel:\n  omit_modules: [sound, \"sound\\nforce-overwrite\"]\n");
+  CHECK_THAT(errors, Catch::Contains("inline.yaml:3:17: error: bad module path"));
+  CHECK(text_errors("name: w\nkernel:\n  omit_modules: [sound, drivers/gpu]\n").empty());
+}
