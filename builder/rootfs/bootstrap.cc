@@ -52,6 +52,7 @@ done
 // everything under man, locale and info, and every documentation file but the licences, with
 // the directories left empty.
 constexpr const char* kDpkgFiltersScript = R"sh(set -eu
+mkdir -p "$2/etc/dpkg/dpkg.cfg.d"
 install -m 0644 "$1" "$2/etc/dpkg/dpkg.cfg.d/99mmdebstrap"
 rm -rf "$2"/usr/share/man/* "$2"/usr/share/locale/* "$2"/usr/share/info/*
 if [ -d "$2/usr/share/doc" ]; then
