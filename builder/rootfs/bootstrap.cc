@@ -146,8 +146,11 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
             r.base.mirror);
   // INITRD=No makes the kernel's postinst hook skip dracut: the initrd is built once, by the
   // customize hook above, after the recipe's modules are pruned (a second run costs ~13 s).
+  // mmdebstrap's main process waits out a signal until its worker is done; signalled as a
+  // group, the worker stops and the main process unmounts and removes its temporary tree.
   run(argv,
-      {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}, {"INITRD", "No"}}});
+      {.env = {{"SOURCE_DATE_EPOCH", std::to_string(plan.source_date_epoch)}, {"INITRD", "No"}},
+       .signal_whole_group = true});
 
   fsync_path(work / "base.tar");
   entry.publish();

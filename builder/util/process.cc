@@ -66,13 +66,15 @@ void check_exit_status(int status, const std::string& shown, const std::string& 
     throw Error("command failed with exit status " + std::to_string(code) + ": " + shown + detail);
 }
 
-// A fixed table, readable from a signal handler without locks; 0 marks a free slot.
+// A fixed table, readable from a signal handler without locks; 0 marks a free slot and -1 one
+// being filled. whole_group_slots[i] says whether child_slots[i] leads its own process group.
 constexpr int kChildSlots = 64;
 std::atomic<pid_t> child_slots[kChildSlots];
+std::atomic<bool> whole_group_slots[kChildSlots];
 
 /// Records the child for the signal handler for as long as it runs.
 struct RunningChild {
-  explicit RunningChild(pid_t pid) : pid(pid) { running_children::add(pid); }
+  RunningChild(pid_t pid, bool whole_group) : pid(pid) { running_children::add(pid, whole_group); }
   ~RunningChild() { running_children::remove(pid); }
   pid_t pid;
 };
@@ -88,10 +90,14 @@ int wait_for_child(pid_t pid) {
 
 namespace running_children {
 
-bool add(int pid) {
-  for (auto& slot : child_slots) {
+bool add(int pid, bool whole_group) {
+  for (int i = 0; i < kChildSlots; ++i) {
     pid_t expected = 0;
-    if (slot.compare_exchange_strong(expected, pid)) return true;
+    if (child_slots[i].compare_exchange_strong(expected, -1)) {
+      whole_group_slots[i].store(whole_group);
+      child_slots[i].store(pid);
+      return true;
+    }
   }
   return false;
 }
@@ -105,23 +111,24 @@ void remove(int pid) {
 
 void stop_all(int signal, int timeout_ms) noexcept {
   int saved_errno = errno;
-  for (auto& slot : child_slots) {
-    if (pid_t pid = slot.load(); pid > 0) ::kill(pid, signal);
+  auto target = [](int i, pid_t pid) { return whole_group_slots[i].load() ? -pid : pid; };
+  for (int i = 0; i < kChildSlots; ++i) {
+    if (pid_t pid = child_slots[i].load(); pid > 0) ::kill(target(i, pid), signal);
   }
   const timespec tick{0, 20 * 1000 * 1000};
   for (int waited = 0;; waited += 20) {
     bool any_running = false;
-    for (auto& slot : child_slots) {
-      pid_t pid = slot.load();
+    for (int i = 0; i < kChildSlots; ++i) {
+      pid_t pid = child_slots[i].load();
       if (pid <= 0) continue;
       int status = 0;
       pid_t got = ::waitpid(pid, &status, WNOHANG);
       // Reaped here or by the thread that started it: either way it is gone.
       if (got == pid || (got < 0 && errno == ECHILD)) {
-        slot.store(0);
+        child_slots[i].store(0);
         continue;
       }
-      if (waited >= timeout_ms) ::kill(pid, SIGKILL);
+      if (waited >= timeout_ms) ::kill(target(i, pid), SIGKILL);
       any_running = true;
     }
     // A child stuck in the kernel even after SIGKILL is left behind rather than waited for.
@@ -190,10 +197,19 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     }
     if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) _exit(126);
     if (options.nice != 0 && ::setpriority(PRIO_PROCESS, 0, options.nice) != 0) _exit(126);
+    if (options.signal_whole_group) {
+      // Out of the terminal's foreground group, the command must not read from or set up
+      // the terminal (apt would, for dpkg's pty, and be stopped by SIGTTOU).
+      if (::setpgid(0, 0) != 0) _exit(126);
+      int null = ::open("/dev/null", O_RDONLY);
+      if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) _exit(126);
+    }
     ::execvpe(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
     _exit(127);
   }
-  RunningChild running(pid);
+  // Set from both sides, so that the group exists before any signal could be passed to it.
+  if (options.signal_whole_group) ::setpgid(pid, pid);
+  RunningChild running(pid, options.signal_whole_group);
   std::string captured;
   if (capture_any) {
     ::close(out_pipe[1]);

@@ -17,6 +17,11 @@ struct RunOptions {
   bool quiet = false;
   /// Scheduling niceness for the child (0 = inherit); background work yields to the critical path.
   int nice = 0;
+  /// Runs the command in a process group of its own, with standard input from /dev/null, and
+  /// a signal that stops kiln goes to that whole group: for a command whose main process waits
+  /// out signals until its workers finish (mmdebstrap), so that the workers stop and it can
+  /// unmount and remove what it built.
+  bool signal_whole_group = false;
 };
 
 struct RunResult {
@@ -50,8 +55,9 @@ class StreamingCommand {
 /// Child processes run() and StreamingCommand are waiting for, so that a signal handler can pass
 /// the signal on and wait for them before it removes their temporary outputs (signals.h).
 namespace running_children {
-/// Records a child; false when the table is full.
-bool add(int pid);
+/// Records a child; false when the table is full. `whole_group`: the child leads a process
+/// group of its own, and stop_all() signals the group.
+bool add(int pid, bool whole_group = false);
 void remove(int pid);
 /// Sends `signal` to every recorded child and reaps them, sending SIGKILL to those still
 /// running after `timeout_ms`. Async-signal-safe.

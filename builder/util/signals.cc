@@ -10,8 +10,9 @@ namespace kiln {
 namespace {
 
 // Children get this long to act on the signal before SIGKILL: a child still writing could
-// otherwise recreate a temporary after it was removed.
-constexpr int kChildGraceMs = 5000;
+// otherwise recreate a temporary after it was removed. Most exit at once; mmdebstrap first
+// unmounts and removes a root tree of half a gigabyte, which a SIGKILL would leave behind.
+constexpr int kChildGraceMs = 30000;
 
 // Set once before any handler runs; a forked child that has not yet called exec inherits the
 // handler and must not remove its parent's files.

@@ -124,3 +124,31 @@ TEST_CASE("without a registration nothing is removed: renamed outputs stay") {
   REQUIRE(WIFSIGNALED(status));
   CHECK(kiln::read_file(dir.path() / "out") == "done");
 }
+
+TEST_CASE(
+    "a command run as a process group of its own is signalled as a group, so it can clean up") {
+  kiln::test::TempDir dir;
+  fs::path started = dir.path() / "started";
+  fs::path cleaned = dir.path() / "cleaned";
+  int status = in_child([&] {
+    std::thread([&] {
+      // SIGTERM blocked here reaches the main thread, which is waiting for the command.
+      sigset_t term;
+      sigemptyset(&term);
+      sigaddset(&term, SIGTERM);
+      ::pthread_sigmask(SIG_BLOCK, &term, nullptr);
+      while (!fs::exists(started)) ::usleep(10000);
+      ::kill(::getpid(), SIGTERM);
+    }).detach();
+    // As mmdebstrap does: the main process holds the signal until its worker has finished,
+    // then cleans up. Signalled alone it would wait out the worker's minute and be killed.
+    kiln::run({"sh", "-c",
+               "trap 'echo cleaned > " + cleaned.string() + "; exit 1' TERM; sh -c 'touch " +
+                   started.string() + "; exec sleep 60'"},
+              {.signal_whole_group = true});
+  });
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);
+  REQUIRE(fs::exists(cleaned));
+  CHECK(kiln::read_file(cleaned) == "cleaned\n");
+}
