@@ -203,6 +203,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& options) {
       if (::setpgid(0, 0) != 0) _exit(126);
       int null = ::open("/dev/null", O_RDONLY);
       if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) _exit(126);
+      if (null != STDIN_FILENO) ::close(null);
     }
     ::execvpe(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
     _exit(127);
