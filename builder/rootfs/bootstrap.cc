@@ -136,10 +136,10 @@ BaseArtifact bootstrap_base(const BuildPlan& plan, Cache& cache, bool rebuild) {
           shell_quote((work / "dpkg.cfg").string()) + " \"$1\"",
       "--customize-hook=sh " + shell_quote((work / "share-debs.sh").string()) +
           " \"$1\"/var/cache/apt/archives " + shell_quote(debs.string()),
-      "--customize-hook=cp -a " + support.string() + "/. \"$1\"/",
-      "--customize-hook=chroot \"$1\" sh -s < " + (work / "build-initrd.sh").string(),
+      "--customize-hook=cp -a " + shell_quote(support.string() + "/.") + " \"$1\"/",
+      "--customize-hook=chroot \"$1\" sh -s < " + shell_quote((work / "build-initrd.sh").string()),
       "--customize-hook=chroot \"$1\" dpkg-query -W -f='${Package}\\t${Version}\\n' > " +
-          (work / "packages.tsv").string(),
+          shell_quote((work / "packages.tsv").string()),
   };
   argv.insert(argv.end(), {r.base.suite, (work / "base.tar").string(), mirror_uri(r.base.mirror)});
   log::info("    mmdebstrap {} ({} packages requested, {})", r.base.suite, plan.packages.size(),
