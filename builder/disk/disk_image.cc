@@ -120,9 +120,10 @@ DiskArtifact build_disk(const BuildPlan& plan, const RootfsArtifact& rootfs, Cac
 
   // EROFS compression is the longest step and single-threaded: the rest runs beside it.
   auto root_image = std::async(std::launch::async, [&] {
-    log::info("    mkfs.erofs (lz4) of the read-only root");
+    const RootCompression compression = plan.recipe.disk.root_compression;
+    log::info("    mkfs.erofs ({}) of the read-only root", to_string(compression));
     make_erofs(root, work / "root.erofs", Guid::derived("kiln/" + plan.recipe_hash + "/erofs").text,
-               epoch);
+               epoch, compression);
   });
   DiskContent content;
   fs::path core = work / "core.img";

@@ -5,14 +5,16 @@
 #include <string>
 #include <vector>
 
+#include "builder/recipe/recipe.h"
+
 namespace kiln {
 
 /// Unpacks a tar (owners, modes, xattrs, mtimes kept) into an empty directory.
 void extract_tar(const std::filesystem::path& archive, const std::filesystem::path& directory);
 
-/// Makes a compressed, read-only EROFS image of `tree` with every timestamp at `epoch`.
+/// Makes a read-only EROFS image of `tree` with every timestamp at `epoch`.
 void make_erofs(const std::filesystem::path& tree, const std::filesystem::path& image,
-                const std::string& uuid, long long epoch);
+                const std::string& uuid, long long epoch, RootCompression compression);
 
 /// Writes the dm-verity hash tree of `data` to `hash` (4 KiB blocks, salt and UUID fixed so
 /// the output is reproducible) and returns the root hash.

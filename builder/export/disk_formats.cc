@@ -191,7 +191,11 @@ void write_raw(const fs::path& raw, const fs::path& out) {
 void write_raw_zst(const fs::path& raw, const fs::path& out) {
   require_program("zstd", "zstd");
   write_through_temp(out, [&](const fs::path& temp) {
-    run({"zstd", "-q", "-f", "-T0", "-12", raw.string(), "-o", temp.string()}, {.quiet = true});
+    // A 128 MiB window finds what the root's files share (the Go runtime in every binary):
+    // 8% smaller for an uncompressed root. It is the largest window zstd, bmaptool and
+    // libzstd decompress without being told, so nothing downstream needs an option.
+    run({"zstd", "-q", "-f", "-T0", "-12", "--long=27", raw.string(), "-o", temp.string()},
+        {.quiet = true});
   });
 }
 

@@ -40,4 +40,16 @@ const char* to_string(RebootPolicy policy) {
   return "?";
 }
 
+const char* to_string(RootCompression compression) {
+  switch (compression) {
+    case RootCompression::none:
+      return "none";
+    case RootCompression::lz4:
+      return "lz4";
+    case RootCompression::lz4hc:
+      return "lz4hc";
+  }
+  return "?";
+}
+
 }  // namespace kiln

@@ -75,6 +75,13 @@ struct OverlaySpec {
   SourceMark mark;
 };
 
+/// How the read-only root's EROFS file system stores file data.
+enum class RootCompression {
+  none,   ///< plain blocks: raw.zst and the compressed cloud formats compress them best
+  lz4,    ///< the smallest disk, root slots and update downloads
+  lz4hc,  ///< a little smaller than lz4, ten times the build CPU
+};
+
 struct DiskSpec {
   std::uint64_t size_bytes = 0;               ///< 0 = the partitions plus the default state size
   std::uint64_t root_bytes = 0;               ///< per root slot; 0 = fitted to the root filesystem
@@ -83,6 +90,7 @@ struct DiskSpec {
   /// Logical sector size the GPT and FAT file systems are written for: 512, or 4096 for 4Kn
   /// disks (UEFI only: BIOS GRUB needs 512-byte sectors).
   std::uint64_t sector_size = 512;
+  RootCompression root_compression = RootCompression::lz4;
 };
 
 /// Netboot (`outputs: [pxe]`) choices.
@@ -165,5 +173,6 @@ const char* to_string(KubernetesSource source);
 const char* to_string(ContainerdSource source);
 const char* to_string(RebootPolicy policy);
 const char* to_string(Board board);
+const char* to_string(RootCompression compression);
 
 }  // namespace kiln

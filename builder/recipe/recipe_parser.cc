@@ -380,6 +380,16 @@ std::vector<Field> disk_fields() {
                  get_choice<std::uint64_t>(n, c, "sector_size", {{"512", 512}, {"4096", 4096}}))
            r.disk.sector_size = *v;
        }},
+      {"root_compression",
+       "How the root file system stores its data: lz4 (default), lz4hc, or none (larger disk "
+       "and updates, smaller raw.zst).",
+       [](Recipe& r, const YAML::Node& n, ParseContext& c) {
+         if (auto v = get_choice<RootCompression>(n, c, "root compression",
+                                                  {{"none", RootCompression::none},
+                                                   {"lz4", RootCompression::lz4},
+                                                   {"lz4hc", RootCompression::lz4hc}}))
+           r.disk.root_compression = *v;
+       }},
   };
 }
 

@@ -2,9 +2,11 @@
 // disk stage's refusals, without booting anything.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "builder/disk/gpt.h"
+#include "builder/rootfs/tar_io.h"
 #include "builder/util/files.h"
 #include "builder/util/process.h"
 #include "builder/util/sha256.h"
@@ -69,6 +71,41 @@ TEST_CASE("the raw image has kiln's GPT layout with the root pair named by its v
            std::to_string(kiln::find_partition(disk, "kiln-config", kImage / "worker.raw").offset),
        "::"});
   CHECK_THAT(label, Catch::Contains("KILNCFG"));
+}
+
+TEST_CASE("the default root stores file data as plain blocks, as recipes/worker.yaml asks",
+          "[image][disk]") {
+  const fs::path raw = kImage / "worker.raw";
+  const kiln::GptPartition& root = kiln::find_partition(kiln::read_gpt(raw), "root", raw);
+  std::ifstream in(raw, std::ios::binary);
+  // EROFS superblock at 1 KiB: magic, then feature_incompat at byte 80, where mkfs.erofs sets
+  // bit 0 (lz4 zero padding) for any LZ4 or LZ4HC compressed file system.
+  std::string superblock(128, '\0');
+  in.seekg(static_cast<std::streamoff>(root.offset + 1024));
+  REQUIRE(in.read(superblock.data(), superblock.size()));
+  auto le32 = [&](std::size_t at) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at])) |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at + 1])) << 8 |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at + 2])) << 16 |
+           static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at + 3])) << 24;
+  };
+  REQUIRE(le32(0) == 0xE0F5E1E2u);
+  CHECK((le32(80) & 1u) == 0);
+  // Plain blocks hold a file verbatim at a block boundary: the kubelet's block at 1 MiB is
+  // found in the partition as it is in the root file system's tar.
+  std::string kubelet = kiln::read_tar_member(kImage / "rootfs.tar", "usr/bin/kubelet");
+  REQUIRE(kubelet.size() > (2u << 20));
+  const std::string block = kubelet.substr(1u << 20, 4096);
+  bool found = false;
+  std::string chunk(1u << 20, '\0');
+  in.clear();
+  in.seekg(static_cast<std::streamoff>(root.offset));
+  for (std::uint64_t done = 0; !found && done < root.size; done += chunk.size()) {
+    if (!in.read(chunk.data(), chunk.size())) break;
+    for (std::size_t at = 0; !found && at < chunk.size(); at += 4096)
+      found = chunk.compare(at, 4096, block) == 0;
+  }
+  CHECK(found);
 }
 
 TEST_CASE("every exported format has the right format and virtual size", "[image][disk]") {

@@ -277,3 +277,25 @@ TEST_CASE("a module path that would add a line to dpkg's configuration is refuse
   CHECK_THAT(errors, Catch::Contains("inline.yaml:3:17: error: bad module path"));
   CHECK(text_errors("name: w\nkernel:\n  omit_modules: [sound, drivers/gpu]\n").empty());
 }
+
+TEST_CASE("disk.root_compression picks how the EROFS root stores data, lz4 unless a recipe says") {
+  CHECK(kiln::parse_recipe("name: w\n", "inline.yaml").disk.root_compression ==
+        kiln::RootCompression::lz4);
+  CHECK(kiln::parse_recipe("name: w\ndisk: {root_compression: none}\n", "inline.yaml")
+            .disk.root_compression == kiln::RootCompression::none);
+  CHECK(kiln::parse_recipe("name: w\ndisk: {root_compression: lz4hc}\n", "inline.yaml")
+            .disk.root_compression == kiln::RootCompression::lz4hc);
+  CHECK(first_line(text_errors("name: w\ndisk: {root_compression: zstd}\n")) ==
+        "inline.yaml:2:26: error: unknown root compression 'zstd'; expected one of: none, lz4, "
+        "lz4hc");
+  CHECK(first_line(text_errors("name: w\ndisk: {root_compression: lz4h}\n")) ==
+        "inline.yaml:2:26: error: unknown root compression 'lz4h' (did you mean 'lz4'?); "
+        "expected one of: none, lz4, lz4hc");
+  // The default recipe ships as raw.zst and qcow2 and stores its root uncompressed; the Pi
+  // recipe, which includes it through worker-arm64.yaml, keeps lz4 for SD cards.
+  const fs::path recipes = fs::path(KILN_TEST_DATA) / "../../recipes";
+  CHECK(kiln::load_recipe(recipes / "worker.yaml").disk.root_compression ==
+        kiln::RootCompression::none);
+  CHECK(kiln::load_recipe(recipes / "worker-rpi4.yaml").disk.root_compression ==
+        kiln::RootCompression::lz4);
+}
