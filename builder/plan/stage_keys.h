@@ -17,7 +17,7 @@ std::string hash_tree(const std::filesystem::path& root);
 /// Bumped whenever a stage's code changes what it produces, so old cache entries are not reused.
 inline constexpr int kBaseStageFormat = 5;
 inline constexpr int kKubernetesStageFormat = 3;
-inline constexpr int kRootfsStageFormat = 15;
+inline constexpr int kRootfsStageFormat = 16;
 inline constexpr int kDiskStageFormat = 8;
 
 }  // namespace kiln

@@ -1,5 +1,7 @@
 #include "builder/rootfs/immutable_root.h"
 
+#include <fmt/format.h>
+
 #include "builder/rootfs/firstboot_payload.h"
 #include "builder/rootfs/node_config.h"
 #include "builder/util/files.h"
@@ -71,14 +73,24 @@ constexpr const char* kMaskedGenerators[] = {
     "systemd-tpm2-generator",              // the node does not seal anything to a TPM
 };
 
-// apt's and dpkg's daily timers look after a mutable Debian system. On a kiln node apt can
-// install nothing into the read-only /usr, yet apt-daily would still download the package
-// lists of every Debian mirror in sources.list onto the state partition each day (and fail
-// daily on an isolated network), and dpkg-db-backup would copy a database that never changes.
-constexpr const char* kMaskedTimers[] = {
-    "apt-daily.timer",
-    "apt-daily-upgrade.timer",
-    "dpkg-db-backup.timer",
+// Units that look after a mutable Debian system, each masked and no longer wanted by its
+// target. On a kiln node apt can install nothing into the read-only /usr, yet apt-daily would
+// still download the package lists of every Debian mirror in sources.list onto the state
+// partition each day (and fail daily on an isolated network), and dpkg-db-backup would copy a
+// database that never changes. e2scrub checks ext4 volumes through LVM snapshots, and a node
+// has no LVM. dracut-shutdown unpacks the initrd back into /run at shutdown from /boot, where
+// a kiln root has none (it boots from the ESP), so it could only fail.
+struct MaskedUnit {
+  const char* unit;
+  const char* wanted_by;  ///< the target whose .wants/ link in /etc is removed
+};
+constexpr MaskedUnit kMaskedUnits[] = {
+    {"apt-daily.timer", "timers.target"},
+    {"apt-daily-upgrade.timer", "timers.target"},
+    {"dpkg-db-backup.timer", "timers.target"},
+    {"e2scrub_all.timer", "timers.target"},
+    {"e2scrub_reap.service", "multi-user.target"},
+    {"dracut-shutdown.service", nullptr},  // wanted from /usr/lib: the mask alone stops it
 };
 
 }  // namespace
@@ -108,9 +120,10 @@ void write_immutable_root_config(RootTree& tree, const BuildPlan& plan) {
 
   for (const char* generator : kMaskedGenerators)
     tree.make_symlink(std::string("/etc/systemd/system-generators/") + generator, "/dev/null");
-  for (const char* timer : kMaskedTimers) {
-    tree.remove(std::string("/etc/systemd/system/timers.target.wants/") + timer);
-    tree.make_symlink(std::string("/etc/systemd/system/") + timer, "/dev/null");
+  for (const MaskedUnit& masked : kMaskedUnits) {
+    if (masked.wanted_by)
+      tree.remove(fmt::format("/etc/systemd/system/{}.wants/{}", masked.wanted_by, masked.unit));
+    tree.make_symlink(std::string("/etc/systemd/system/") + masked.unit, "/dev/null");
   }
   // /usr never changes under a booted image and ld.so.cache is built with it, so the
   // first boot need not rebuild it (ConditionNeedsUpdate=/etc compares this stamp with /usr).

@@ -43,6 +43,8 @@ say vsock_modules "$(grep -c vsock /proc/modules)"
 say floppy_module "$(grep -c '^floppy ' /proc/modules)"
 say apt_timers "$(systemctl list-timers --no-legend | grep -c -e apt- -e dpkg-)"
 say apt_daily "$(systemctl is-enabled apt-daily.timer)"
+say unneeded_units "$(systemctl is-enabled e2scrub_reap.service e2scrub_all.timer dracut-shutdown.service | sort -u | paste -sd, -)"
+say unneeded_started "$(systemctl show -p InactiveExitTimestampMonotonic --value e2scrub_reap.service e2scrub_all.timer dracut-shutdown.service | grep . | sort -u | paste -sd, -)"
 say disk_bytes "$(lsblk -bdno SIZE /dev/vda)"
 say logical_block_size "$(cat /sys/block/vda/queue/logical_block_size)"
 part=$(basename "$(readlink -f /dev/disk/by-partlabel/state)")
@@ -87,6 +89,9 @@ void check_verified_node(const std::map<std::string, std::string>& probe) {
   // apt cannot change the read-only /usr: no node fetches package lists every day.
   CHECK(probe.at("apt_daily") == "masked");
   CHECK(probe.at("apt_timers") == "0");
+  // Nor does it start e2scrub (no LVM) or dracut-shutdown (no initrd in the root to restore).
+  CHECK(probe.at("unneeded_units") == "masked");
+  CHECK(probe.at("unneeded_started") == "0");
 }
 
 }  // namespace

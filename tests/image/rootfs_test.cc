@@ -116,12 +116,19 @@ TEST_CASE("kernel modules, sysctls, swap and identity are set for kubeadm's pref
   CHECK_THAT(module_list, Catch::Contains("br_netfilter.ko"));
   CHECK_THAT(module_list, Catch::Contains("overlay.ko"));
   CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system/swap.target") == "/dev/null");
-  // apt's and dpkg's daily timers are masked and no longer wanted by timers.target.
-  for (const char* timer : {"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer"}) {
-    INFO(timer);
-    CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system" / timer) == "/dev/null");
+  // Units for a mutable Debian system are masked and no longer wanted by their targets: apt's
+  // and dpkg's daily timers, e2scrub (it needs LVM), dracut-shutdown (no initrd under /boot).
+  for (const auto& [unit, target] : std::vector<std::pair<std::string, std::string>>{
+           {"apt-daily.timer", "timers.target"},
+           {"apt-daily-upgrade.timer", "timers.target"},
+           {"dpkg-db-backup.timer", "timers.target"},
+           {"e2scrub_all.timer", "timers.target"},
+           {"e2scrub_reap.service", "multi-user.target"},
+           {"dracut-shutdown.service", "sysinit.target"}}) {
+    INFO(unit);
+    CHECK(fs::read_symlink(extracted_root() / "etc/systemd/system" / unit) == "/dev/null");
     CHECK(!fs::exists(
-        fs::symlink_status(extracted_root() / "etc/systemd/system/timers.target.wants" / timer)));
+        fs::symlink_status(extracted_root() / "etc/systemd/system" / (target + ".wants") / unit)));
   }
   CHECK(fs::file_size(extracted_root() / "etc/machine-id") == 0);
   // No per-node secrets baked in: SSH host keys are made on first boot.
