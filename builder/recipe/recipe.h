@@ -77,9 +77,9 @@ struct OverlaySpec {
 
 /// How the read-only root's EROFS file system stores file data.
 enum class RootCompression {
-  none,   ///< plain blocks: raw.zst and the compressed cloud formats compress them best
-  lz4,    ///< the smallest disk, root slots and update downloads
-  lz4hc,  ///< a little smaller than lz4, ten times the build CPU
+  none,   ///< plain blocks: raw.zst and the compressed image formats compress them best
+  lz4,    ///< small root slots, update downloads and netboot RAM, fast to make and read
+  lz4hc,  ///< 8% smaller than lz4 for ten times its build CPU
 };
 
 struct DiskSpec {

@@ -59,8 +59,14 @@ if [ "${BENCH_SKIP_MKOSI:-0}" != 1 ]; then
   # systemd-boot, matching the backports systemd mkosi 24 needs).
   command -v depmod >/dev/null && command -v cpio >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kmod cpio >/dev/null
-  command -v bootctl >/dev/null ||
+  if ! command -v bootctl >/dev/null; then
+    # A fresh machine lists no backports source yet (mkosi_build.sh --install adds the same).
+    grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ ||
+      echo 'deb http://deb.debian.org/debian bookworm-backports main' \
+        >/etc/apt/sources.list.d/bookworm-backports.list
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports systemd-boot >/dev/null
+  fi
   MKOSI_CONFIG="$root/tests/bench/mkosi-disk" "$root/tests/bench/mkosi_build.sh" --install \
     "$work/mkosi-out" "$work/mkosi-cache" >"$work/mkosi.log" 2>&1 || { tail -40 "$work/mkosi.log"; exit 1; }
   mkosi_cold=$(sed -n 's/^mkosi_seconds=//p' "$work/mkosi.log")
