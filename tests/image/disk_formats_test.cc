@@ -76,7 +76,8 @@ TEST_CASE("the raw image has kiln's GPT layout with the root pair named by its v
 TEST_CASE("the default root stores file data as plain blocks, as recipes/worker.yaml asks",
           "[image][disk]") {
   const fs::path raw = kImage / "worker.raw";
-  const kiln::GptPartition& root = kiln::find_partition(kiln::read_gpt(raw), "root", raw);
+  const kiln::GptDisk layout = kiln::read_gpt(raw);
+  const kiln::GptPartition& root = kiln::find_partition(layout, "root", raw);
   std::ifstream in(raw, std::ios::binary);
   // EROFS superblock at 1 KiB: magic, then feature_incompat at byte 80, where mkfs.erofs sets
   // bit 0 (lz4 zero padding) for any LZ4 or LZ4HC compressed file system.
@@ -84,10 +85,10 @@ TEST_CASE("the default root stores file data as plain blocks, as recipes/worker.
   in.seekg(static_cast<std::streamoff>(root.offset + 1024));
   REQUIRE(in.read(superblock.data(), superblock.size()));
   auto le32 = [&](std::size_t at) {
-    return static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at])) |
-           static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at + 1])) << 8 |
-           static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at + 2])) << 16 |
-           static_cast<std::uint32_t>(static_cast<unsigned char>(superblock[at + 3])) << 24;
+    std::uint32_t value = 0;
+    for (std::size_t i = 4; i-- > 0;)
+      value = value << 8 | static_cast<unsigned char>(superblock[at + i]);
+    return value;
   };
   REQUIRE(le32(0) == 0xE0F5E1E2u);
   CHECK((le32(80) & 1u) == 0);
