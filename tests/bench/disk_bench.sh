@@ -60,10 +60,7 @@ if [ "${BENCH_SKIP_MKOSI:-0}" != 1 ]; then
   command -v depmod >/dev/null && command -v cpio >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kmod cpio >/dev/null
   if ! command -v bootctl >/dev/null; then
-    # A fresh machine lists no backports source yet (mkosi_build.sh --install adds the same).
-    grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ ||
-      echo 'deb http://deb.debian.org/debian bookworm-backports main' \
-        >/etc/apt/sources.list.d/bookworm-backports.list
+    backports_source
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports systemd-boot >/dev/null
   fi

@@ -21,6 +21,14 @@ seconds() { timed '%.1f' "$@"; }
 # stage_seconds STAGE LOG: the seconds kiln build's log gives a stage ("<== disk (5.2 s)").
 stage_seconds() { sed -n "s/^<== $1 (\([0-9.]*\) s)$/\1/p" "$2" | tail -1; }
 
+# backports_source: lists bookworm-backports in apt's sources unless some source already does
+# (a fresh machine has none), for the peer tools the benches install from it.
+backports_source() {
+  grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ ||
+    echo 'deb http://deb.debian.org/debian bookworm-backports main' \
+      >/etc/apt/sources.list.d/bookworm-backports.list
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # boot_to_login DISK FIRMWARE [MACHINE]: seconds from qemu's start to a login prompt on the

@@ -47,10 +47,9 @@ mkosi_major() {
 }
 
 if [ "$install" -eq 1 ] && [ "$(mkosi_major)" -lt 24 ]; then
-  list=/etc/apt/sources.list.d/bookworm-backports.list
-  if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    echo 'deb http://deb.debian.org/debian bookworm-backports main' >"$list"
-  fi
+  # shellcheck source=tests/bench/lib.sh
+  source "$here/lib.sh"
+  backports_source
   apt-get update >&2
   # mkosi 24 depends on systemd >= 254, so this also moves the host's systemd to
   # bookworm-backports.
