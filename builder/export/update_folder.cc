@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "builder/export/disk_parts.h"
+#include "builder/export/zstd_frames.h"
 #include "builder/update/image_version.h"
 #include "builder/update/release_signature.h"
 #include "builder/update/update_index.h"
@@ -59,7 +60,7 @@ std::vector<UpdateRelease> earlier_releases(const fs::path& folder, const std::s
   for (auto& release : index.releases) {
     if (compare_image_versions(release.version, version) == 0) continue;
     bool complete = true;
-    for (const UpdateFile* f : {&release.root, &release.verity, &release.kernel, &release.initrd})
+    for (const UpdateFile* f : release_files(release))
       complete = complete && fs::exists(folder / f->name);
     if (complete) {
       kept.push_back(std::move(release));
@@ -102,6 +103,13 @@ std::vector<ExportedFile> export_update_folder(const BuildPlan& plan, const Disk
                             [&](const fs::path& out) { copy_from_esp(disk, "vmlinuz", out); });
   release.initrd = add_file(folder, prefix + ".initrd.img", epoch,
                             [&](const fs::path& out) { copy_from_esp(disk, "initrd.img", out); });
+  ZstdFrames zstd{.frame_size = kUpdateFrameSize};
+  zstd.file = add_file(folder, prefix + ".root.img.zst", epoch, [&](const fs::path& out) {
+    zstd.frames = write_zstd_frames(folder / release.root.name, out, zstd.frame_size);
+  });
+  log::info("    root {} MiB, {} MiB as {} zstd frames", release.root.size >> 20,
+            zstd.file.size >> 20, zstd.frames.size());
+  release.root_zstd = std::move(zstd);
   releases.push_back(release);
 
   std::string index = render_update_index({r.name, arch, releases});
@@ -109,8 +117,7 @@ std::vector<ExportedFile> export_update_folder(const BuildPlan& plan, const Disk
   std::string sums;
   std::vector<std::pair<std::string, std::string>> listed;  // name, sha256
   for (const auto& rel : releases) {
-    for (const UpdateFile* f : {&rel.root, &rel.verity, &rel.kernel, &rel.initrd})
-      listed.emplace_back(f->name, f->sha256);
+    for (const UpdateFile* f : release_files(rel)) listed.emplace_back(f->name, f->sha256);
   }
   listed.emplace_back("index.json", sha256_hex(index));
   std::sort(listed.begin(), listed.end());
@@ -119,7 +126,7 @@ std::vector<ExportedFile> export_update_folder(const BuildPlan& plan, const Disk
   // The index and its signature are replaced last, so a node never sees an index that names
   // files not yet complete.
   std::vector<ExportedFile> files;
-  for (const UpdateFile* f : {&release.root, &release.verity, &release.kernel, &release.initrd})
+  for (const UpdateFile* f : release_files(release))
     files.push_back({"update/" + f->name, f->size, f->sha256});
   for (const auto& [name, text] : {std::pair<std::string, const std::string*>{"SHA256SUMS", &sums},
                                    {"index.json", &index},

@@ -60,6 +60,47 @@ UpdateFile parse_file(const json& release, const char* role, const std::string& 
   return file;
 }
 
+/// A zstd frame of `frame_size` bytes never compresses to more than this (zstd's own bound is
+/// the size plus 1/256 and a small header; this one is looser and needs no zstd header).
+std::uint64_t max_compressed_frame(std::uint64_t frame_size) {
+  return frame_size + frame_size / 128 + 4096;
+}
+
+ZstdFrames parse_zstd_frames(const json& release, const UpdateFile& root,
+                             const std::string& where) {
+  std::string at = where + " rootZstd";
+  ZstdFrames zstd;
+  zstd.file = parse_file(release, "rootZstd", where);
+  const json& object = release.at("rootZstd");
+  zstd.frame_size =
+      field(object, "frameSize", json::value_t::number_unsigned, at).get<std::uint64_t>();
+  bool power_of_two = (zstd.frame_size & (zstd.frame_size - 1)) == 0;
+  if (!power_of_two || zstd.frame_size < kMinZstdFrameSize || zstd.frame_size > kMaxZstdFrameSize)
+    throw Error(
+        fmt::format("update index: {}'s frameSize {} is not a power of two from 1 to 64 MiB", at,
+                    zstd.frame_size));
+  const json& frames = field(object, "frames", json::value_t::array, at);
+  const std::uint64_t expected = (root.size + zstd.frame_size - 1) / zstd.frame_size;
+  if (frames.size() != expected)
+    throw Error(fmt::format("update index: {} lists {} frames; a root of {} bytes has {}", at,
+                            frames.size(), root.size, expected));
+  std::uint64_t total = 0;  // at most 2^20 frames of at most 2^27 bytes: no overflow
+  zstd.frames.reserve(frames.size());
+  for (const json& frame : frames) {
+    if (!frame.is_number_unsigned())
+      throw Error(fmt::format("update index: {} has a frame size that is not a count", at));
+    std::uint64_t size = frame.get<std::uint64_t>();
+    if (size == 0 || size > max_compressed_frame(zstd.frame_size))
+      throw Error(fmt::format("update index: {} has a frame of {} bytes, out of range", at, size));
+    total += size;
+    zstd.frames.push_back(size);
+  }
+  if (total != zstd.file.size)
+    throw Error(fmt::format("update index: {}'s frames add up to {} bytes, not its size {}", at,
+                            total, zstd.file.size));
+  return zstd;
+}
+
 bool is_printable_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }
@@ -85,13 +126,17 @@ std::string render_update_index(UpdateIndex index) {
             });
   json releases = json::array();
   for (const auto& r : index.releases) {
-    releases.push_back({{"version", r.version},
-                        {"rootHash", r.root_hash},
-                        {"cmdline", r.cmdline},
-                        {"root", file_json(r.root)},
-                        {"verity", file_json(r.verity)},
-                        {"kernel", file_json(r.kernel)},
-                        {"initrd", file_json(r.initrd)}});
+    json release = {{"version", r.version},          {"rootHash", r.root_hash},
+                    {"cmdline", r.cmdline},          {"root", file_json(r.root)},
+                    {"verity", file_json(r.verity)}, {"kernel", file_json(r.kernel)},
+                    {"initrd", file_json(r.initrd)}};
+    if (r.root_zstd) {
+      json zstd = file_json(r.root_zstd->file);
+      zstd["frameSize"] = r.root_zstd->frame_size;
+      zstd["frames"] = r.root_zstd->frames;
+      release["rootZstd"] = std::move(zstd);
+    }
+    releases.push_back(std::move(release));
   }
   json document = {{"schemaVersion", kUpdateIndexSchema},
                    {"name", index.name},
@@ -137,6 +182,8 @@ UpdateIndex parse_update_index(std::string_view text) {
     release.verity = parse_file(r, "verity", where);
     release.kernel = parse_file(r, "kernel", where);
     release.initrd = parse_file(r, "initrd", where);
+    // Optional: nodes whose kiln predates it read the index without it, and download the root.
+    if (r.contains("rootZstd")) release.root_zstd = parse_zstd_frames(r, release.root, where);
     for (const auto& other : index.releases) {
       if (compare_image_versions(other.version, release.version) == 0)
         throw Error(fmt::format("update index lists version {} twice", release.version));
@@ -144,6 +191,13 @@ UpdateIndex parse_update_index(std::string_view text) {
     index.releases.push_back(std::move(release));
   }
   return index;
+}
+
+std::vector<const UpdateFile*> release_files(const UpdateRelease& release) {
+  std::vector<const UpdateFile*> files = {&release.root, &release.verity, &release.kernel,
+                                          &release.initrd};
+  if (release.root_zstd) files.push_back(&release.root_zstd->file);
+  return files;
 }
 
 const UpdateRelease* newest_release(const UpdateIndex& index) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,16 @@ struct UpdateFile {
   std::string sha256;  ///< 64 lowercase hex digits
 };
 
+/// The root of a release as independent zstd frames, each the compression of `frame_size`
+/// bytes of the root (the last one of what is left). A node downloads this instead of the root
+/// when its index lists it: a frame boundary is a point where a download can resume, and
+/// the frame sizes say which byte of this file it resumes at.
+struct ZstdFrames {
+  UpdateFile file;
+  std::uint64_t frame_size = 0;       ///< root bytes per frame: a power of two, 1-64 MiB
+  std::vector<std::uint64_t> frames;  ///< compressed size of each frame, in order
+};
+
 /// One version a node can update to: the verified root, its hash tree and what boots it.
 struct UpdateRelease {
   std::string version;
@@ -23,6 +34,8 @@ struct UpdateRelease {
   UpdateFile verity;      ///< its dm-verity hash tree, written to the slot's verity partition
   UpdateFile kernel;
   UpdateFile initrd;
+  /// The root again, compressed; indexes written before it existed lack it.
+  std::optional<ZstdFrames> root_zstd;
 };
 
 /// `index.json` of an update folder: every release it holds, oldest first. Signed as a whole
@@ -37,6 +50,8 @@ inline constexpr int kUpdateIndexSchema = 1;
 /// An index larger than this is refused before parsing: hundreds of releases fit in 64 KiB.
 inline constexpr std::size_t kMaxUpdateIndexBytes = 1 << 20;
 inline constexpr std::size_t kMaxUpdateReleases = 512;
+inline constexpr std::uint64_t kMinZstdFrameSize = 1 << 20;
+inline constexpr std::uint64_t kMaxZstdFrameSize = 64 << 20;
 
 /// JSON with sorted keys and releases ordered by version, so the same releases always give
 /// the same bytes (and the same signature, with Ed25519).
@@ -46,6 +61,9 @@ std::string render_update_index(UpdateIndex index);
 /// every digest and size well-formed, versions valid and unique. Throws kiln::Error naming the
 /// first problem (the release and field).
 UpdateIndex parse_update_index(std::string_view text);
+
+/// Every file of a release: root, verity, kernel, initrd, then the compressed root if listed.
+std::vector<const UpdateFile*> release_files(const UpdateRelease& release);
 
 /// The newest release, or nullptr when the index is empty.
 const UpdateRelease* newest_release(const UpdateIndex& index);

@@ -203,6 +203,31 @@ void verify_slot(const fs::path& root_device, const fs::path& verity_device,
   if (!problem.empty()) throw Refusal("the written slot fails dm-verity verification: " + problem);
 }
 
+/// Writes a release's root onto the slot, from its zstd frames when the index lists them (a
+/// fraction of the bytes), else whole. Frames that cannot be fetched or do not decode to the
+/// root are reported, and the root is fetched whole instead: an index names both. A slot
+/// that fails its digest after a resumed download stays a refusal, as for a whole root.
+void write_root(const std::string& url, const UpdateRelease& release, const fs::path& device,
+                NodeState& state, const Say& say) {
+  if (release.root_zstd) {
+    auto fall_back = [&](const Error& e) {
+      say(fmt::format("kiln-update: {}; fetching {} whole instead", e.what(), release.root.name));
+    };
+    try {
+      write_frames_to_slot(url, release.root, *release.root_zstd, device, release.version, state,
+                           say);
+      return;
+    } catch (const BadFrames& e) {
+      fall_back(e);
+    } catch (const Refusal&) {
+      throw;
+    } catch (const Error& e) {
+      fall_back(e);
+    }
+  }
+  write_to_slot(url, release.root, device, release.version, "root", state, say);
+}
+
 int check(const NodePaths& paths) {
   UpdateSettings settings = read_settings(paths, stamped_update_url(paths));
   if (settings.url.empty()) {
@@ -265,8 +290,11 @@ int check(const NodePaths& paths) {
                 " slot to update into (built with disk.root_b: "
                 "0?); reflash it with an image that has one");
   }
-  say(fmt::format("kiln-update: installing {} into slot {} ({} MiB)", release->version, slot,
-                  (release->root.size + release->verity.size) >> 20));
+  const std::uint64_t root_download =
+      release->root_zstd ? release->root_zstd->file.size : release->root.size;
+  say(fmt::format("kiln-update: installing {} into slot {} ({} MiB, {} MiB to download)",
+                  release->version, slot, (release->root.size + release->verity.size) >> 20,
+                  (root_download + release->verity.size) >> 20));
   // Nothing may boot a slot while it is being overwritten.
   for (const auto& e : read_entries(esp.path())) {
     bool on_b = e.options.find("kiln.slot=b") != std::string::npos;
@@ -276,8 +304,7 @@ int check(const NodePaths& paths) {
     }
   }
   const auto started = std::chrono::steady_clock::now();
-  write_to_slot(settings.url, release->root, paths.partitions / root_label, release->version,
-                "root", state, say);
+  write_root(settings.url, *release, paths.partitions / root_label, state, say);
   write_to_slot(settings.url, release->verity, paths.partitions / verity_label, release->version,
                 "verity", state, say);
   try {

@@ -153,6 +153,11 @@ TEST_CASE("a node stages a newer signed release into its inactive slot for a tri
   INFO(result.output);
   REQUIRE(result.exit_code == 0);
   CHECK_THAT(result.output, Catch::Contains("slot b matches root hash " + r.root_hash));
+  // The root came as zstd frames, a fraction of its size, and was never fetched whole.
+  REQUIRE(r.root_zstd);
+  CHECK(r.root_zstd->file.size < r.root.size / 2);
+  CHECK_THAT(served.server->log(), Catch::Contains("/update/" + r.root_zstd->file.name + " 200") &&
+                                       !Catch::Contains("/update/" + r.root.name + " "));
   // The slot holds exactly the release's root and hash tree.
   CHECK(node.slot_b_sha256(r.root.size) == r.root.sha256);
   CHECK(sha256_hex(read_at(node.partitions / "root-b-verity", 0, r.verity.size)) ==
@@ -215,10 +220,12 @@ TEST_CASE(
     refused(served, node, "not signed by a key this image trusts");
   }
   SECTION("a root whose digest differs from the signed index") {
+    // Its frames are damaged too, so the node falls back to the whole root and refuses that.
     ServedCopy served;
     std::string root = read_file(served.folder / r.root.name);
     root[root.size() / 2] ^= 1;
     served.replace(r.root.name, root);
+    served.replace(r.root_zstd->file.name, std::string(r.root_zstd->file.size, 'x'));
     FileNode node("0.9", served.url());
     refused(served, node, "not the " + r.root.sha256 + " the signed index lists");
   }
@@ -234,6 +241,29 @@ TEST_CASE(
     FileNode node("0.9", served.url());
     refused(served, node, "fails dm-verity verification");
   }
+}
+
+TEST_CASE("a node whose root frames do not decode fetches the root whole and stages it",
+          "[image][update]") {
+  const UpdateRelease& r = release().index.releases.at(0);
+  ServedCopy served;
+  // One flipped bit in the third frame, after the first checkpoint (32 MiB): it no longer
+  // decodes, or not to what its checksum says.
+  const auto& frames = r.root_zstd->frames;
+  std::string packed = read_file(served.folder / r.root_zstd->file.name);
+  packed[frames[0] + frames[1] + frames[2] / 2] ^= 0x10;
+  served.replace(r.root_zstd->file.name, packed);
+  FileNode node("0.9", served.url());
+  auto result = node.run("check");
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
+  CHECK_THAT(result.output,
+             Catch::Contains(r.root_zstd->file.name + ": frame 3 of the compressed root") &&
+                 Catch::Contains("fetching " + r.root.name + " whole instead"));
+  // The whole root resumed at the checkpoint the frames before it made.
+  CHECK_THAT(result.output, Catch::Contains("resuming " + r.root.name + " at 32 MiB"));
+  CHECK(node.slot_b_sha256(r.root.size) == r.root.sha256);
+  CHECK_THAT(result.output, Catch::Contains("slot b matches root hash " + r.root_hash));
 }
 
 TEST_CASE("a node that boots through the Raspberry Pi firmware refuses to stage an update",

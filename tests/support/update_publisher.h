@@ -28,7 +28,7 @@ inline void publish_releases(const std::filesystem::path& folder,
     index.name = one.name;
     index.arch = one.arch;
     for (const auto& release : one.releases) {
-      for (const UpdateFile* f : {&release.root, &release.verity, &release.kernel, &release.initrd}) {
+      for (const UpdateFile* f : release_files(release)) {
         if (!fs::exists(folder / f->name)) fs::create_hard_link(from / f->name, folder / f->name);
       }
       index.releases.push_back(release);
@@ -37,7 +37,8 @@ inline void publish_releases(const std::filesystem::path& folder,
   std::string text = render_update_index(index);
   write_file_atomic(folder / "index.json.sig", "");  // never a new index beside an old signature
   write_file_atomic(folder / "index.json", text);
-  write_file_atomic(folder / "index.json.sig", sign_release(update_releases() / "release.key", text));
+  write_file_atomic(folder / "index.json.sig",
+                    sign_release(update_releases() / "release.key", text));
 }
 
 }  // namespace kiln::test
