@@ -47,7 +47,8 @@ void ZstdFrameReader::feed(std::string_view compressed) {
   while (in.pos < in.size) {
     const std::uint64_t frame = offset_ / frame_size_ + 1;
     if (offset_ == root_size_ && !in_frame_)
-      throw Error(fmt::format("the compressed root goes on after its last frame ({})", frame - 1));
+      throw ZstdFrameError(
+          fmt::format("the compressed root goes on after its last frame ({})", frame - 1));
     in_frame_ = true;
     // Room for one byte past the frame's end, so that a frame longer than it should be shows.
     std::size_t room = std::min<std::uint64_t>(decoder_->buffer.size(), frame_end_ - offset_ + 1);
@@ -55,12 +56,13 @@ void ZstdFrameReader::feed(std::string_view compressed) {
     const std::size_t consumed_before = in.pos;
     std::size_t status = ZSTD_decompressStream(decoder_->context.get(), &out, &in);
     if (ZSTD_isError(status)) {
-      throw Error(fmt::format("frame {} of the compressed root is damaged: {}", frame,
-                              ZSTD_getErrorName(status)));
+      throw ZstdFrameError(fmt::format("frame {} of the compressed root is damaged: {}", frame,
+                                       ZSTD_getErrorName(status)));
     }
     if (offset_ + out.pos > frame_end_) {
-      throw Error(fmt::format("frame {} of the compressed root holds more than its {} bytes", frame,
-                              frame_end_ - (frame - 1) * frame_size_));
+      throw ZstdFrameError(
+          fmt::format("frame {} of the compressed root holds more than its {} bytes", frame,
+                      frame_end_ - (frame - 1) * frame_size_));
     }
     if (out.pos > 0) {
       output_(offset_, std::string_view(decoder_->buffer.data(), out.pos));
@@ -68,15 +70,15 @@ void ZstdFrameReader::feed(std::string_view compressed) {
     }
     if (status == 0) {  // the frame ended, and was flushed whole
       if (offset_ != frame_end_) {
-        throw Error(fmt::format("frame {} of the compressed root holds {} bytes, not {}", frame,
-                                offset_ - (frame - 1) * frame_size_,
-                                frame_end_ - (frame - 1) * frame_size_));
+        throw ZstdFrameError(fmt::format("frame {} of the compressed root holds {} bytes, not {}",
+                                         frame, offset_ - (frame - 1) * frame_size_,
+                                         frame_end_ - (frame - 1) * frame_size_));
       }
       in_frame_ = false;
       on_frame_end_(offset_);
       frame_end_ = std::min(offset_ + frame_size_, root_size_);
     } else if (out.pos == 0 && in.pos == consumed_before) {
-      throw Error(fmt::format("frame {} of the compressed root cannot be decoded", frame));
+      throw ZstdFrameError(fmt::format("frame {} of the compressed root cannot be decoded", frame));
     }
   }
 }

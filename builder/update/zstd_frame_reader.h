@@ -5,14 +5,21 @@
 #include <memory>
 #include <string_view>
 
+#include "builder/util/error.h"
+
 namespace kiln {
+
+/// Frames that are not the root they should be: damaged, too long or short, or too many.
+struct ZstdFrameError : Error {
+  using Error::Error;
+};
 
 /// Decodes a compressed update root as it arrives from the network: independent zstd frames,
 /// each of which must decompress to exactly `frame_size` bytes of the root (the last one to
 /// what is left of `root_size`). Any other length, a damaged frame, a frame whose window is
-/// larger than `frame_size`, or bytes after the last frame throw kiln::Error before anything
-/// past the frame's end is handed on. Memory: one window of at most `frame_size` and a 1 MiB
-/// buffer.
+/// larger than `frame_size`, or bytes after the last frame throw ZstdFrameError before
+/// anything past the frame's end is handed on; what the callbacks throw passes through. Memory: one
+/// window of at most `frame_size` and a 1 MiB buffer.
 class ZstdFrameReader {
  public:
   /// Bytes of the root at `offset`, in pieces of at most 1 MiB, in order.

@@ -200,7 +200,7 @@ void write_frames_to_slot(const std::string& base_url, const UpdateFile& root,
     firstboot::fetch_range(url, from, zstd.file.size, [&](const char* data, std::size_t size) {
       try {
         reader.feed(std::string_view(data, size));
-      } catch (const Error& e) {
+      } catch (const ZstdFrameError& e) {
         throw BadFrames(zstd.file.name + ": " + e.what());
       }
     });
