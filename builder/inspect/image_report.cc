@@ -13,6 +13,8 @@ bool ImageReport::verified() const {
   if (roots.empty()) return false;
   for (const auto& root : roots)
     if (!root.matches) return false;
+  for (const auto& release : releases)
+    if (release.frames && !release.frames->matches) return false;
   return true;
 }
 

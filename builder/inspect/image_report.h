@@ -48,6 +48,13 @@ struct StampState {
 struct ReleaseSummary {
   std::string version, cmdline;
   RootCheck root;
+  /// The release's zstd frames, when its index lists them: whether they decode to its root.
+  struct Frames {
+    std::string file;
+    bool matches = false;
+    std::string problem;  ///< why not, when they do not
+  };
+  std::optional<Frames> frames;
 };
 
 /// Everything `kiln inspect` reports about one output.
@@ -62,7 +69,7 @@ struct ImageReport {
   std::string update_name, update_arch;  ///< an update folder's index
   bool update_signed = false;
   std::vector<ReleaseSummary> releases;
-  /// True when every root matches its hash.
+  /// True when every root matches its hash (and every release's frames decode to its root).
   bool verified() const;
 };
 

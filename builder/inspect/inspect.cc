@@ -14,6 +14,7 @@
 #include "builder/join/join_config.h"
 #include "builder/update/update_index.h"
 #include "builder/update/verity_check.h"
+#include "builder/update/zstd_frame_reader.h"
 #include "builder/util/error.h"
 #include "builder/util/files.h"
 #include "builder/util/log.h"
@@ -61,6 +62,33 @@ RootCheck check_root_file(const fs::path& root_file, const fs::path& hash_file,
                                 verity_reader(*hashes, hash_offset), root_hash);
   check.matches = check.problem.empty();
   return check;
+}
+
+/// Whether an update's zstd frames decode, as a node decodes them, to the root its index
+/// lists: "" when they do, else the problem.
+std::string check_frames(const fs::path& file, const UpdateRelease& release) {
+  const ZstdFrames& zstd = *release.root_zstd;
+  std::error_code error;
+  std::uint64_t size = fs::file_size(file, error);
+  if (error) return "cannot read " + file.filename().string() + ": " + error.message();
+  if (size != zstd.file.size)
+    return fmt::format("{} is {} bytes, not the {} the index lists", file.filename().string(), size,
+                       zstd.file.size);
+  log::info("  decoding {} ({} frames)", file.filename().string(), zstd.frames.size());
+  Sha256 hash;
+  try {
+    ZstdFrameReader reader(
+        zstd.frame_size, release.root.size, 0,
+        [&](std::uint64_t, std::string_view data) { hash.update(data); }, [](std::uint64_t) {});
+    for_each_piece(file, [&](std::string_view piece) { reader.feed(piece); });
+    if (!reader.finished()) return "it ends inside a frame";
+  } catch (const Error& e) {
+    return e.what();
+  }
+  std::string digest = hash.hex();
+  if (digest != release.root.sha256)
+    return fmt::format("it decodes to SHA-256 {}, not the root's {}", digest, release.root.sha256);
+  return "";
 }
 
 /// join.yaml from a `kiln stamp --pxe` initrd (a cpio archive kiln wrote).
@@ -122,6 +150,10 @@ void inspect_update_folder(const fs::path& dir, ImageReport& report) {
     ReleaseSummary release{
         it->version, it->cmdline,
         check_root_file(dir / it->root.name, dir / it->verity.name, 0, it->root_hash)};
+    if (it->root_zstd) {
+      std::string problem = check_frames(dir / it->root_zstd->file.name, *it);
+      release.frames = {it->root_zstd->file.name, problem.empty(), problem};
+    }
     report.loader_entries.push_back({"update", it->version, it->version, it->cmdline});
     report.roots.push_back(release.root);
     report.releases.push_back(std::move(release));

@@ -31,6 +31,13 @@ std::string render_report(const ImageReport& report, long long now) {
                              root.matches ? "matches (dm-verity tree and data verified)"
                                           : "DOES NOT MATCH: " + root.problem));
   }
+  for (const auto& release : report.releases) {
+    if (!release.frames) continue;
+    line("frames", fmt::format("{} {}", release.frames->file,
+                               release.frames->matches
+                                   ? "decode to the root of " + release.version
+                                   : "DO NOT DECODE TO THE ROOT: " + release.frames->problem));
+  }
   for (const auto& entry : report.loader_entries) {
     line("boot", fmt::format("{} '{}': {}", entry.loader, entry.title, entry.cmdline));
   }
@@ -118,10 +125,13 @@ std::string report_json(const ImageReport& report, long long now) {
   if (report.format == "update") {
     json releases = json::array();
     for (const auto& r : report.releases) {
-      releases.push_back({{"version", r.version},
-                          {"cmdline", r.cmdline},
-                          {"rootHash", r.root.root_hash},
-                          {"matches", r.root.matches}});
+      json release = {{"version", r.version},
+                      {"cmdline", r.cmdline},
+                      {"rootHash", r.root.root_hash},
+                      {"matches", r.root.matches},
+                      {"framesMatch", r.frames ? json(r.frames->matches) : json(nullptr)}};
+      if (r.frames && !r.frames->matches) release["framesProblem"] = r.frames->problem;
+      releases.push_back(std::move(release));
     }
     doc["update"] = {{"name", report.update_name},
                      {"arch", report.update_arch},

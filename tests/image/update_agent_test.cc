@@ -399,6 +399,7 @@ TEST_CASE("kiln inspect lists an update folder's releases and checks each root a
   CHECK(doc["update"]["releases"][0]["version"] == "1.0.0");
   CHECK(doc["update"]["releases"][0]["rootHash"] == r.index.releases[0].root_hash);
   CHECK(doc["update"]["releases"][0]["matches"] == true);
+  CHECK(doc["update"]["releases"][0]["framesMatch"] == true);
   CHECK(doc["rootHash"] == r.index.releases[0].root_hash);
 
   // The same folder with one byte of the root file changed: refused, exit code 5.
@@ -415,4 +416,22 @@ TEST_CASE("kiln inspect lists an update folder's releases and checks each root a
   doc = nlohmann::json::parse(run.output);
   CHECK(doc["update"]["releases"][0]["matches"] == false);
   CHECK_THAT(doc["roots"][0]["problem"].get<std::string>(), Catch::Contains("differs"));
+  // The frames still decode to the signed root: only the root file is wrong.
+  CHECK(doc["update"]["releases"][0]["framesMatch"] == true);
+
+  // The root file restored and one frame damaged: the frames are what fails now.
+  fs::copy_file(r.folder / r.index.releases[0].root.name, root,
+                fs::copy_options::overwrite_existing);
+  const ZstdFrames& zstd = *r.index.releases[0].root_zstd;
+  fs::path frames = copy / zstd.file.name;
+  std::uint64_t at = zstd.frames[0] + zstd.frames[1] / 2;
+  write_at(frames, std::string(1, char(read_at(frames, at, 1)[0] ^ 0x01)), at);
+  run = test::run_stdout(std::string(KILN_BINARY) + " inspect --json " + copy.string());
+  CHECK(run.exit_code == 5);
+  doc = nlohmann::json::parse(run.output);
+  CHECK(doc["verified"] == false);
+  CHECK(doc["update"]["releases"][0]["matches"] == true);
+  CHECK(doc["update"]["releases"][0]["framesMatch"] == false);
+  CHECK_THAT(doc["update"]["releases"][0]["framesProblem"].get<std::string>(),
+             Catch::Contains("frame 2 of the compressed root"));
 }
