@@ -46,7 +46,7 @@ declare -A max_len=(
   [https_response]=65536 [netroot_head]=65536 [jws]=65536 [http_request]=16384
   [kernel_cmdline]=4096 [base64]=4096 [update_release]=65536 [inspect]=65536
   [network_config]=65536 [aws_response]=65536 [openstack_response]=65536
-  [azure_gce_response]=65536
+  [azure_gce_response]=65536 [update_frames]=65536
 )
 declare -A dict=(
   [recipe]=yaml [join_config]=yaml [cluster_info]=yaml [http_request]=http
