@@ -1,5 +1,4 @@
 // kiln inspect: what a built output holds, and whether its root is the one it was built with.
-#include <algorithm>
 #include <cstdio>
 
 #include "builder/inspect/inspect.h"
@@ -41,12 +40,9 @@ ExitCode run_inspect(const std::vector<std::string>& args) {
   std::string text = parsed.has("json") ? report_json(report, now) : render_report(report, now);
   std::fputs(text.c_str(), stdout);
   if (!report.verified()) {
-    bool roots_match = std::all_of(report.roots.begin(), report.roots.end(),
-                                   [](const RootCheck& root) { return root.matches; });
     std::fprintf(stderr, "kiln: %s: %s\n", parsed.positional[0].c_str(),
-                 roots_match && !report.roots.empty()
-                     ? "a release's zstd frames do not decode to its root"
-                     : "a root does not match its root hash");
+                 report.roots_match() ? "a release's zstd frames do not decode to its root"
+                                      : "a root does not match its root hash");
     return ExitCode::not_verified;
   }
   return ExitCode::ok;

@@ -9,10 +9,15 @@
 
 namespace kiln {
 
-bool ImageReport::verified() const {
+bool ImageReport::roots_match() const {
   if (roots.empty()) return false;
   for (const auto& root : roots)
     if (!root.matches) return false;
+  return true;
+}
+
+bool ImageReport::verified() const {
+  if (!roots_match()) return false;
   for (const auto& release : releases)
     if (release.frames && !release.frames->matches) return false;
   return true;

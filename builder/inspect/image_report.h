@@ -69,7 +69,9 @@ struct ImageReport {
   std::string update_name, update_arch;  ///< an update folder's index
   bool update_signed = false;
   std::vector<ReleaseSummary> releases;
-  /// True when every root matches its hash (and every release's frames decode to its root).
+  /// True when there is a root and every root matches its hash.
+  bool roots_match() const;
+  /// True when the roots match and every release's zstd frames decode to its root.
   bool verified() const;
 };
 

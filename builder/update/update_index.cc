@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <nlohmann/json.hpp>
 
 #include "builder/update/image_version.h"
@@ -74,8 +75,7 @@ ZstdFrames parse_zstd_frames(const json& release, const UpdateFile& root,
   const json& object = release.at("rootZstd");
   zstd.frame_size =
       field(object, "frameSize", json::value_t::number_unsigned, at).get<std::uint64_t>();
-  bool power_of_two = (zstd.frame_size & (zstd.frame_size - 1)) == 0;
-  if (!power_of_two || zstd.frame_size < kMinZstdFrameSize || zstd.frame_size > kMaxZstdFrameSize)
+  if (!is_zstd_frame_size(zstd.frame_size))
     throw Error(
         fmt::format("update index: {}'s frameSize {} is not a power of two from 1 to 64 MiB", at,
                     zstd.frame_size));
@@ -110,6 +110,11 @@ bool is_printable_ascii(std::string_view text) {
 bool is_update_url(std::string_view url) {
   return url.substr(0, 7) == "http://" && url.size() <= 2048 &&
          std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+bool is_zstd_frame_size(std::uint64_t frame_size) {
+  return std::has_single_bit(frame_size) && frame_size >= kMinZstdFrameSize &&
+         frame_size <= kMaxZstdFrameSize;
 }
 
 bool is_update_file_name(std::string_view name) {

@@ -53,6 +53,9 @@ inline constexpr std::size_t kMaxUpdateReleases = 512;
 inline constexpr std::uint64_t kMinZstdFrameSize = 1 << 20;
 inline constexpr std::uint64_t kMaxZstdFrameSize = 64 << 20;
 
+/// A frame size a node accepts: a power of two from kMinZstdFrameSize to kMaxZstdFrameSize.
+bool is_zstd_frame_size(std::uint64_t frame_size);
+
 /// JSON with sorted keys and releases ordered by version, so the same releases always give
 /// the same bytes (and the same signature, with Ed25519).
 std::string render_update_index(UpdateIndex index);

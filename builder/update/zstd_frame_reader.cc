@@ -24,8 +24,7 @@ ZstdFrameReader::ZstdFrameReader(std::uint64_t frame_size, std::uint64_t root_si
       output_(std::move(output)),
       on_frame_end_(std::move(frame_end)),
       decoder_(std::make_unique<Decoder>()) {
-  if (!std::has_single_bit(frame_size) || frame_size < kMinZstdFrameSize ||
-      frame_size > kMaxZstdFrameSize)
+  if (!is_zstd_frame_size(frame_size))
     throw Error(fmt::format("a zstd frame size of {} bytes is not a power of two from 1 to 64 MiB",
                             frame_size));
   if (first_frame > root_size / frame_size)
